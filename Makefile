@@ -1,0 +1,44 @@
+# natcheck: see README.md. Every target builds with CGO_ENABLED=0: the
+# binary is static, to be copied onto a test host.
+export CGO_ENABLED := 0
+GO       ?= go
+BIN      := bin/natcheck
+BUILD    := build
+FUZZTIME ?= 30s
+BENCHTIME ?= 1s
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test bench fuzz demo lint clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/natcheck
+
+# All tests: unit tests, randomized model tests, the Ginkgo specs, the fuzz
+# seed corpora, and (as root) the live-device specs in network namespaces.
+test:
+	mkdir -p $(BUILD)
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 12m ./...
+
+# Benchmarks, with allocations, one core.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -cpu 1 ./reference/
+
+# Fuzz every target for FUZZTIME each.
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./fuzz/ 2>/dev/null | grep '^Fuzz'); do \
+		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./fuzz/ || exit 1; \
+	done
+
+# The main job on a bundled capture.
+demo: build
+	$(BIN) demo
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin $(BUILD)

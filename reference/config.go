@@ -1,0 +1,214 @@
+package reference
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Protocols says which protocols an outbound rule carries (B15).
+type Protocols uint8
+
+const (
+	// AllProtocols carries TCP and UDP. It is the zero value.
+	AllProtocols Protocols = iota
+	TCPOnly
+	UDPOnly
+)
+
+// String returns "all", "tcp" or "udp".
+func (p Protocols) String() string {
+	switch p {
+	case TCPOnly:
+		return "tcp"
+	case UDPOnly:
+		return "udp"
+	}
+	return "all"
+}
+
+// ParseProtocols parses "all", "tcp" or "udp".
+func ParseProtocols(s string) (Protocols, error) {
+	switch s {
+	case "all", "All", "":
+		return AllProtocols, nil
+	case "tcp", "TCP":
+		return TCPOnly, nil
+	case "udp", "UDP":
+		return UDPOnly, nil
+	}
+	return 0, &ConfigError{Field: "protocol", Value: s, Behavior: B15, Reason: "want all, tcp or udp"}
+}
+
+func (p Protocols) carries(proto Proto) bool {
+	switch p {
+	case TCPOnly:
+		return proto == TCP
+	case UDPOnly:
+		return proto == UDP
+	}
+	return proto == TCP || proto == UDP
+}
+
+// Config is one SNAT configuration: a load balancer's frontend IPs, its
+// ordered backend pool and its outbound rule. Zero values of optional fields
+// mean the profile's documented defaults.
+type Config struct {
+	// Profile is the NAT's behaviour; the zero Profile means AzureLB().
+	Profile Profile
+	// Frontends are the frontend public IPv4 addresses, in order (C2, C3).
+	Frontends []netip.Addr
+	// Backends are the backend instances' inside IPv4 addresses, in pool
+	// order: the order fixes placement (C2).
+	Backends []netip.Addr
+	// PoolSize is the number of instances in the pool, at least
+	// len(Backends); instances past len(Backends) hold ports but send
+	// nothing. Zero means len(Backends).
+	PoolSize int
+	// PortsPerInstance is the outbound rule's per-instance total (B4);
+	// zero means the default table (B3).
+	PortsPerInstance int
+	// IdleTimeout is the outbound rule's idle timeout (B12); zero means the
+	// profile's default.
+	IdleTimeout time.Duration
+	// TCPResetOnIdle sends RSTs when an established TCP flow idles out
+	// (B14).
+	TCPResetOnIdle bool
+	// Protocols limits the rule to TCP or UDP (B15).
+	Protocols Protocols
+	// Strict creates TCP flows only on a SYN; otherwise any TCP packet from
+	// inside with no flow creates one (C5).
+	Strict bool
+	// Observer, if set, receives every event.
+	Observer Observer
+}
+
+// ErrConfig is matched by every configuration error:
+// errors.Is(err, ErrConfig).
+var ErrConfig = errors.New("invalid configuration")
+
+// ConfigError is a rejected configuration value: which field, the value,
+// the behaviour whose rule it breaks and what is allowed.
+type ConfigError struct {
+	Field    string
+	Value    any
+	Behavior Behavior
+	Reason   string
+}
+
+func (e *ConfigError) Error() string {
+	s := fmt.Sprintf("config: %s %v: %s", e.Field, e.Value, e.Reason)
+	if e.Behavior != NoBehavior {
+		s += " (" + e.Behavior.String() + ")"
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
+// maxFrontends bounds the frontend IPs an engine takes: each costs the
+// engine two 256 KB port-reference tables.
+const maxFrontends = 1024
+
+// normalize validates c and fills in defaults.
+func (c Config) normalize() (Config, error) {
+	if c.Profile.Name == "" {
+		c.Profile = AzureLB()
+	}
+	p := &c.Profile
+	if p.Mapping != MappingPerDestination || p.PortChoice != PortLowestFree || p.Quota != QuotaPerInstance {
+		return c, &ConfigError{Field: "profile", Value: p.Name, Reason: "only per-destination mapping, lowest-free port choice and per-instance quotas are implemented"}
+	}
+	if len(c.Frontends) == 0 {
+		return c, &ConfigError{Field: "frontends", Value: "[]", Behavior: B1, Reason: "want at least one frontend IPv4 address"}
+	}
+	if len(c.Frontends) > maxFrontends {
+		return c, &ConfigError{Field: "frontends", Value: len(c.Frontends), Reason: fmt.Sprintf("want at most %d frontend IPs", maxFrontends)}
+	}
+	if err := checkAddrs("frontend", c.Frontends); err != nil {
+		return c, err
+	}
+	if err := checkAddrs("backend", c.Backends); err != nil {
+		return c, err
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = len(c.Backends)
+	}
+	if c.PoolSize < 1 {
+		return c, &ConfigError{Field: "pool size", Value: c.PoolSize, Reason: "want at least one backend instance"}
+	}
+	if c.PoolSize < len(c.Backends) {
+		return c, &ConfigError{Field: "pool size", Value: c.PoolSize, Reason: fmt.Sprintf("smaller than the %d backends given", len(c.Backends))}
+	}
+	if err := checkAllocation(p, c.PoolSize, len(c.Frontends), c.PortsPerInstance); err != nil {
+		return c, err
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = p.IdleDefault
+	}
+	if c.IdleTimeout < p.IdleMin || c.IdleTimeout > p.IdleMax || c.IdleTimeout%p.IdleStep != 0 {
+		return c, &ConfigError{Field: "idle timeout", Value: c.IdleTimeout, Behavior: B12,
+			Reason: fmt.Sprintf("want whole %v steps from %v to %v", p.IdleStep, p.IdleMin, p.IdleMax)}
+	}
+	if c.Protocols > UDPOnly {
+		return c, &ConfigError{Field: "protocol", Value: c.Protocols, Behavior: B15, Reason: "want all, tcp or udp"}
+	}
+	return c, nil
+}
+
+func checkAddrs(what string, addrs []netip.Addr) error {
+	seen := make(map[netip.Addr]bool, len(addrs))
+	for i, a := range addrs {
+		if !a.Is4() {
+			return &ConfigError{Field: fmt.Sprintf("%s #%d", what, i+1), Value: a, Reason: "want an IPv4 address"}
+		}
+		if seen[a] {
+			return &ConfigError{Field: fmt.Sprintf("%s #%d", what, i+1), Value: a, Reason: "listed twice"}
+		}
+		seen[a] = true
+	}
+	return nil
+}
+
+// checkAllocation applies B2–B4 to a pool of n instances on k frontend IPs.
+func checkAllocation(p *Profile, n, k, perInstance int) error {
+	if perInstance == 0 {
+		if n > p.maxPool() {
+			return &ConfigError{Field: "pool size", Value: n, Behavior: B3,
+				Reason: fmt.Sprintf("default allocation covers pools of 1 to %d; set ports per instance (an outbound rule) for a larger pool", p.maxPool())}
+		}
+		return nil
+	}
+	if perInstance < p.BlockSize || perInstance > p.PortsPerIP {
+		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
+			Reason: fmt.Sprintf("want %d to %d (0 for the default table)", p.BlockSize, p.PortsPerIP)}
+	}
+	if perInstance%p.BlockSize != 0 {
+		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B2,
+			Reason: fmt.Sprintf("want a multiple of %d (ports are handed out in blocks of %d)", p.BlockSize, p.BlockSize)}
+	}
+	if n*perInstance > k*p.PortsPerIP {
+		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
+			Reason: fmt.Sprintf("%d instances × %d ports = %d exceeds %d frontend IP(s) × %d = %d; at most %d per instance",
+				n, perInstance, n*perInstance, k, p.PortsPerIP, k*p.PortsPerIP, maxPerInstance(p, n, k))}
+	}
+	return nil
+}
+
+// maxPerInstance is the usual sizing of B4: floor(k × ports per IP / n),
+// rounded down to a whole block.
+func maxPerInstance(p *Profile, n, k int) int {
+	v := k * p.PortsPerIP / n
+	v -= v % p.BlockSize
+	return min(v, p.PortsPerIP)
+}
+
+// instanceTarget is each instance's total for a pool of n on k IPs.
+func instanceTarget(p *Profile, n, k, perInstance int) int {
+	if perInstance != 0 {
+		return perInstance
+	}
+	return min(p.tierPorts(n)*k, p.MaxInstancePorts)
+}

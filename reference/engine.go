@@ -1,0 +1,693 @@
+package reference
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// ErrTimeWentBackwards is matched by the error of a call whose time is
+// earlier than the engine's current time.
+var ErrTimeWentBackwards = errors.New("time went backwards")
+
+// TimeError is a call made with a time earlier than the engine's clock.
+type TimeError struct {
+	Now, Got time.Time
+}
+
+func (e *TimeError) Error() string {
+	return fmt.Sprintf("engine: time %s is %v before the engine's time %s",
+		e.Got.UTC().Format(time.RFC3339Nano), e.Now.Sub(e.Got), e.Now.UTC().Format(time.RFC3339Nano))
+}
+
+// Is makes errors.Is(err, ErrTimeWentBackwards) true.
+func (e *TimeError) Is(target error) bool { return target == ErrTimeWentBackwards }
+
+// Flow states, as bits of flow.state.
+const (
+	stLive     = 1 << iota
+	stFixed    // a FIN or a RST set the release time (B10, B11)
+	stRSTSet   // the release time was set by a RST
+	stInDue    // the flow is in the due list, not in a wheel bucket
+	stOut      // an outbound packet was translated
+	stIn       // an inbound packet was translated
+	stUDPPeers // the UDP mapping has more peer ports in Engine.peers
+)
+
+// flow is one live flow: a TCP connection or a UDP mapping. It is 40 bytes;
+// addresses are stored as uint32 (the engine is IPv4-only, as the profiles
+// are) and the SNAT address as the frontend's index.
+type flow struct {
+	inIP, dstIP     uint32
+	inPort, dstPort uint16 // dstPort: a UDP mapping's first peer port
+	snatPort        uint16
+	slot            uint16 // index of the SNAT port among the instance's ports (C3 order)
+	inst            uint32
+	snatIP          uint16
+	proto           Proto
+	state           uint8
+	deadline        int64  // release time, ns of packet time
+	prev, next      uint32 // timing-wheel links: id+1, 0 for none; prev has wheelHead set at a bucket's head
+}
+
+const wheelHead = 1 << 31
+
+func packKey(a uint32, ap uint16, b uint32, bp uint16, proto Proto) key {
+	return key{uint64(a)<<32 | uint64(b), uint64(ap)<<24 | uint64(bp)<<8 | uint64(proto)}
+}
+
+// destPort is the port that keys a mapping: the destination port for TCP
+// (B6), none for UDP, whose mapping is per destination IP (B7).
+func destPort(proto Proto, port uint16) uint16 {
+	if proto == UDP {
+		return 0
+	}
+	return port
+}
+
+func (f *flow) outKey() key {
+	return packKey(f.inIP, f.inPort, f.dstIP, destPort(f.proto, f.dstPort), f.proto)
+}
+
+func (f *flow) inKey() key {
+	return packKey(uint32(f.snatIP), f.snatPort, f.dstIP, destPort(f.proto, f.dstPort), f.proto)
+}
+
+// instance is one backend instance: its blocks in C3 order and its counters.
+type instance struct {
+	addr   netip.Addr
+	blocks []blockRef
+	ports  int
+	stat   [2]protoStat // TCP, UDP
+}
+
+type protoStat struct {
+	inUse, peak     int
+	flows           uint64
+	exhausted       uint64
+	firstExhaustion int64
+	releases        [ReleaseReclaimed + 1]uint64
+	ips             []ipStat
+}
+
+type ipStat struct {
+	ip                     uint16
+	allocated, inUse, peak int
+	flows                  uint64
+}
+
+func protoIndex(p Proto) int {
+	if p == UDP {
+		return 1
+	}
+	return 0
+}
+
+// destKey names one (instance, protocol, destination) whose flows hold more
+// than the instance's first port (see destRec).
+type destKey struct {
+	inst  uint32
+	ip    uint32
+	port  uint16
+	proto Proto
+}
+
+// destRec is a bitmap of the slots an instance uses toward one destination.
+// It exists only while the destination is contended: without one, the
+// instance has no flow to the destination or exactly one, on slot 0. So
+// the common case (one flow per destination) costs nothing here, and the
+// lowest free slot (C3) is found by a word scan, not a probe per port.
+type destRec struct {
+	count int
+	hint  int // no zero bit in words below hint
+	words []uint64
+}
+
+type dueEntry struct {
+	deadline int64
+	id       uint32
+}
+
+type tombKind uint8
+
+const (
+	tombReset     tombKind = iota + 1 // B14: answer with a RST
+	tombReclaimed                     // B16: drop
+)
+
+type tomb struct {
+	until int64
+	kind  tombKind
+	inst  int32
+}
+
+type tombEntry struct {
+	k       key
+	inbound bool
+	until   int64
+}
+
+// Engine is a reference SNAT engine for one configuration. It is not safe
+// for concurrent use: a replay that uses several cores gives each its own
+// engine and its own instances (their port ranges are disjoint, B5).
+type Engine struct {
+	cfg                  Config
+	prof                 *Profile
+	obs                  Observer
+	idle, finHold, rstHl int64
+	now                  int64
+	started              bool
+
+	front4   []uint32
+	frontIdx map[uint32]uint16
+	backIdx  map[uint32]int32
+	alloc    *allocator
+	insts    []instance
+
+	flows   []flow
+	freeIDs []uint32
+	live    int
+	out, in flowIndex
+	dests   map[destKey]*destRec
+	peers   map[uint32][]uint16
+	refs    [2][][]uint32
+
+	// The timing wheel: buckets of 2^wheelShift ns; flows sit in the bucket
+	// of a deadline no later than their own (idle refreshes do not move
+	// them; the bucket re-files them when it comes due).
+	wheel     []uint32
+	wheelMask int64
+	wheelN    int
+	cursor    int64 // buckets below cursor have been loaded into due
+	due       []dueEntry
+	duePos    int
+	nextTimer int64
+
+	tombOut, tombIn map[key]tomb
+	tombQ           []tombEntry
+
+	drops [DropNoInstance + 1]uint64
+	emit  []Packet
+}
+
+// wheelShift makes a bucket 2^30 ns, about 1.07 s: below the shortest hold
+// (RST, 15 s), so a deadline set by a packet never falls in a bucket that
+// has already come due.
+const wheelShift = 30
+
+// New returns an engine for cfg, or a *ConfigError.
+func New(cfg Config) (*Engine, error) {
+	c, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg: c, obs: c.Observer,
+		idle: int64(c.IdleTimeout), finHold: int64(c.Profile.FINHold), rstHl: int64(c.Profile.RSTHold),
+		frontIdx: make(map[uint32]uint16, len(c.Frontends)),
+		backIdx:  make(map[uint32]int32, len(c.Backends)),
+		out:      newFlowIndex(1024), in: newFlowIndex(1024),
+		dests: map[destKey]*destRec{}, peers: map[uint32][]uint16{},
+		tombOut: map[key]tomb{}, tombIn: map[key]tomb{},
+	}
+	e.prof = &e.cfg.Profile
+	for i, a := range c.Frontends {
+		e.front4 = append(e.front4, v4(a))
+		e.frontIdx[v4(a)] = uint16(i)
+	}
+	e.refs[0] = make([][]uint32, len(c.Frontends))
+	e.refs[1] = make([][]uint32, len(c.Frontends))
+	// The wheel spans more than the longest deadline a packet can set.
+	span := (int64(e.prof.IdleMax)+int64(e.prof.FINHold))>>wheelShift + 4
+	n := int64(64)
+	for n < span {
+		n *= 2
+	}
+	e.wheel = make([]uint32, n)
+	e.wheelMask = n - 1
+	e.alloc = newAllocator(e.prof, len(c.Frontends), c.PoolSize, c.PortsPerInstance)
+	e.insts = make([]instance, c.PoolSize)
+	for i := range e.insts {
+		if i < len(c.Backends) {
+			e.insts[i].addr = c.Backends[i]
+			e.backIdx[v4(c.Backends[i])] = int32(i)
+		}
+		e.setBlocks(i, e.alloc.inst[i])
+	}
+	return e, nil
+}
+
+func v4(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
+
+func addr4(u uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)})
+}
+
+// setBlocks gives instance i its blocks and recounts its per-IP allocation.
+func (e *Engine) setBlocks(i int, blocks []blockRef) {
+	in := &e.insts[i]
+	in.blocks = blocks
+	in.ports = len(blocks) * e.prof.BlockSize
+	for p := range in.stat {
+		st := &in.stat[p]
+		for j := range st.ips {
+			st.ips[j].allocated = 0
+		}
+		for _, b := range blocks {
+			st.ip(b.ip).allocated += e.prof.BlockSize
+		}
+	}
+}
+
+func (st *protoStat) ip(ip uint16) *ipStat {
+	for j := range st.ips {
+		if st.ips[j].ip == ip {
+			return &st.ips[j]
+		}
+	}
+	st.ips = append(st.ips, ipStat{ip: ip})
+	slices.SortFunc(st.ips, func(a, b ipStat) int { return int(a.ip) - int(b.ip) })
+	for j := range st.ips {
+		if st.ips[j].ip == ip {
+			return &st.ips[j]
+		}
+	}
+	panic("unreachable")
+}
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Plan returns the current allocation.
+func (e *Engine) Plan() Plan { return e.alloc.plan(e.cfg.Frontends, e.cfg.Backends) }
+
+// Now returns the engine's current time: the latest time it was given.
+func (e *Engine) Now() time.Time { return time.Unix(0, e.now) }
+
+// Flows returns the number of live flows.
+func (e *Engine) Flows() int { return e.live }
+
+// setTime moves the engine's clock to t and fires every timer due at or
+// before t (B13: a flow whose release time is T is gone for a packet at T).
+func (e *Engine) setTime(t time.Time) (int64, error) {
+	ns := t.UnixNano()
+	if e.started && ns < e.now {
+		return ns, &TimeError{Now: time.Unix(0, e.now), Got: t}
+	}
+	if !e.started {
+		e.started = true
+		e.cursor = ns >> wheelShift
+		e.nextTimer = e.cursor << wheelShift
+	}
+	e.now = ns
+	if ns >= e.nextTimer {
+		e.fire(ns)
+	}
+	return ns, nil
+}
+
+// Advance moves time to t without a packet, firing the timers due by then,
+// and appends to emit the packets the NAT sends meanwhile (B14 RSTs).
+func (e *Engine) Advance(t time.Time, emit []Packet) ([]Packet, error) {
+	e.emit = emit
+	_, err := e.setTime(t)
+	emit, e.emit = e.emit, nil
+	return emit, err
+}
+
+// Process runs one packet through the NAT at p.Time. It returns the
+// verdict and appends to emit the packets the NAT sends by then (B14 RSTs,
+// from timers that fired before p, or in answer to p). A packet earlier
+// than the engine's time is an error (*TimeError) and changes nothing.
+//
+// Process does not allocate for a packet of an established flow.
+func (e *Engine) Process(p Packet, emit []Packet) (Verdict, []Packet, error) {
+	e.emit = emit
+	t, err := e.setTime(p.Time)
+	if err != nil {
+		emit, e.emit = e.emit, nil
+		return Verdict{Instance: -1}, emit, err
+	}
+	var v Verdict
+	if p.Dir == Inbound {
+		v = e.inbound(&p, t)
+	} else {
+		v = e.outbound(&p, t)
+	}
+	emit, e.emit = e.emit, nil
+	return v, emit, nil
+}
+
+// admit applies B15 to a packet in either direction.
+func (e *Engine) admit(p *Packet) DropReason {
+	if p.Fragment {
+		return DropFragment
+	}
+	pr := p.Tuple.Proto
+	if (pr != TCP && pr != UDP) || !e.cfg.Protocols.carries(pr) || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
+		return DropUnsupported
+	}
+	return NotDropped
+}
+
+func (e *Engine) lookup(x *flowIndex, h uint64, k key, inbound bool) (uint32, bool) {
+	h32 := uint32(h)
+	for i := uint64(h32) & x.mask; ; i = (i + 1) & x.mask {
+		s := x.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if uint32(s>>32) == h32 {
+			id := uint32(s) - 1
+			f := &e.flows[id]
+			if (inbound && f.inKey() == k) || (!inbound && f.outKey() == k) {
+				return id, true
+			}
+		}
+	}
+}
+
+func (e *Engine) snat(f *flow) netip.AddrPort {
+	return netip.AddrPortFrom(e.cfg.Frontends[f.snatIP], f.snatPort)
+}
+
+func behaviorOf(p Proto) Behavior {
+	if p == UDP {
+		return B7
+	}
+	return B6
+}
+
+func (e *Engine) outbound(p *Packet, t int64) Verdict {
+	if r := e.admit(p); r != NotDropped {
+		return e.drop(p, r, B15, -1)
+	}
+	tu := &p.Tuple
+	inIP, dstIP := v4(tu.Src.Addr()), v4(tu.Dst.Addr())
+	k := packKey(inIP, tu.Src.Port(), dstIP, destPort(tu.Proto, tu.Dst.Port()), tu.Proto)
+	h := hashKey(k)
+	if id, ok := e.lookup(&e.out, h, k, false); ok {
+		f := &e.flows[id]
+		if f.proto == UDP && f.dstPort != tu.Dst.Port() {
+			e.addPeer(f, id, tu.Dst.Port())
+		}
+		e.touch(f, id, t, p.Flags, stOut)
+		return Verdict{Action: Translated, Behavior: behaviorOf(f.proto), Instance: int(f.inst),
+			Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
+	}
+	return e.newFlow(p, t, k, h, inIP, dstIP)
+}
+
+func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32) Verdict {
+	tu := &p.Tuple
+	inst, ok := e.backIdx[inIP]
+	if !ok {
+		return e.drop(p, DropNoInstance, NoBehavior, -1)
+	}
+	syn := tu.Proto == TCP && p.Flags&(SYN|ACK) == SYN
+	if len(e.tombOut) > 0 {
+		if tb, ok := e.tombOut[k]; ok && tb.until > t {
+			if !syn {
+				return e.tombVerdict(p, tb)
+			}
+			delete(e.tombOut, k)
+		}
+	}
+	if tu.Proto == TCP && !syn && e.cfg.Strict {
+		return e.drop(p, DropNotSYN, C5, int(inst))
+	}
+	slot, ok := e.allocSlot(uint32(inst), tu.Proto, dstIP, destPort(tu.Proto, tu.Dst.Port()))
+	if !ok {
+		return e.exhausted(p, t, int(inst))
+	}
+	var id uint32
+	if n := len(e.freeIDs); n > 0 {
+		id = e.freeIDs[n-1]
+		e.freeIDs = e.freeIDs[:n-1]
+	} else {
+		id = uint32(len(e.flows))
+		e.flows = append(e.flows, flow{})
+	}
+	in := &e.insts[inst]
+	bs := e.prof.BlockSize
+	blk := in.blocks[slot/bs]
+	f := &e.flows[id]
+	*f = flow{inIP: inIP, dstIP: dstIP, inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
+		snatIP: blk.ip, snatPort: e.prof.FirstPort + blk.idx*uint16(bs) + uint16(slot%bs), slot: uint16(slot),
+		inst: uint32(inst), proto: tu.Proto, state: stLive, deadline: t + e.idle}
+	e.live++
+	e.out.insert(h, id)
+	e.in.insert(hashKey(f.inKey()), id)
+	shared := e.portRef(f, 1)
+	e.link(id)
+	if e.obs != nil {
+		kind := MappingCreated
+		if shared {
+			kind = MappingReused
+		}
+		e.event(f, t, kind, behaviorOf(f.proto))
+		if tu.Proto == TCP && !syn {
+			e.event(f, t, PickedUp, C5)
+		}
+	}
+	e.touch(f, id, t, p.Flags, stOut)
+	return Verdict{Action: Translated, Behavior: behaviorOf(f.proto), Instance: int(inst), NewFlow: true,
+		Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
+}
+
+func (e *Engine) inbound(p *Packet, t int64) Verdict {
+	if r := e.admit(p); r != NotDropped {
+		return e.drop(p, r, B15, -1)
+	}
+	tu := &p.Tuple
+	dst := v4(tu.Dst.Addr())
+	fi, ok := e.frontIndex(dst)
+	if !ok {
+		return e.drop(p, DropUnsolicited, B8, -1)
+	}
+	k := packKey(uint32(fi), tu.Dst.Port(), v4(tu.Src.Addr()), destPort(tu.Proto, tu.Src.Port()), tu.Proto)
+	h := hashKey(k)
+	if id, ok := e.lookup(&e.in, h, k, true); ok {
+		f := &e.flows[id]
+		if f.proto == UDP && !e.peerAllowed(f, id, tu.Src.Port()) {
+			return e.drop(p, DropUnsolicited, B8, int(f.inst))
+		}
+		e.touch(f, id, t, p.Flags, stIn)
+		return Verdict{Action: Translated, Behavior: B8, Instance: int(f.inst),
+			Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
+	}
+	if len(e.tombIn) > 0 {
+		if tb, ok := e.tombIn[k]; ok && tb.until > t {
+			return e.tombVerdict(p, tb)
+		}
+	}
+	return e.drop(p, DropUnsolicited, B8, -1)
+}
+
+func (e *Engine) frontIndex(a uint32) (uint16, bool) {
+	if len(e.front4) <= 8 {
+		for i, f := range e.front4 {
+			if f == a {
+				return uint16(i), true
+			}
+		}
+		return 0, false
+	}
+	i, ok := e.frontIdx[a]
+	return i, ok
+}
+
+// tombVerdict answers a packet of a flow that ended by B14 (a RST back to
+// its sender) or by B16 (dropped).
+func (e *Engine) tombVerdict(p *Packet, tb tomb) Verdict {
+	if tb.kind == tombReclaimed {
+		return e.drop(p, DropReleased, B16, int(tb.inst))
+	}
+	rst := Packet{Time: p.Time, Dir: Inbound, Tuple: p.Tuple.Reverse(), Flags: RST | ACK}
+	if p.Dir == Inbound {
+		rst.Dir = Outbound
+	}
+	e.emit = append(e.emit, rst)
+	v := e.drop(p, DropReleased, B14, int(tb.inst))
+	v.Action = Reset
+	return v
+}
+
+func (e *Engine) drop(p *Packet, r DropReason, b Behavior, inst int) Verdict {
+	e.drops[r]++
+	if e.obs != nil {
+		ev := Event{Time: p.Time, Kind: PacketDropped, Behavior: b, Instance: inst, Proto: p.Tuple.Proto, Drop: r}
+		if p.Dir == Outbound {
+			ev.Inside, ev.Remote = p.Tuple.Src, p.Tuple.Dst
+		} else {
+			ev.Remote, ev.SNAT = p.Tuple.Src, p.Tuple.Dst
+		}
+		e.obs(ev)
+	}
+	return Verdict{Action: Dropped, Reason: r, Behavior: b, Instance: inst}
+}
+
+func (e *Engine) exhausted(p *Packet, t int64, inst int) Verdict {
+	st := &e.insts[inst].stat[protoIndex(p.Tuple.Proto)]
+	if st.exhausted == 0 {
+		st.firstExhaustion = t
+	}
+	st.exhausted++
+	e.drops[DropExhausted]++
+	if e.obs != nil {
+		e.obs(Event{Time: p.Time, Kind: Exhausted, Behavior: B9, Instance: inst, Proto: p.Tuple.Proto,
+			Inside: p.Tuple.Src, Remote: p.Tuple.Dst, Drop: DropExhausted})
+	}
+	return Verdict{Action: Dropped, Reason: DropExhausted, Behavior: B9, Instance: inst}
+}
+
+func (e *Engine) event(f *flow, t int64, kind EventKind, b Behavior) {
+	e.obs(Event{Time: time.Unix(0, t), Kind: kind, Behavior: b, Instance: int(f.inst), Proto: f.proto,
+		Inside: netip.AddrPortFrom(addr4(f.inIP), f.inPort), Remote: netip.AddrPortFrom(addr4(f.dstIP), f.dstPort),
+		SNAT: e.snat(f)})
+}
+
+// touch applies a translated packet to its flow: the idle timer restarts
+// (B12) unless a FIN or a RST has fixed the release time (B10, B11).
+func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) {
+	f.state |= dir
+	if f.proto == TCP && flags&(FIN|RST) != 0 {
+		d := f.deadline
+		if flags&RST != 0 && (f.state&stFixed == 0 || t+e.rstHl < d) {
+			d = t + e.rstHl
+			f.state |= stFixed | stRSTSet
+		}
+		if flags&FIN != 0 && f.state&stFixed == 0 {
+			d = t + e.finHold
+			f.state |= stFixed
+		}
+		if d < f.deadline && f.state&stInDue == 0 {
+			e.unlink(id)
+			f.deadline = d
+			e.link(id)
+		}
+		f.deadline = d
+	}
+	if f.state&stFixed == 0 {
+		f.deadline = t + e.idle
+	}
+}
+
+func (e *Engine) addPeer(f *flow, id uint32, port uint16) {
+	if f.state&stUDPPeers != 0 {
+		ps := e.peers[id]
+		if slices.Contains(ps, port) {
+			return
+		}
+		e.peers[id] = append(ps, port)
+		return
+	}
+	f.state |= stUDPPeers
+	e.peers[id] = []uint16{port}
+}
+
+// peerAllowed is B8 for UDP: the mapping has sent to the source port.
+func (e *Engine) peerAllowed(f *flow, id uint32, port uint16) bool {
+	return f.dstPort == port || (f.state&stUDPPeers != 0 && slices.Contains(e.peers[id], port))
+}
+
+// allocSlot picks the instance's lowest slot with no flow to the
+// destination (B5, B6, B7, C3), or reports exhaustion (B9).
+func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16) (int, bool) {
+	in := &e.insts[inst]
+	if in.ports == 0 {
+		return 0, false
+	}
+	dk := destKey{inst: inst, ip: dstIP, port: dport, proto: proto}
+	if len(e.dests) > 0 {
+		if r, ok := e.dests[dk]; ok {
+			s := r.lowestFree(in.ports)
+			if s < 0 {
+				return 0, false
+			}
+			r.set(s)
+			return s, true
+		}
+	}
+	b := in.blocks[0]
+	k0 := packKey(uint32(b.ip), e.prof.FirstPort+b.idx*uint16(e.prof.BlockSize), dstIP, dport, proto)
+	if _, taken := e.lookup(&e.in, hashKey(k0), k0, true); !taken {
+		return 0, true
+	}
+	if in.ports < 2 {
+		return 0, false
+	}
+	r := &destRec{}
+	r.set(0)
+	r.set(1)
+	e.dests[dk] = r
+	return 1, true
+}
+
+func (r *destRec) lowestFree(ports int) int {
+	for w := r.hint; w < len(r.words); w++ {
+		if x := ^r.words[w]; x != 0 {
+			r.hint = w
+			s := w*64 + trailingZeros(x)
+			if s >= ports {
+				return -1
+			}
+			return s
+		}
+	}
+	r.hint = len(r.words)
+	if s := len(r.words) * 64; s < ports {
+		return s
+	}
+	return -1
+}
+
+func (r *destRec) set(s int) {
+	for s/64 >= len(r.words) {
+		r.words = append(r.words, 0)
+	}
+	r.words[s/64] |= 1 << (s % 64)
+	r.count++
+}
+
+func (r *destRec) clear(s int) {
+	r.words[s/64] &^= 1 << (s % 64)
+	r.count--
+	r.hint = min(r.hint, s/64)
+}
+
+// portRef counts a flow on its SNAT port; it reports whether the port
+// already carried flows (a reuse, B6/B7).
+func (e *Engine) portRef(f *flow, delta int) bool {
+	pi := protoIndex(f.proto)
+	refs := e.refs[pi][f.snatIP]
+	if refs == nil {
+		refs = make([]uint32, e.prof.PortsPerIP)
+		e.refs[pi][f.snatIP] = refs
+	}
+	r := &refs[f.snatPort-e.prof.FirstPort]
+	st := &e.insts[f.inst].stat[pi]
+	is := st.ip(f.snatIP)
+	if delta > 0 {
+		*r++
+		st.flows++
+		is.flows++
+		if *r > 1 {
+			return true
+		}
+		st.inUse++
+		is.inUse++
+		st.peak = max(st.peak, st.inUse)
+		is.peak = max(is.peak, is.inUse)
+		return false
+	}
+	*r--
+	if *r == 0 {
+		st.inUse--
+		is.inUse--
+	}
+	return false
+}

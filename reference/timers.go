@@ -1,0 +1,189 @@
+package reference
+
+import (
+	"math/bits"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
+
+// link files flow id in the wheel bucket of its deadline.
+func (e *Engine) link(id uint32) {
+	f := &e.flows[id]
+	b := uint32((f.deadline >> wheelShift) & e.wheelMask)
+	head := e.wheel[b]
+	f.prev = wheelHead | b
+	f.next = head
+	if head != 0 {
+		e.flows[head-1].prev = id + 1
+	}
+	e.wheel[b] = id + 1
+	e.wheelN++
+}
+
+// unlink takes flow id out of its wheel bucket.
+func (e *Engine) unlink(id uint32) {
+	f := &e.flows[id]
+	if f.prev&wheelHead != 0 {
+		e.wheel[f.prev&^wheelHead] = f.next
+	} else {
+		e.flows[f.prev-1].next = f.next
+	}
+	if f.next != 0 {
+		e.flows[f.next-1].prev = f.prev
+	}
+	f.prev, f.next = 0, 0
+	e.wheelN--
+}
+
+// fire releases, in order of release time, every flow due at or before t.
+// Each bucket is loaded once; a flow whose deadline moved on since it was
+// filed is filed again, so a refresh costs nothing until its bucket comes.
+func (e *Engine) fire(t int64) {
+	for {
+		for e.duePos < len(e.due) {
+			d := e.due[e.duePos]
+			if d.deadline > t {
+				e.nextTimer = d.deadline
+				return
+			}
+			e.duePos++
+			f := &e.flows[d.id]
+			if f.state&stInDue == 0 {
+				continue // released meanwhile (B16)
+			}
+			f.state &^= stInDue
+			if f.deadline > d.deadline {
+				e.link(d.id)
+				continue
+			}
+			e.expire(d.id, d.deadline)
+		}
+		e.due, e.duePos = e.due[:0], 0
+		if e.wheelN == 0 {
+			// Nothing is filed: skip the empty buckets of a long gap.
+			e.cursor = max(e.cursor, t>>wheelShift+1)
+		}
+		start := e.cursor << wheelShift
+		if start > t {
+			e.nextTimer = start
+			return
+		}
+		e.load(e.cursor)
+		e.cursor++
+	}
+}
+
+// load moves bucket c's flows that are due within it to the due list,
+// sorted by deadline then flow ID (deterministic), and files the others
+// again.
+func (e *Engine) load(c int64) {
+	b := c & e.wheelMask
+	next := e.wheel[b]
+	e.wheel[b] = 0
+	for next != 0 {
+		id := next - 1
+		f := &e.flows[id]
+		next = f.next
+		f.prev, f.next = 0, 0
+		e.wheelN--
+		if f.deadline>>wheelShift > c {
+			e.link(id)
+			continue
+		}
+		f.state |= stInDue
+		e.due = append(e.due, dueEntry{f.deadline, id})
+	}
+	if len(e.due) > 1 {
+		slices.SortFunc(e.due, func(a, b dueEntry) int {
+			if a.deadline != b.deadline {
+				if a.deadline < b.deadline {
+					return -1
+				}
+				return 1
+			}
+			return int(a.id) - int(b.id)
+		})
+	}
+}
+
+// expire ends flow id at its release time.
+func (e *Engine) expire(id uint32, at int64) {
+	f := &e.flows[id]
+	reason := ReleaseIdle
+	switch {
+	case f.state&stRSTSet != 0:
+		reason = ReleaseRST
+	case f.state&stFixed != 0:
+		reason = ReleaseFIN
+	}
+	if reason == ReleaseIdle && e.cfg.TCPResetOnIdle && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
+		// B14: an established flow that idles out is reset both ways, and
+		// its later packets are answered with a RST.
+		inside := netip.AddrPortFrom(addr4(f.inIP), f.inPort)
+		remote := netip.AddrPortFrom(addr4(f.dstIP), f.dstPort)
+		ts := time.Unix(0, at)
+		e.emit = append(e.emit,
+			Packet{Time: ts, Dir: Inbound, Tuple: Tuple{Proto: TCP, Src: remote, Dst: inside}, Flags: RST | ACK},
+			Packet{Time: ts, Dir: Outbound, Tuple: Tuple{Proto: TCP, Src: e.snat(f), Dst: remote}, Flags: RST | ACK})
+		e.addTomb(f, at, tombReset)
+	}
+	e.release(id, at, reason)
+}
+
+// release frees flow id's slot and index entries.
+func (e *Engine) release(id uint32, at int64, reason ReleaseReason) {
+	f := &e.flows[id]
+	if f.prev != 0 {
+		e.unlink(id)
+	}
+	e.out.remove(hashKey(f.outKey()), id)
+	e.in.remove(hashKey(f.inKey()), id)
+	dk := destKey{inst: f.inst, ip: f.dstIP, port: destPort(f.proto, f.dstPort), proto: f.proto}
+	if len(e.dests) > 0 {
+		if r, ok := e.dests[dk]; ok {
+			r.clear(int(f.slot))
+			if r.count == 0 {
+				delete(e.dests, dk)
+			}
+		}
+	}
+	e.portRef(f, -1)
+	st := &e.insts[f.inst].stat[protoIndex(f.proto)]
+	st.releases[reason]++
+	if f.state&stUDPPeers != 0 {
+		delete(e.peers, id)
+	}
+	if e.obs != nil {
+		ev := Event{Time: time.Unix(0, at), Kind: Released, Instance: int(f.inst), Proto: f.proto,
+			Inside: netip.AddrPortFrom(addr4(f.inIP), f.inPort), Remote: netip.AddrPortFrom(addr4(f.dstIP), f.dstPort),
+			SNAT: e.snat(f), Release: reason}
+		ev.Behavior = [...]Behavior{ReleaseFIN: B10, ReleaseRST: B11, ReleaseIdle: B12, ReleaseReclaimed: B16}[reason]
+		e.obs(ev)
+	}
+	*f = flow{}
+	e.freeIDs = append(e.freeIDs, id)
+	e.live--
+}
+
+// addTomb remembers, for one idle timeout, a flow ended by B14 or B16 so
+// that its later packets get a RST or are dropped as released.
+func (e *Engine) addTomb(f *flow, at int64, kind tombKind) {
+	for len(e.tombQ) > 0 && e.tombQ[0].until <= at {
+		q := e.tombQ[0]
+		m := e.tombOut
+		if q.inbound {
+			m = e.tombIn
+		}
+		if tb, ok := m[q.k]; ok && tb.until == q.until {
+			delete(m, q.k)
+		}
+		e.tombQ = e.tombQ[1:]
+	}
+	tb := tomb{until: at + e.idle, kind: kind, inst: int32(f.inst)}
+	e.tombOut[f.outKey()] = tb
+	e.tombIn[f.inKey()] = tb
+	e.tombQ = append(e.tombQ, tombEntry{f.outKey(), false, tb.until}, tombEntry{f.inKey(), true, tb.until})
+}
