@@ -285,7 +285,7 @@ func (e *Engine) Config() Config { return e.cfg }
 func (e *Engine) Plan() Plan { return e.alloc.plan(e.cfg.Frontends, e.cfg.Backends) }
 
 // Now returns the engine's current time: the latest time it was given.
-func (e *Engine) Now() time.Time { return time.Unix(0, e.now) }
+func (e *Engine) Now() time.Time { return utc(e.now) }
 
 // Flows returns the number of live flows.
 func (e *Engine) Flows() int { return e.live }
@@ -295,7 +295,7 @@ func (e *Engine) Flows() int { return e.live }
 func (e *Engine) setTime(t time.Time) (int64, error) {
 	ns := t.UnixNano()
 	if e.started && ns < e.now {
-		return ns, &TimeError{Now: time.Unix(0, e.now), Got: t}
+		return ns, &TimeError{Now: utc(e.now), Got: t}
 	}
 	if !e.started {
 		e.started = true
@@ -545,7 +545,7 @@ func (e *Engine) exhausted(p *Packet, t int64, inst int) Verdict {
 }
 
 func (e *Engine) event(f *flow, t int64, kind EventKind, b Behavior) {
-	e.obs(Event{Time: time.Unix(0, t), Kind: kind, Behavior: b, Instance: int(f.inst), Proto: f.proto,
+	e.obs(Event{Time: utc(t), Kind: kind, Behavior: b, Instance: int(f.inst), Proto: f.proto,
 		Inside: netip.AddrPortFrom(addr4(f.inIP), f.inPort), Remote: netip.AddrPortFrom(addr4(f.dstIP), f.dstPort),
 		SNAT: e.snat(f)})
 }
@@ -691,3 +691,7 @@ func (e *Engine) portRef(f *flow, delta int) bool {
 	}
 	return false
 }
+
+// utc turns the engine's nanoseconds back into a time: UTC, so that equal
+// instants compare equal with ==.
+func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }

@@ -46,11 +46,11 @@ type ReleaseReason uint8
 
 // Release reasons.
 const (
-	NotReleased ReleaseReason = iota
-	ReleaseFIN                // B10
-	ReleaseRST                // B11
-	ReleaseIdle               // B12
-	ReleaseReclaimed          // B16
+	NotReleased      ReleaseReason = iota
+	ReleaseFIN                     // B10
+	ReleaseRST                     // B11
+	ReleaseIdle                    // B12
+	ReleaseReclaimed               // B16
 )
 
 var releaseNames = [...]string{"", "fin", "rst", "idle", "reclaimed"}

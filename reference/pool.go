@@ -175,7 +175,7 @@ func (e *Engine) Stats() []InstanceStats {
 			s := InstanceStats{Instance: i, Inside: in.addr, Proto: proto, Allocated: in.ports, InUse: st.inUse,
 				Peak: st.peak, Flows: st.flows, ExhaustionDrops: st.exhausted, Releases: st.releases}
 			if st.exhausted > 0 {
-				s.FirstExhaustion = time.Unix(0, st.firstExhaustion)
+				s.FirstExhaustion = utc(st.firstExhaustion)
 			}
 			for _, is := range st.ips {
 				s.PerIP = append(s.PerIP, IPStats{IP: e.cfg.Frontends[is.ip], Allocated: is.allocated, InUse: is.inUse, Peak: is.peak, Flows: is.flows})

@@ -4,7 +4,6 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
-	"time"
 )
 
 func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
@@ -124,7 +123,7 @@ func (e *Engine) expire(id uint32, at int64) {
 		// its later packets are answered with a RST.
 		inside := netip.AddrPortFrom(addr4(f.inIP), f.inPort)
 		remote := netip.AddrPortFrom(addr4(f.dstIP), f.dstPort)
-		ts := time.Unix(0, at)
+		ts := utc(at)
 		e.emit = append(e.emit,
 			Packet{Time: ts, Dir: Inbound, Tuple: Tuple{Proto: TCP, Src: remote, Dst: inside}, Flags: RST | ACK},
 			Packet{Time: ts, Dir: Outbound, Tuple: Tuple{Proto: TCP, Src: e.snat(f), Dst: remote}, Flags: RST | ACK})
@@ -157,7 +156,7 @@ func (e *Engine) release(id uint32, at int64, reason ReleaseReason) {
 		delete(e.peers, id)
 	}
 	if e.obs != nil {
-		ev := Event{Time: time.Unix(0, at), Kind: Released, Instance: int(f.inst), Proto: f.proto,
+		ev := Event{Time: utc(at), Kind: Released, Instance: int(f.inst), Proto: f.proto,
 			Inside: netip.AddrPortFrom(addr4(f.inIP), f.inPort), Remote: netip.AddrPortFrom(addr4(f.dstIP), f.dstPort),
 			SNAT: e.snat(f), Release: reason}
 		ev.Behavior = [...]Behavior{ReleaseFIN: B10, ReleaseRST: B11, ReleaseIdle: B12, ReleaseReclaimed: B16}[reason]
