@@ -208,7 +208,7 @@ func TestB6TCPReusePerDestination(t *testing.T) {
 func TestB7UDPPortRestrictedCone(t *testing.T) {
 	h := newHarness(t, oneIP("10.0.0.1", "10.0.0.2"))
 	a := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
-	b := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:123", 0) // same mapping
+	b := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:123", 0)  // same mapping
 	c := h.mustOut(0, UDP, "10.0.0.1:5001", "198.51.100.1:9999", 0) // other inside port, same dst IP
 	d := h.mustOut(0, UDP, "10.0.0.1:5001", "198.51.100.2:53", 0)   // other dst IP
 	if a != b {
@@ -705,4 +705,6 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)) }
+func contains(s, sub string) bool {
+	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
+}
