@@ -708,3 +708,26 @@ func TestConfigErrors(t *testing.T) {
 func contains(s, sub string) bool {
 	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
 }
+
+func TestC4ReleasedSlotReusableAtOnce(t *testing.T) {
+	for _, proto := range []Proto{TCP, UDP} {
+		cfg := oneIP("10.0.0.1")
+		cfg.PortsPerInstance = 8
+		h := newHarness(t, cfg)
+		first := h.mustOut(0, proto, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+		for i := 1; i < 8; i++ {
+			h.mustOut(0, proto, fmt.Sprintf("10.0.0.1:%d", 1000+i), "198.51.100.1:443", SYN)
+		}
+		// The first flow idles out at 4 min; at that very instant another
+		// inside endpoint takes the same SNAT port toward the same destination.
+		for i := 1; i < 8; i++ {
+			h.mustOut(3*time.Minute, proto, fmt.Sprintf("10.0.0.1:%d", 1000+i), "198.51.100.1:443", ACK)
+		}
+		if v := h.out(4*time.Minute-time.Nanosecond, proto, "10.0.0.1:2000", "198.51.100.1:443", SYN); v.Reason != DropExhausted {
+			t.Errorf("C4 %v: 1 ns before release: %v %v, want exhausted", proto, v.Action, v.Reason)
+		}
+		if got := h.mustOut(4*time.Minute, proto, "10.0.0.1:2000", "198.51.100.1:443", SYN); got != first {
+			t.Errorf("C4 %v: at release the new flow got %v, want %v again", proto, got, first)
+		}
+	}
+}
