@@ -731,3 +731,22 @@ func TestC4ReleasedSlotReusableAtOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestLookupHasNoSideEffects(t *testing.T) {
+	h := newHarness(t, oneIP("10.0.0.1"))
+	snat := h.mustOut(0, TCP, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+	tu := Tuple{TCP, ap("10.0.0.1:1000"), ap("198.51.100.1:443")}
+	if got, ok := h.e.Lookup(tu); !ok || got != snat {
+		t.Fatalf("Lookup(%v) = %v, %v; want %v", tu, got, ok, snat)
+	}
+	if _, ok := h.e.Lookup(Tuple{TCP, ap("10.0.0.1:1000"), ap("198.51.100.1:80")}); ok {
+		t.Errorf("Lookup of another destination port found a flow")
+	}
+	n := len(h.events)
+	h.advance(4*time.Minute - time.Nanosecond)
+	h.e.Lookup(tu) // must not restart the idle timer
+	h.advance(4 * time.Minute)
+	if _, ok := h.e.Lookup(tu); ok || len(h.events) != n+1 {
+		t.Errorf("after the idle timeout Lookup still finds the flow (events %d, want %d)", len(h.events), n+1)
+	}
+}
