@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
+
+	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // blockRef names one block of BlockSize ports: frontend IP index and block
@@ -31,12 +33,16 @@ type allocator struct {
 	used        []uint64 // bit per block, IP-major: C3 order
 	firstFree   int      // no free block below this global index
 	inst        [][]blockRef
+	faults      fault.Set // NoReclaim, ReversePlacement
 }
 
-func newAllocator(p *Profile, nIP, pool, perInstance int) *allocator {
-	a := &allocator{prof: p, perInstance: perInstance, nIP: nIP, blocksPerIP: p.PortsPerIP / p.BlockSize}
+func newAllocator(p *Profile, nIP, pool, perInstance int, faults fault.Set) *allocator {
+	a := &allocator{prof: p, perInstance: perInstance, nIP: nIP, blocksPerIP: p.PortsPerIP / p.BlockSize, faults: faults}
 	a.used = make([]uint64, (nIP*a.blocksPerIP+63)/64)
 	a.resize(pool)
+	if faults.Has(fault.ReversePlacement) {
+		slices.Reverse(a.inst)
+	}
 	return a
 }
 
@@ -102,7 +108,7 @@ func (a *allocator) resize(n int) (lost [][]blockRef) {
 		a.inst = a.inst[:n]
 	}
 	for i, blocks := range a.inst {
-		if len(blocks) > target && a.perInstance == 0 {
+		if len(blocks) > target && a.perInstance == 0 && !a.faults.Has(fault.NoReclaim) {
 			lost[i] = slices.Clone(blocks[target:])
 			a.free(blocks[target:])
 			a.inst[i] = blocks[:target:target]
@@ -175,7 +181,7 @@ func PlanFor(cfg Config) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	a := newAllocator(&c.Profile, len(c.Frontends), c.PoolSize, c.PortsPerInstance)
+	a := newAllocator(&c.Profile, len(c.Frontends), c.PoolSize, c.PortsPerInstance, c.Faults)
 	return a.plan(c.Frontends, c.Backends), nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // ErrTimeWentBackwards is matched by the error of a call whose time is
@@ -35,6 +37,7 @@ const (
 	stOut      // an outbound packet was translated
 	stIn       // an inbound packet was translated
 	stUDPPeers // the UDP mapping has more peer ports in Engine.peers
+	stFullKey  // fault.UDPFullTuple: this UDP mapping is keyed by the destination port too
 )
 
 // flow is one live flow: a TCP connection or a UDP mapping. It is 40 bytes;
@@ -68,12 +71,30 @@ func destPort(proto Proto, port uint16) uint16 {
 	return port
 }
 
+// keyPort is destPort for a stored flow.
+func (f *flow) keyPort() uint16 {
+	if f.proto == UDP && f.state&stFullKey == 0 {
+		return 0
+	}
+	return f.dstPort
+}
+
 func (f *flow) outKey() key {
-	return packKey(f.inIP, f.inPort, f.dstIP, destPort(f.proto, f.dstPort), f.proto)
+	return packKey(f.inIP, f.inPort, f.dstIP, f.keyPort(), f.proto)
 }
 
 func (f *flow) inKey() key {
-	return packKey(uint32(f.snatIP), f.snatPort, f.dstIP, destPort(f.proto, f.dstPort), f.proto)
+	return packKey(uint32(f.snatIP), f.snatPort, f.dstIP, f.keyPort(), f.proto)
+}
+
+// keyPort is destPort for a packet: the same, except that under
+// fault.UDPFullTuple (udpKeyMask all ones) a UDP mapping is keyed by the
+// destination port too. The mask costs no branch.
+func (e *Engine) keyPort(proto Proto, port uint16) uint16 {
+	if proto == UDP {
+		return port & e.udpKeyMask
+	}
+	return port
 }
 
 // instance is one backend instance: its blocks in C3 order and its counters.
@@ -191,6 +212,14 @@ type Engine struct {
 
 	drops [DropNoInstance + 1]uint64
 	emit  []Packet
+
+	// faults are the negative-control mutations of Config.Faults; every
+	// test of them sits off the established-flow path, except one field
+	// test per inbound packet (InboundNoRefresh). udpKeyMask and
+	// fullKeyState are 0 unless fault.UDPFullTuple is set.
+	faults       fault.Set
+	udpKeyMask   uint16
+	fullKeyState uint8
 }
 
 // wheelShift makes a bucket 2^30 ns, about 1.07 s: below the shortest hold
@@ -212,6 +241,10 @@ func New(cfg Config) (*Engine, error) {
 		out:      newFlowIndex(1024), in: newFlowIndex(1024),
 		dests: map[destKey]*destRec{}, peers: map[uint32][]uint16{},
 		tombOut: map[key]tomb{}, tombIn: map[key]tomb{},
+		faults: c.Faults,
+	}
+	if c.Faults.Has(fault.UDPFullTuple) {
+		e.udpKeyMask, e.fullKeyState = 0xffff, stFullKey
 	}
 	e.prof = &e.cfg.Profile
 	for i, a := range c.Frontends {
@@ -228,7 +261,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.wheel = make([]uint32, n)
 	e.wheelMask = n - 1
-	e.alloc = newAllocator(e.prof, len(c.Frontends), c.PoolSize, c.PortsPerInstance)
+	e.alloc = newAllocator(e.prof, len(c.Frontends), c.PoolSize, c.PortsPerInstance, c.Faults)
 	e.insts = make([]instance, c.PoolSize)
 	for i := range e.insts {
 		if i < len(c.Backends) {
@@ -236,6 +269,10 @@ func New(cfg Config) (*Engine, error) {
 			e.backIdx[v4(c.Backends[i])] = int32(i)
 		}
 		e.setBlocks(i, e.alloc.inst[i])
+		if c.Faults.Has(fault.HighestBlockFirst) {
+			e.insts[i].blocks = slices.Clone(e.insts[i].blocks)
+			slices.Reverse(e.insts[i].blocks)
+		}
 	}
 	return e, nil
 }
@@ -343,11 +380,11 @@ func (e *Engine) Process(p Packet, emit []Packet) (Verdict, []Packet, error) {
 
 // admit applies B15 to a packet in either direction.
 func (e *Engine) admit(p *Packet) DropReason {
-	if p.Fragment {
+	if p.Fragment && !e.faults.Has(fault.TranslateFragments) {
 		return DropFragment
 	}
 	pr := p.Tuple.Proto
-	if (pr != TCP && pr != UDP) || !e.cfg.Protocols.carries(pr) || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
+	if (pr != TCP && pr != UDP) || (!e.cfg.Protocols.carries(pr) && !e.faults.Has(fault.IgnoreProtocolRule)) || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
 		return DropUnsupported
 	}
 	return NotDropped
@@ -387,7 +424,7 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 	}
 	tu := &p.Tuple
 	inIP, dstIP := v4(tu.Src.Addr()), v4(tu.Dst.Addr())
-	k := packKey(inIP, tu.Src.Port(), dstIP, destPort(tu.Proto, tu.Dst.Port()), tu.Proto)
+	k := packKey(inIP, tu.Src.Port(), dstIP, e.keyPort(tu.Proto, tu.Dst.Port()), tu.Proto)
 	h := hashKey(k)
 	if id, ok := e.lookup(&e.out, h, k, false); ok {
 		f := &e.flows[id]
@@ -416,10 +453,20 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32
 			delete(e.tombOut, k)
 		}
 	}
-	if tu.Proto == TCP && !syn && e.cfg.Strict {
+	if tu.Proto == TCP && !syn && (e.cfg.Strict || e.faults.Has(fault.StrictAlways)) {
 		return e.drop(p, DropNotSYN, C5, int(inst))
 	}
-	slot, ok := e.allocSlot(uint32(inst), tu.Proto, dstIP, destPort(tu.Proto, tu.Dst.Port()))
+	slot, ok := e.allocSlot(uint32(inst), tu.Proto, dstIP, e.keyPort(tu.Proto, tu.Dst.Port()))
+	if !ok && e.faults.Has(fault.BorrowPorts) {
+		for j := range e.insts {
+			if j != int(inst) {
+				if slot, ok = e.allocSlot(uint32(j), tu.Proto, dstIP, e.keyPort(tu.Proto, tu.Dst.Port())); ok {
+					inst = int32(j)
+					break
+				}
+			}
+		}
+	}
 	if !ok {
 		return e.exhausted(p, t, int(inst))
 	}
@@ -438,6 +485,9 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32
 	*f = flow{inIP: inIP, dstIP: dstIP, inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
 		snatIP: blk.ip, snatPort: e.prof.FirstPort + blk.idx*uint16(bs) + uint16(slot%bs), slot: uint16(slot),
 		inst: uint32(inst), proto: tu.Proto, state: stLive, deadline: t + e.idle}
+	if tu.Proto == UDP {
+		f.state |= e.fullKeyState
+	}
 	e.live++
 	e.out.insert(h, id)
 	e.in.insert(hashKey(f.inKey()), id)
@@ -468,14 +518,25 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	if !ok {
 		return e.drop(p, DropUnsolicited, B8, -1)
 	}
-	k := packKey(uint32(fi), tu.Dst.Port(), v4(tu.Src.Addr()), destPort(tu.Proto, tu.Src.Port()), tu.Proto)
+	k := packKey(uint32(fi), tu.Dst.Port(), v4(tu.Src.Addr()), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
 	h := hashKey(k)
 	if id, ok := e.lookup(&e.in, h, k, true); ok {
 		f := &e.flows[id]
 		if f.proto == UDP && !e.peerAllowed(f, id, tu.Src.Port()) {
+			if e.faults.Has(fault.DroppedRefresh) && f.state&stFixed == 0 {
+				f.deadline = t + e.idle
+			}
 			return e.drop(p, DropUnsolicited, B8, int(f.inst))
 		}
-		e.touch(f, id, t, p.Flags, stIn)
+		if e.faults != 0 && e.faults.Has(fault.InboundNoRefresh) {
+			d := f.deadline
+			e.touch(f, id, t, p.Flags, stIn)
+			if f.state&stFixed == 0 {
+				f.deadline = d
+			}
+		} else {
+			e.touch(f, id, t, p.Flags, stIn)
+		}
 		return Verdict{Action: Translated, Behavior: B8, Instance: int(f.inst),
 			Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
 	}
@@ -556,7 +617,7 @@ func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) {
 	f.state |= dir
 	if f.proto == TCP && flags&(FIN|RST) != 0 {
 		d := f.deadline
-		if flags&RST != 0 && (f.state&stFixed == 0 || t+e.rstHl < d) {
+		if flags&RST != 0 && (f.state&stFixed == 0 || t+e.rstHl < d || e.faults.Has(fault.RSTLengthensFIN)) {
 			d = t + e.rstHl
 			f.state |= stFixed | stRSTSet
 		}
@@ -573,6 +634,8 @@ func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) {
 	}
 	if f.state&stFixed == 0 {
 		f.deadline = t + e.idle
+	} else if e.faults.Has(fault.FINRestart) && f.state&stRSTSet == 0 {
+		f.deadline = t + e.finHold
 	}
 }
 
@@ -591,7 +654,7 @@ func (e *Engine) addPeer(f *flow, id uint32, port uint16) {
 
 // peerAllowed is B8 for UDP: the mapping has sent to the source port.
 func (e *Engine) peerAllowed(f *flow, id uint32, port uint16) bool {
-	return f.dstPort == port || (f.state&stUDPPeers != 0 && slices.Contains(e.peers[id], port))
+	return f.dstPort == port || (f.state&stUDPPeers != 0 && slices.Contains(e.peers[id], port)) || e.faults.Has(fault.UDPFullCone)
 }
 
 // allocSlot picks the instance's lowest slot with no flow to the
@@ -601,10 +664,24 @@ func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16)
 	if in.ports == 0 {
 		return 0, false
 	}
+	ports := in.ports
+	if e.faults != 0 {
+		if s, ok, done := e.faultySlot(in, proto, dstIP, dport); done {
+			return s, ok
+		}
+		if e.faults.Has(fault.FirstIPOnly) {
+			ports = 0
+			for _, b := range in.blocks {
+				if b.ip == in.blocks[0].ip {
+					ports += e.prof.BlockSize
+				}
+			}
+		}
+	}
 	dk := destKey{inst: inst, ip: dstIP, port: dport, proto: proto}
 	if len(e.dests) > 0 {
 		if r, ok := e.dests[dk]; ok {
-			s := r.lowestFree(in.ports)
+			s := r.lowestFree(ports)
 			if s < 0 {
 				return 0, false
 			}
@@ -617,7 +694,7 @@ func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16)
 	if _, taken := e.lookup(&e.in, hashKey(k0), k0, true); !taken {
 		return 0, true
 	}
-	if in.ports < 2 {
+	if ports < 2 {
 		return 0, false
 	}
 	r := &destRec{}
@@ -625,6 +702,27 @@ func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16)
 	r.set(1)
 	e.dests[dk] = r
 	return 1, true
+}
+
+// faultySlot is allocSlot under fault.TCPSameDestination (always the first
+// slot) and fault.NoPortReuse (the lowest slot whose port carries no flow of
+// the protocol); done is false when neither applies. Neither keeps destRecs.
+func (e *Engine) faultySlot(in *instance, proto Proto, dstIP uint32, dport uint16) (slot int, ok, done bool) {
+	switch {
+	case proto == TCP && e.faults.Has(fault.TCPSameDestination):
+		return 0, true, true
+	case e.faults.Has(fault.NoPortReuse):
+		bs := e.prof.BlockSize
+		for s := range in.ports {
+			b := in.blocks[s/bs]
+			refs := e.refs[protoIndex(proto)][b.ip]
+			if refs == nil || refs[int(b.idx)*bs+s%bs] == 0 {
+				return s, true, true
+			}
+		}
+		return 0, false, true
+	}
+	return 0, false, false
 }
 
 func (r *destRec) lowestFree(ports int) int {

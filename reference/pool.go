@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // SetPool changes the backend pool at time t (B16). backends must extend
@@ -51,7 +53,7 @@ func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error
 			lostSet[uint64(i)<<32|uint64(b.ip)<<16|uint64(b.idx)] = true
 		}
 	}
-	if len(lostSet) > 0 {
+	if len(lostSet) > 0 && !e.faults.Has(fault.ReclaimedFlowsSurvive) {
 		bsz := uint16(e.prof.BlockSize)
 		for id := range e.flows {
 			f := &e.flows[id]
@@ -122,12 +124,12 @@ func (e *Engine) reslot(inst uint32) {
 		b := blockRef{f.snatIP, (f.snatPort - e.prof.FirstPort) / uint16(bs)}
 		j, _ := slices.BinarySearchFunc(in.blocks, b, cmpBlock)
 		f.slot = uint16(j*bs + int(f.snatPort-e.prof.FirstPort)%bs)
-		count[destKey{inst, f.dstIP, destPort(f.proto, f.dstPort), f.proto}]++
+		count[destKey{inst, f.dstIP, f.keyPort(), f.proto}]++
 		ids = append(ids, uint32(id))
 	}
 	for _, id := range ids {
 		f := &e.flows[id]
-		dk := destKey{inst, f.dstIP, destPort(f.proto, f.dstPort), f.proto}
+		dk := destKey{inst, f.dstIP, f.keyPort(), f.proto}
 		if count[dk] == 1 && f.slot == 0 {
 			continue
 		}

@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
+
+	"github.com/natcheck/natcheck/internal/fault"
 )
 
 func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
@@ -44,7 +46,7 @@ func (e *Engine) fire(t int64) {
 	for {
 		for e.duePos < len(e.due) {
 			d := e.due[e.duePos]
-			if d.deadline > t {
+			if d.deadline > t || (d.deadline == t && e.faults.Has(fault.LateRelease)) {
 				e.nextTimer = d.deadline
 				return
 			}
@@ -118,7 +120,11 @@ func (e *Engine) expire(id uint32, at int64) {
 	case f.state&stFixed != 0:
 		reason = ReleaseFIN
 	}
-	if reason == ReleaseIdle && e.cfg.TCPResetOnIdle && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
+	reset := e.cfg.TCPResetOnIdle
+	if e.faults != 0 {
+		reset = (reset && !e.faults.Has(fault.NoResetOnIdle)) || e.faults.Has(fault.NoisyExpiry)
+	}
+	if reason == ReleaseIdle && reset && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
 		// B14: an established flow that idles out is reset both ways, and
 		// its later packets are answered with a RST.
 		inside := netip.AddrPortFrom(addr4(f.inIP), f.inPort)
@@ -140,7 +146,7 @@ func (e *Engine) release(id uint32, at int64, reason ReleaseReason) {
 	}
 	e.out.remove(hashKey(f.outKey()), id)
 	e.in.remove(hashKey(f.inKey()), id)
-	dk := destKey{inst: f.inst, ip: f.dstIP, port: destPort(f.proto, f.dstPort), proto: f.proto}
+	dk := destKey{inst: f.inst, ip: f.dstIP, port: f.keyPort(), proto: f.proto}
 	if len(e.dests) > 0 {
 		if r, ok := e.dests[dk]; ok {
 			r.clear(int(f.slot))
