@@ -1,0 +1,147 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/natcheck/natcheck/reference"
+	"github.com/natcheck/natcheck/replay"
+	"github.com/natcheck/natcheck/replay/capture"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func newReplayCmd() *cobra.Command {
+	var (
+		frontends   []string
+		backends    string
+		perInstance int
+		pool        int
+		idle        time.Duration
+		resetOnIdle bool
+		protocol    string
+		strict      bool
+		window      time.Duration
+		outPath     string
+		eventsPath  string
+		plotPath    string
+		asJSON      bool
+		failOn      []string
+	)
+	cmd := &cobra.Command{
+		Use:   "replay FILE...",
+		Short: "Replay captures through the reference SNAT engine and report what the NAT would do",
+		Long: `replay sends the packets of pcap/pcapng captures (merged in time order)
+through the reference SNAT engine: outbound packets of the backend instances
+are translated, and each recorded reply is turned into what the server would
+have sent to the SNAT IP:port of its flow and sent through the inbound path
+(B8). The report says, per instance, frontend IP and protocol, how many SNAT
+ports were allocated and used at peak, how many flows opened, which new
+flows were refused for lack of ports (B9), first at which packet, and how
+flows ended (B10–B12).
+
+Backend instances are --backends (addresses and prefixes, in pool order;
+a prefix stands for its addresses seen in the capture, ascending) or, by
+default, detected: private sources that open flows to public addresses.`,
+		Example: `  natcheck replay captures/demo/burst.pcapng
+  natcheck replay --backends 10.0.0.0/24 --frontend 203.0.113.1 --ports-per-instance 64 -w out.pcapng --events ev.jsonl trace.pcap
+  natcheck replay --fail-on exhaustion --json trace.pcap > report.json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			fr, err := frontendAddrs(frontends, 1)
+			if err != nil {
+				return usageErr(err)
+			}
+			specs, err := replay.ParseBackends(backends)
+			if err != nil {
+				return usageErr(err)
+			}
+			protos, err := reference.ParseProtocols(protocol)
+			if err != nil {
+				return usageErr(err)
+			}
+			fail := map[string]bool{}
+			for _, f := range failOn {
+				switch f = strings.TrimSpace(f); f {
+				case "exhaustion", "drop":
+					fail[f] = true
+				default:
+					return usageErr(fmt.Errorf("--fail-on %q: want exhaustion and/or drop", f))
+				}
+			}
+			cfg := replay.Config{
+				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
+					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
+				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath,
+			}
+			if eventsPath != "" {
+				f, err := os.Create(eventsPath)
+				if err != nil {
+					return usageErr(err)
+				}
+				defer f.Close()
+				cfg.Events = f
+			}
+			if fd := int(os.Stderr.Fd()); term.IsTerminal(fd) {
+				bar := progressbar.DefaultBytes(-1, "replay")
+				cfg.Progress = func(done, total int64) {
+					bar.ChangeMax64(total)
+					_ = bar.Set64(done)
+				}
+				defer func() { _ = bar.Finish() }()
+			}
+			res, runErr := replay.Run(files, cfg)
+			if runErr != nil && errors.Is(runErr, reference.ErrConfig) {
+				return usageErr(runErr)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				err = replay.WriteJSON(out, res)
+			} else {
+				err = replay.WriteText(out, res)
+			}
+			if err != nil {
+				return err
+			}
+			if plotPath != "" && runErr == nil {
+				if err := replay.WritePlot(plotPath, res); err != nil {
+					return usageErr(err)
+				}
+			}
+			if runErr != nil {
+				var ce *capture.Error
+				if errors.As(runErr, &ce) || errors.Is(runErr, os.ErrNotExist) {
+					return &exitError{exitInput, runErr}
+				}
+				return &exitError{exitInput, runErr}
+			}
+			if fail["exhaustion"] && res.Drops[reference.DropExhausted.String()] > 0 {
+				return &exitError{exitFailed, fmt.Errorf("--fail-on exhaustion: %d new flows refused for lack of SNAT ports (B9)", res.Drops[reference.DropExhausted.String()])}
+			}
+			if fail["drop"] && res.Counts.Dropped > 0 {
+				return &exitError{exitFailed, fmt.Errorf("--fail-on drop: %d packets dropped", res.Counts.Dropped)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&frontends, "frontend", []string{"203.0.113.1"}, "frontend IPv4 addresses, in order")
+	f.StringVar(&backends, "backends", "", "backend instances: addresses and prefixes in pool order (default: detect)")
+	f.IntVar(&perInstance, "ports-per-instance", 0, "outbound rule: SNAT ports per instance, a multiple of 8 (0: the default table, B3)")
+	f.IntVar(&pool, "pool-size", 0, "pool size, if larger than the instances in the capture")
+	f.DurationVar(&idle, "idle-timeout", 0, "idle timeout, 4m to 120m in whole minutes (default 4m, B12)")
+	f.BoolVar(&resetOnIdle, "tcp-reset-on-idle", false, "send RSTs when an established TCP flow idles out (B14)")
+	f.StringVar(&protocol, "protocol", "all", "protocols the outbound rule carries: all, tcp or udp (B15)")
+	f.BoolVar(&strict, "strict", false, "create TCP flows only on a SYN (C5)")
+	f.DurationVar(&window, "reorder-window", capture.DefaultWindow, "how far back a timestamp may go and still be put in order")
+	f.StringVarP(&outPath, "write", "w", "", "write the outside view to this pcapng file")
+	f.StringVar(&eventsPath, "events", "", "write one JSON line per event to this file")
+	f.StringVar(&plotPath, "plot", "", "plot SNAT ports in use over time to this .png or .svg file")
+	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
+	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
+	return cmd
+}

@@ -1,0 +1,116 @@
+package replay
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// ParseBackends parses a comma-separated list of IPv4 addresses and
+// prefixes ("10.0.0.0/24,10.0.1.7"), in order. An address stands for
+// itself; a prefix for the addresses of it that appear in the capture.
+func ParseBackends(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		var p netip.Prefix
+		var err error
+		if strings.Contains(f, "/") {
+			p, err = netip.ParsePrefix(f)
+			p = p.Masked()
+		} else {
+			var a netip.Addr
+			a, err = netip.ParseAddr(f)
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse backends %q: %w", f, err)
+		}
+		if !p.Addr().Is4() {
+			return nil, fmt.Errorf("parse backends %q: want IPv4 (the SNAT profiles are IPv4-only)", f)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// census is what the first pass over a capture learns about its addresses.
+type census struct {
+	// seen holds every IPv4 address that sent or received TCP or UDP.
+	seen map[netip.Addr]struct{}
+	// openers holds private addresses that sent TCP or UDP to a public one.
+	openers map[netip.Addr]struct{}
+}
+
+func newCensus() *census {
+	return &census{seen: map[netip.Addr]struct{}{}, openers: map[netip.Addr]struct{}{}}
+}
+
+func (c *census) add(src, dst netip.Addr) {
+	c.seen[src] = struct{}{}
+	c.seen[dst] = struct{}{}
+	if src.IsPrivate() && isPublic(dst) {
+		c.openers[src] = struct{}{}
+	}
+}
+
+// isPublic reports whether a is a globally routable unicast address: not
+// private, loopback, link-local, multicast or broadcast.
+func isPublic(a netip.Addr) bool {
+	return a.IsGlobalUnicast() && !a.IsPrivate() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// needsCensus reports whether choosing instances needs a first pass: it
+// does for detection and for prefixes, not for a list of addresses.
+func needsCensus(specs []netip.Prefix) bool {
+	if len(specs) == 0 {
+		return true
+	}
+	for _, p := range specs {
+		if !p.IsSingleIP() {
+			return true
+		}
+	}
+	return false
+}
+
+// chooseBackends turns the flags into the ordered instance list and says how
+// it was chosen. Without flags it detects: private sources that open flows
+// to public addresses, in ascending order.
+func chooseBackends(specs []netip.Prefix, c *census) ([]netip.Addr, string) {
+	if len(specs) == 0 {
+		var out []netip.Addr
+		for a := range c.openers {
+			out = append(out, a)
+		}
+		slices.SortFunc(out, netip.Addr.Compare)
+		return out, "detected (private addresses that open flows to public addresses, ascending; only their traffic with public addresses crosses the NAT)"
+	}
+	var out []netip.Addr
+	have := map[netip.Addr]bool{}
+	for _, p := range specs {
+		if p.IsSingleIP() {
+			if !have[p.Addr()] {
+				out = append(out, p.Addr())
+				have[p.Addr()] = true
+			}
+			continue
+		}
+		var in []netip.Addr
+		for a := range c.seen {
+			if p.Contains(a) && !have[a] {
+				in = append(in, a)
+			}
+		}
+		slices.SortFunc(in, netip.Addr.Compare)
+		for _, a := range in {
+			have[a] = true
+		}
+		out = append(out, in...)
+	}
+	return out, "given by --backends (in order; a prefix as its addresses seen in the capture, ascending)"
+}
