@@ -259,40 +259,87 @@ func pcapRec(sec uint32, caplen, length uint32, data []byte) []byte {
 	return append(b, data...)
 }
 
-// ngBlockBytes builds a little-endian pcapng block with a correct length.
-func ngBlockBytes(typ uint32, body []byte) []byte {
+// ngBuilder builds pcapng blocks in one byte order.
+type ngBuilder struct{ o binary.AppendByteOrder }
+
+var le = ngBuilder{binary.LittleEndian}
+
+// block builds a block with a correct length.
+func (n ngBuilder) block(typ uint32, body []byte) []byte {
 	total := uint32(12 + len(body))
-	b := binary.LittleEndian.AppendUint32(nil, typ)
-	b = binary.LittleEndian.AppendUint32(b, total)
+	b := n.o.AppendUint32(nil, typ)
+	b = n.o.AppendUint32(b, total)
 	b = append(b, body...)
-	return binary.LittleEndian.AppendUint32(b, total)
+	return n.o.AppendUint32(b, total)
 }
 
-func ngSHB() []byte {
-	body := binary.LittleEndian.AppendUint32(nil, ngByteOrderMagic)
-	body = binary.LittleEndian.AppendUint16(body, 1)
-	body = binary.LittleEndian.AppendUint16(body, 0)
-	body = binary.LittleEndian.AppendUint64(body, ^uint64(0))
-	return ngBlockBytes(blockSectionHeader, body)
+func (n ngBuilder) shb() []byte {
+	body := n.o.AppendUint32(nil, ngByteOrderMagic)
+	body = n.o.AppendUint16(body, 1)
+	body = n.o.AppendUint16(body, 0)
+	body = n.o.AppendUint64(body, ^uint64(0))
+	return n.block(blockSectionHeader, body)
 }
 
-func ngIDB(linkType uint16, snaplen uint32) []byte {
-	body := binary.LittleEndian.AppendUint16(nil, linkType)
-	body = binary.LittleEndian.AppendUint16(body, 0)
-	body = binary.LittleEndian.AppendUint32(body, snaplen)
-	return ngBlockBytes(1, body)
+func (n ngBuilder) idb(linkType uint16, snaplen uint32) []byte {
+	body := n.o.AppendUint16(nil, linkType)
+	body = n.o.AppendUint16(body, 0)
+	body = n.o.AppendUint32(body, snaplen)
+	return n.block(1, body)
 }
 
-func ngEPB(iface, caplen, length uint32, data []byte) []byte {
-	body := binary.LittleEndian.AppendUint32(nil, iface)
-	body = binary.LittleEndian.AppendUint64(body, 0)
-	body = binary.LittleEndian.AppendUint32(body, caplen)
-	body = binary.LittleEndian.AppendUint32(body, length)
+// epb builds an enhanced packet block stamped with second sec.
+func (n ngBuilder) epb(iface, caplen, length uint32, data []byte, sec uint64) []byte {
+	ts := sec * 1e6
+	body := n.o.AppendUint32(nil, iface)
+	body = n.o.AppendUint32(body, uint32(ts>>32))
+	body = n.o.AppendUint32(body, uint32(ts))
+	body = n.o.AppendUint32(body, caplen)
+	body = n.o.AppendUint32(body, length)
 	body = append(body, data...)
 	for len(body)%4 != 0 {
 		body = append(body, 0)
 	}
-	return ngBlockBytes(blockEnhancedPacket, body)
+	return n.block(blockEnhancedPacket, body)
+}
+
+func ngSHB() []byte                       { return le.shb() }
+func ngIDB(lt uint16, snap uint32) []byte { return le.idb(lt, snap) }
+func ngEPB(iface, caplen, length uint32, data []byte) []byte {
+	return le.epb(iface, caplen, length, data, 0)
+}
+
+// TestReaderSections reads a file of two sections, the first little-endian
+// and the second big-endian, with a name resolution block and an odd
+// length packet in between, and checks numbers, interfaces, times and
+// offsets.
+func TestReaderSections(t *testing.T) {
+	be := ngBuilder{binary.BigEndian}
+	p1, p2, p3 := bytes.Repeat([]byte{1}, 61), bytes.Repeat([]byte{2}, 40), bytes.Repeat([]byte{3}, 3)
+	nrb := le.block(4, []byte{0, 0, 0, 0})
+	parts := [][]byte{le.shb(), le.idb(1, 0), le.idb(0, 0), le.epb(1, 61, 100, p1, 10), nrb,
+		be.shb(), be.idb(101, 0), be.epb(0, 40, 40, p2, 20), be.epb(0, 3, 3, p3, 30)}
+	file := cat(parts...)
+	offset := func(i int) int64 { return int64(len(cat(parts[:i]...))) }
+	want := []Record{
+		{Number: 1, Time: time.Unix(10, 0).UTC(), LinkType: layers.LinkTypeNull, Interface: 1, Data: p1, Length: 100, Offset: offset(3)},
+		{Number: 2, Time: time.Unix(20, 0).UTC(), LinkType: layers.LinkTypeRaw, Interface: 0, Data: p2, Length: 40, Offset: offset(7)},
+		{Number: 3, Time: time.Unix(30, 0).UTC(), LinkType: layers.LinkTypeRaw, Interface: 0, Data: p3, Length: 3, Offset: offset(8)},
+	}
+	got, err := readAll(t, mustReader(t, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Number != w.Number || !g.Time.Equal(w.Time) || g.LinkType != w.LinkType || g.Interface != w.Interface ||
+			!bytes.Equal(g.Data, w.Data) || g.Length != w.Length || g.Offset != w.Offset {
+			t.Errorf("record %d = %+v\nwant %+v", i+1, g, w)
+		}
+	}
 }
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }

@@ -44,13 +44,19 @@ func rewrite(data []byte, f *Frame, ap netip.AddrPort, addrOff, portOff int) err
 	if f.Network != IPv4 || !ap.Addr().Is4() {
 		return ErrNotIPv4
 	}
-	if f.L3+20 > len(data) || (f.Transport && f.L4+20 > len(data) && f.Proto == reference.TCP) ||
-		(f.Transport && f.L4+8 > len(data)) {
-		return fmt.Errorf("%w: frame of %d bytes does not match its decoded headers", ErrShort, len(data))
-	}
 	ports := f.HasPorts()
 	if !ports && ap.Port() != 0 {
 		return fmt.Errorf("%w: %s frame, port %d", ErrNoPorts, f.Proto, ap.Port())
+	}
+	need := 0 // transport bytes the rewrite touches
+	if ports {
+		need = 8 // UDP ports and checksum
+		if f.Proto == reference.TCP {
+			need = 18 // TCP ports to checksum
+		}
+	}
+	if f.L3+20 > len(data) || f.L4+need > len(data) {
+		return fmt.Errorf("%w: frame of %d bytes does not match its decoded headers", ErrShort, len(data))
 	}
 	ip := data[f.L3:]
 	addr := ip[addrOff : addrOff+4]
