@@ -34,7 +34,7 @@ fuzz:
 
 # The main job on a bundled capture.
 demo: build
-	$(BIN) demo
+	$(BIN) replay --ports-per-instance 8 captures/public/ndpi__anyconnect-vpn.pcap
 
 lint:
 	$(GO) vet ./...
