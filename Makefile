@@ -26,10 +26,12 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -cpu 1 ./reference/
 
-# Fuzz every target for FUZZTIME each.
+# Fuzz every target of every package for FUZZTIME each (make fuzz FUZZTIME=10m).
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./fuzz/ 2>/dev/null | grep '^Fuzz'); do \
-		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./fuzz/ || exit 1; \
+	@for p in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 # The main job on a bundled capture.
