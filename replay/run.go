@@ -312,17 +312,9 @@ func (r *runner) packet(rec capture.Record) error {
 	switch {
 	case fromInst && !toInst:
 		n.Outbound++
-		v, r.emit, err = r.e.Process(f.Packet(ts, reference.Outbound), r.emit[:0])
-		if err != nil {
-			return fmt.Errorf("replay: %s packet %d: %w", r.file, rec.Number, err)
-		}
-		if v.Action == reference.Translated && r.outFile != nil {
-			if err := frame.RewriteSource(rec.Data, f, v.Tuple.Src); err != nil {
-				return fmt.Errorf("replay: %s packet %d: %w", r.file, rec.Number, err)
-			}
-			if err := r.write(rec, ts); err != nil {
-				return err
-			}
+		p := f.Packet(ts, reference.Outbound)
+		if v, err = r.forward(rec, p); err != nil {
+			return err
 		}
 	case toInst && !fromInst:
 		n.Replies++
@@ -347,19 +339,8 @@ func (r *runner) packet(rec capture.Record) error {
 			}
 			p.Tuple.Dst = snat
 		}
-		v, r.emit, err = r.e.Process(p, r.emit[:0])
-		if err != nil {
-			return fmt.Errorf("replay: %s packet %d: %w", r.file, rec.Number, err)
-		}
-		if v.Action == reference.Translated && r.outFile != nil {
-			// The outside view: the reply as the server sent it, to the
-			// SNAT IP:port.
-			if err := frame.RewriteDest(rec.Data, f, p.Tuple.Dst); err != nil {
-				return fmt.Errorf("replay: %s packet %d: %w", r.file, rec.Number, err)
-			}
-			if err := r.write(rec, ts); err != nil {
-				return err
-			}
+		if v, err = r.forward(rec, p); err != nil {
+			return err
 		}
 	default:
 		n.NotThroughNAT++
@@ -375,6 +356,30 @@ func (r *runner) packet(rec capture.Record) error {
 	}
 	r.flushEmitted()
 	return nil
+}
+
+// forward runs p, the engine's view of rec, through the NAT and, when it
+// is translated, writes the outside view of rec: an outbound packet as it
+// left the NAT (new source), a reply as the server sent it (to the SNAT
+// IP:port).
+func (r *runner) forward(rec capture.Record, p reference.Packet) (reference.Verdict, error) {
+	v, emit, err := r.e.Process(p, r.emit[:0])
+	r.emit = emit
+	if err != nil {
+		return v, fmt.Errorf("replay: %s packet %d: %w", r.file, rec.Number, err)
+	}
+	if v.Action != reference.Translated || r.outFile == nil {
+		return v, nil
+	}
+	if p.Dir == reference.Outbound {
+		err = frame.RewriteSource(rec.Data, &r.f, v.Tuple.Src)
+	} else {
+		err = frame.RewriteDest(rec.Data, &r.f, p.Tuple.Dst)
+	}
+	if err != nil {
+		return v, fmt.Errorf("replay: %s packet %d: %w", r.file, rec.Number, err)
+	}
+	return v, r.write(rec, p.Time)
 }
 
 // flushEmitted counts the packets the NAT sent and writes the ones that
