@@ -39,7 +39,7 @@ func TestEngineAgainstModel(t *testing.T) {
 		cfg := Config{
 			Frontends:        []netip.Addr{mip("203.0.113.1"), mip("203.0.113.2")}[:1+r.IntN(2)],
 			Backends:         []netip.Addr{mip("10.0.0.1"), mip("10.0.0.2"), mip("10.0.0.3")},
-			PortsPerInstance: []int{8, 16, 24}[r.IntN(3)],
+			PortsPerInstance: []int{8, 8, 16, 24}[r.IntN(4)],
 			IdleTimeout:      []time.Duration{4 * time.Minute, 5 * time.Minute}[r.IntN(2)],
 			TCPResetOnIdle:   r.IntN(2) == 0,
 			Strict:           r.IntN(4) == 0,
