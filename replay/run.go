@@ -64,6 +64,10 @@ func Run(files []string, cfg Config) (*Result, error) {
 	for i, b := range backends {
 		r.inst[b] = i
 	}
+	r.front = map[netip.Addr]bool{}
+	for _, a := range ec.Frontends {
+		r.front[a] = true
+	}
 	if cfg.Events != nil {
 		r.events = newEventWriter(cfg.Events)
 	}
@@ -131,6 +135,7 @@ type runner struct {
 	e          *reference.Engine
 	inst       map[netip.Addr]int
 	publicOnly bool // only traffic with public addresses crosses the NAT
+	front      map[netip.Addr]bool
 	events     *eventWriter
 	outFile    *os.File
 	out        *capture.Writer // created with the first packet written
@@ -303,6 +308,9 @@ func (r *runner) packet(rec capture.Record) error {
 		fromInst = fromInst && isPublic(f.Dst)
 		toInst = toInst && isPublic(f.Src)
 	}
+	// A packet addressed to a frontend IP was recorded on the outside (a
+	// two-sided capture): it goes to the inbound path as it is.
+	_, toFrontend := r.front[f.Dst]
 	r.sample(ts)
 	var (
 		v   reference.Verdict
@@ -314,6 +322,11 @@ func (r *runner) packet(rec capture.Record) error {
 		n.Outbound++
 		p := f.Packet(ts, reference.Outbound)
 		if v, err = r.forward(rec, p); err != nil {
+			return err
+		}
+	case toFrontend:
+		n.Replies++
+		if v, err = r.forward(rec, f.Packet(ts, reference.Inbound)); err != nil {
 			return err
 		}
 	case toInst && !fromInst:

@@ -285,3 +285,22 @@ func TestReplayBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayOutsideRecordedPackets: a packet addressed to a frontend IP was
+// recorded on the outside and goes through the inbound path as it is:
+// translated when it matches a flow (B8), dropped otherwise.
+func TestReplayOutsideRecordedPackets(t *testing.T) {
+	in := synthFile(t, []synthPacket{
+		{at: 0, src: ap("10.0.0.1:40000"), dst: ap("198.51.100.10:443"), proto: reference.TCP, flags: reference.SYN},
+		{at: time.Millisecond, src: ap("198.51.100.10:443"), dst: ap("203.0.113.1:1024"), proto: reference.TCP, flags: reference.SYN | reference.ACK},
+		{at: 2 * time.Millisecond, src: ap("198.51.100.10:443"), dst: ap("203.0.113.1:1025"), proto: reference.TCP, flags: reference.ACK},
+	})
+	specs, _ := ParseBackends("10.0.0.1")
+	res, err := Run([]string{in}, Config{Engine: oneFrontend(0), Backends: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := res.Counts; n.Replies != 2 || n.Translated != 2 || n.Dropped != 1 || res.Drops["unsolicited"] != 1 {
+		t.Errorf("counts %+v drops %v; want the SYN-ACK to 1024 translated and the packet to 1025 unsolicited", n, res.Drops)
+	}
+}
