@@ -103,6 +103,9 @@ type instance struct {
 	blocks []blockRef
 	ports  int
 	stat   [2]protoStat // TCP, UDP
+	// firstIPPorts and faultHint serve fault.FirstIPOnly and
+	// fault.NoPortReuse only.
+	firstIPPorts, faultHint int
 }
 
 type protoStat struct {
@@ -288,6 +291,12 @@ func (e *Engine) setBlocks(i int, blocks []blockRef) {
 	in := &e.insts[i]
 	in.blocks = blocks
 	in.ports = len(blocks) * e.prof.BlockSize
+	in.firstIPPorts = 0
+	for _, b := range blocks {
+		if b.ip == blocks[0].ip {
+			in.firstIPPorts += e.prof.BlockSize
+		}
+	}
 	for p := range in.stat {
 		st := &in.stat[p]
 		for j := range st.ips {
@@ -666,16 +675,11 @@ func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16)
 	}
 	ports := in.ports
 	if e.faults != 0 {
-		if s, ok, done := e.faultySlot(in, proto, dstIP, dport); done {
+		if s, ok, done := e.faultySlot(inst, proto, dstIP, dport); done {
 			return s, ok
 		}
 		if e.faults.Has(fault.FirstIPOnly) {
-			ports = 0
-			for _, b := range in.blocks {
-				if b.ip == in.blocks[0].ip {
-					ports += e.prof.BlockSize
-				}
-			}
+			ports = in.firstIPPorts
 		}
 	}
 	dk := destKey{inst: inst, ip: dstIP, port: dport, proto: proto}
@@ -704,19 +708,37 @@ func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16)
 	return 1, true
 }
 
-// faultySlot is allocSlot under fault.TCPSameDestination (always the first
-// slot) and fault.NoPortReuse (the lowest slot whose port carries no flow of
-// the protocol); done is false when neither applies. Neither keeps destRecs.
-func (e *Engine) faultySlot(in *instance, proto Proto, dstIP uint32, dport uint16) (slot int, ok, done bool) {
+// faultySlot is allocSlot under fault.TCPSameDestination (the second flow
+// to a destination shares the first one's slot 0; later ones go on as
+// usual) and fault.NoPortReuse (the next slot, round robin, whose port
+// carries no flow of the protocol; it keeps no destRecs); done is false
+// when allocSlot should go on as usual.
+func (e *Engine) faultySlot(inst uint32, proto Proto, dstIP uint32, dport uint16) (slot int, ok, done bool) {
+	in := &e.insts[inst]
 	switch {
 	case proto == TCP && e.faults.Has(fault.TCPSameDestination):
+		dk := destKey{inst: inst, ip: dstIP, port: dport, proto: proto}
+		if _, ok := e.dests[dk]; ok {
+			return 0, false, false
+		}
+		b := in.blocks[0]
+		k0 := packKey(uint32(b.ip), e.prof.FirstPort+b.idx*uint16(e.prof.BlockSize), dstIP, dport, proto)
+		if _, taken := e.lookup(&e.in, hashKey(k0), k0, true); !taken {
+			return 0, false, false
+		}
+		r := &destRec{}
+		r.set(0)
+		r.set(0) // both flows on slot 0 clear it when released
+		e.dests[dk] = r
 		return 0, true, true
 	case e.faults.Has(fault.NoPortReuse):
 		bs := e.prof.BlockSize
-		for s := range in.ports {
+		for i := range in.ports {
+			s := (in.faultHint + i) % in.ports
 			b := in.blocks[s/bs]
 			refs := e.refs[protoIndex(proto)][b.ip]
 			if refs == nil || refs[int(b.idx)*bs+s%bs] == 0 {
+				in.faultHint = s + 1
 				return s, true, true
 			}
 		}

@@ -1,0 +1,109 @@
+package specs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/natcheck/natcheck/reference"
+)
+
+// Check is one case of one behaviour: the unit that the Ginkgo suite runs
+// as an Entry and that Verify runs into the matrix.
+type Check struct {
+	// ID is the item of SEMANTICS.md the check is about.
+	ID reference.Behavior
+	// Title completes the spec text "B9: " + Title.
+	Title string
+	// Needs are the capabilities the check requires.
+	Needs Capabilities
+	// Run drives a NAT through p and asserts with p.G; the first failed
+	// assertion ends it.
+	Run func(p *Probe)
+}
+
+// Text is the spec text: the ID, a colon, the title.
+func (c Check) Text() string { return c.ID.String() + ": " + c.Title }
+
+// Convention reports whether the check is of a C item: it runs on the
+// reference only.
+func (c Check) Convention() bool { return !c.ID.Documented() }
+
+// Status is the verdict on a check, or on a behaviour of the matrix.
+type Status uint8
+
+// Statuses, from best to worst. A behaviour's status is its worst check's.
+const (
+	// NotApplicable: a C item on an implementation other than the
+	// reference.
+	NotApplicable Status = iota
+	// Conforms: the check passed.
+	Conforms
+	// Deviates: the check failed as the implementation's profile predicts
+	// (Impl.Known), or the implementation lacks a capability it needs.
+	Deviates
+	// Fails: the check failed otherwise.
+	Fails
+)
+
+// String returns "n/a", "conforms", "deviates" or "fails".
+func (s Status) String() string {
+	return [...]string{"n/a", "conforms", "deviates", "fails"}[s]
+}
+
+// Result is one check run against one implementation.
+type Result struct {
+	Check  Check
+	Impl   string
+	Status Status
+	// Message is the failed assertion, the missing capability or the
+	// known deviation; empty when the check conforms.
+	Message string
+	// Transcript is the evidence: the packets sent and observed.
+	Transcript Transcript
+	Elapsed    time.Duration
+}
+
+// Run runs check c against impl and returns its result. It never panics on
+// a failing NAT: failures become the result's status and message.
+func Run(ctx context.Context, impl Impl, c Check) (r Result) {
+	r = Result{Check: c, Impl: impl.Name}
+	if c.Convention() && !impl.Reference {
+		r.Status = NotApplicable
+		r.Message = "engine convention: checked on the reference only"
+		return r
+	}
+	if missing := c.Needs &^ impl.Caps; missing != 0 {
+		r.Status = Deviates
+		r.Message = "not checked: the implementation lacks " + missing.String()
+		return r
+	}
+	p := newProbe(ctx, impl)
+	start := time.Now()
+	defer func() {
+		p.close()
+		r.Elapsed = time.Since(start)
+		r.Transcript = p.transcript
+		switch x := recover().(type) {
+		case nil:
+			r.Status = Conforms
+		case checkFailure:
+			r.Status, r.Message = Fails, x.msg
+			if why, ok := impl.Known[c.ID]; ok {
+				r.Status, r.Message = Deviates, "known difference: "+why+"\n"+x.msg
+			}
+		case harnessFailure:
+			r.Status, r.Message = Fails, "harness: "+x.err.Error()
+		default:
+			panic(x)
+		}
+	}()
+	c.Run(p)
+	return r
+}
+
+// Report is the result as a failure message: the status, the message and
+// the transcript.
+func (r Result) Report() string {
+	return fmt.Sprintf("%s on %s: %s\n%s\nevidence (times since the check's start):\n%s", r.Check.Text(), r.Impl, r.Status, r.Message, r.Transcript)
+}

@@ -1,0 +1,29 @@
+// Package specs is natcheck's conformance suite: every behaviour (B1–B16)
+// and convention (C1–C5) of the azure-lb profile of SEMANTICS.md written
+// once, as [Check] values, and run against any NAT.
+//
+// A NAT is seen only through [NAT]: send a packet on the inside or the
+// outside at a time, observe what comes out (or nothing), let time pass.
+// An [Impl] opens such a NAT for a configuration; [Reference] is the
+// in-process reference engine in virtual time, and a live device (real
+// packets through Linux nftables SNAT in network namespaces, wall-clock
+// time with timers scaled) plugs in through the same two types.
+//
+// The same checks feed two front ends: the Ginkgo suite of this package
+// (one Entry per check, spec text "B9: …", labels impl:reference, B9, …)
+// and [Verify], which the CLI's "natcheck verify" calls to print a
+// conformance [Matrix] (behaviour × implementation: conforms, deviates,
+// fails), with the packets and times of every check that did not conform.
+// Checks assert properties a real device must share (a port lies in the
+// instance's allocation, which flows share a port, which flow fails at
+// exhaustion, when a slot is reusable), through the Gomega matchers of this
+// package; only C items, run on the reference alone, pin exact ports.
+//
+// [Mutants] are the negative control: reference engines that each break one
+// item on purpose; the package's tests assert that the checks of that item
+// fail against it, so the suite cannot silently become vacuous.
+//
+// The package imports reference for its vocabulary (packets, tuples,
+// behaviour IDs, configurations and allocation plans) and for the reference
+// adapter; checks themselves use only the NAT interface.
+package specs

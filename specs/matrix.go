@@ -1,0 +1,186 @@
+package specs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/natcheck/natcheck/reference"
+)
+
+// Matrix is the conformance matrix: per behaviour ID and implementation,
+// the status and the results of its checks.
+type Matrix struct {
+	// Impls are the implementations' names, the matrix's columns.
+	Impls []string
+	// Rows are the behaviours checked, in SEMANTICS.md order.
+	Rows []Row
+}
+
+// Row is one behaviour of the matrix.
+type Row struct {
+	ID reference.Behavior
+	// Cells has one cell per implementation, in Matrix.Impls order.
+	Cells []Cell
+}
+
+// Cell is one behaviour on one implementation: the worst status of its
+// checks, and every check's result.
+type Cell struct {
+	Status  Status
+	Results []Result
+}
+
+// Filter selects checks: only those of the IDs listed (all when empty).
+type Filter []reference.Behavior
+
+func (f Filter) keep(c Check) bool { return len(f) == 0 || slices.Contains(f, c.ID) }
+
+// Verify runs every check of checks selected by only against every
+// implementation and returns the matrix. It stops early only when ctx is
+// done (the remaining checks are not run and the error is returned).
+// onResult, if not nil, is called after each check.
+func Verify(ctx context.Context, impls []Impl, checks []Check, only Filter, onResult func(Result)) (Matrix, error) {
+	m := Matrix{}
+	for _, im := range impls {
+		m.Impls = append(m.Impls, im.Name)
+	}
+	rows := map[reference.Behavior]*Row{}
+	for _, c := range checks {
+		if !only.keep(c) {
+			continue
+		}
+		row, ok := rows[c.ID]
+		if !ok {
+			row = &Row{ID: c.ID, Cells: make([]Cell, len(impls))}
+			rows[c.ID] = row
+		}
+		for i, im := range impls {
+			if err := ctx.Err(); err != nil {
+				return m, fmt.Errorf("verify: %w", err)
+			}
+			r := Run(ctx, im, c)
+			if onResult != nil {
+				onResult(r)
+			}
+			cell := &row.Cells[i]
+			cell.Results = append(cell.Results, r)
+			cell.Status = max(cell.Status, r.Status)
+		}
+	}
+	for _, b := range reference.Behaviors() {
+		if r, ok := rows[b]; ok {
+			m.Rows = append(m.Rows, *r)
+		}
+	}
+	return m, nil
+}
+
+// Conforms reports whether no cell fails (deviations and n/a allowed).
+func (m Matrix) Conforms() bool {
+	for _, r := range m.Rows {
+		for _, c := range r.Cells {
+			if c.Status == Fails {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Failing returns the results that did not conform (deviating or
+// failing), row by row.
+func (m Matrix) Failing() []Result {
+	var out []Result
+	for _, r := range m.Rows {
+		for _, c := range r.Cells {
+			for _, res := range c.Results {
+				if res.Status == Fails || res.Status == Deviates {
+					out = append(out, res)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (c Cell) summary() string {
+	n, ok := 0, 0
+	for _, r := range c.Results {
+		if r.Status != NotApplicable {
+			n++
+		}
+		if r.Status == Conforms {
+			ok++
+		}
+	}
+	if c.Status == NotApplicable {
+		return "n/a"
+	}
+	return fmt.Sprintf("%s (%d/%d)", c.Status, ok, n)
+}
+
+func (m Matrix) table(w io.Writer, opts ...tablewriter.Option) error {
+	t := tablewriter.NewTable(w, append(opts, tablewriter.WithHeaderAutoFormat(tw.Off))...)
+	t.Header(append([]string{"Behaviour", "Kind"}, m.Impls...))
+	for _, r := range m.Rows {
+		kind := "documented"
+		if !r.ID.Documented() {
+			kind = "convention"
+		}
+		row := []string{r.ID.String(), kind}
+		for _, c := range r.Cells {
+			row = append(row, c.summary())
+		}
+		if err := t.Append(row); err != nil {
+			return fmt.Errorf("render matrix: %w", err)
+		}
+	}
+	if err := t.Render(); err != nil {
+		return fmt.Errorf("render matrix: %w", err)
+	}
+	return nil
+}
+
+// Evidence writes, for every check that did not conform, its text, status,
+// message and transcript.
+func (m Matrix) Evidence(w io.Writer, markdown bool) error {
+	for _, r := range m.Failing() {
+		var err error
+		if markdown {
+			_, err = fmt.Fprintf(w, "\n### %s — %s: %s\n\n```\n%s\n\n%s```\n", r.Impl, r.Check.Text(), r.Status, strings.TrimSpace(r.Message), r.Transcript)
+		} else {
+			_, err = fmt.Fprintf(w, "\n== %s — %s: %s\n%s\n%s", r.Impl, r.Check.Text(), r.Status, strings.TrimSpace(r.Message), r.Transcript)
+		}
+		if err != nil {
+			return fmt.Errorf("write evidence: %w", err)
+		}
+	}
+	return nil
+}
+
+// WriteTerminal writes the matrix as a terminal table, then the evidence
+// of every check that did not conform.
+func (m Matrix) WriteTerminal(w io.Writer) error {
+	if err := m.table(w); err != nil {
+		return err
+	}
+	return m.Evidence(w, false)
+}
+
+// WriteMarkdown writes the matrix as a Markdown table, then the evidence.
+func (m Matrix) WriteMarkdown(w io.Writer) error {
+	if _, err := fmt.Fprintf(w, "# natcheck conformance matrix (profile azure-lb)\n\n"); err != nil {
+		return fmt.Errorf("write markdown: %w", err)
+	}
+	if err := m.table(w, tablewriter.WithRenderer(renderer.NewMarkdown())); err != nil {
+		return err
+	}
+	return m.Evidence(w, true)
+}

@@ -1,0 +1,115 @@
+package specs
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/natcheck/natcheck/reference"
+)
+
+// TestEveryItemHasChecks: every B and C item has at least one check, and
+// every spec text starts with its ID.
+func TestEveryItemHasChecks(t *testing.T) {
+	have := map[reference.Behavior]int{}
+	for _, c := range Checks() {
+		have[c.ID]++
+		if !strings.HasPrefix(c.Text(), c.ID.String()+": ") {
+			t.Errorf("check %q does not start with its ID", c.Text())
+		}
+	}
+	for _, b := range reference.Behaviors() {
+		if have[b] == 0 {
+			t.Errorf("%v has no check", b)
+		}
+	}
+}
+
+// TestEveryItemHasMutant: at least one mutant breaks each item.
+func TestEveryItemHasMutant(t *testing.T) {
+	have := map[reference.Behavior]bool{}
+	for _, m := range Mutants() {
+		for _, b := range m.Breaks {
+			have[b] = true
+		}
+	}
+	for _, b := range reference.Behaviors() {
+		if !have[b] {
+			t.Errorf("no mutant breaks %v", b)
+		}
+	}
+}
+
+// TestNegativeControl runs every check against every mutant: the checks of
+// the behaviour a mutant breaks must not all pass. (That the un-mutated
+// reference passes every check is the Ginkgo suite's job, and
+// TestReferenceConforms's.)
+func TestNegativeControl(t *testing.T) {
+	ms := Mutants()
+	matrices := make([]Matrix, len(ms))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			mx, err := Verify(context.Background(), []Impl{m.Impl}, Checks(), nil, nil)
+			if err != nil {
+				t.Errorf("%s: Verify: %v", m.Name, err)
+			}
+			matrices[i] = mx
+		}()
+	}
+	wg.Wait()
+	for i, m := range ms {
+		status := map[reference.Behavior]Status{}
+		var tripped []string
+		for _, r := range matrices[i].Rows {
+			status[r.ID] = r.Cells[0].Status
+			for _, res := range r.Cells[0].Results {
+				if res.Status != Conforms {
+					tripped = append(tripped, res.Check.Text())
+				}
+			}
+		}
+		for _, b := range m.Breaks {
+			if status[b] != Fails {
+				t.Errorf("%s (%s): %v is %v, want fails", m.Name, m.What, b, status[b])
+			}
+		}
+		t.Logf("%s (%s) trips %d checks:\n  %s", m.Name, m.What, len(tripped), strings.Join(tripped, "\n  "))
+	}
+}
+
+// TestReferenceConforms: Verify on the reference conforms on every row,
+// and the matrix renders in both forms.
+func TestReferenceConforms(t *testing.T) {
+	mx, err := Verify(context.Background(), []Impl{Reference()}, Checks(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range mx.Failing() {
+		t.Errorf("%s", r.Report())
+	}
+	if len(mx.Rows) != len(reference.Behaviors()) || !mx.Conforms() {
+		t.Errorf("Verify(reference) = %d rows, conforms=%v; want %d rows, conforms", len(mx.Rows), mx.Conforms(), len(reference.Behaviors()))
+	}
+	var term, md strings.Builder
+	if err := mx.WriteTerminal(&term); err != nil {
+		t.Fatal(err)
+	}
+	if err := mx.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"B1", "B16", "C5", "conforms"} {
+		if !strings.Contains(term.String(), want) || !strings.Contains(md.String(), want) {
+			t.Errorf("rendered matrix lacks %q:\n%s\n%s", want, term.String(), md.String())
+		}
+	}
+	if !strings.Contains(md.String(), "| B9 ") {
+		t.Errorf("markdown matrix has no B9 row:\n%s", md.String())
+	}
+}
