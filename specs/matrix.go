@@ -2,6 +2,7 @@ package specs
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"slices"
@@ -183,4 +184,81 @@ func (m Matrix) WriteMarkdown(w io.Writer) error {
 		return err
 	}
 	return m.Evidence(w, true)
+}
+
+// junitSuite and friends are the JUnit XML schema's subset CI readers use.
+type junitSuite struct {
+	XMLName  xml.Name    `xml:"testsuite"`
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Skipped  int         `xml:"skipped,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	ClassName string        `xml:"classname,attr"`
+	Time      float64       `xml:"time,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Body    string `xml:",chardata"`
+}
+
+// WriteJUnit writes every check result as a JUnit test case (class name
+// "impl:NAME"): failures as failures, deviations and n/a as skipped.
+func (m Matrix) WriteJUnit(w io.Writer) error {
+	s := junitSuite{Name: "natcheck verify"}
+	for _, r := range m.Rows {
+		for _, c := range r.Cells {
+			for _, res := range c.Results {
+				jc := junitCase{Name: res.Check.Text(), ClassName: "impl:" + res.Impl, Time: res.Elapsed.Seconds()}
+				switch res.Status {
+				case Fails:
+					jc.Failure = &junitMessage{Message: firstLine(res.Message), Body: res.Report()}
+					s.Failures++
+				case Deviates, NotApplicable:
+					jc.Skipped = &junitMessage{Message: res.Status.String() + ": " + firstLine(res.Message), Body: res.Report()}
+					s.Skipped++
+				}
+				s.Cases = append(s.Cases, jc)
+			}
+		}
+	}
+	s.Tests = len(s.Cases)
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return fmt.Errorf("write junit: %w", err)
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return fmt.Errorf("write junit: %w", err)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// ImplByName returns the implementation called name: "reference", or a
+// mutant's "mutant:…" (to see what a failing matrix looks like).
+func ImplByName(name string) (Impl, error) {
+	if name == "reference" {
+		return Reference(), nil
+	}
+	for _, m := range Mutants() {
+		if m.Name == name {
+			return m.Impl, nil
+		}
+	}
+	return Impl{}, fmt.Errorf("implementation %q: want reference or a mutant:… name", name)
 }
