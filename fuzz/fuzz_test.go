@@ -1,0 +1,373 @@
+package fuzz
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/natcheck/natcheck/internal/fault"
+	"github.com/natcheck/natcheck/internal/snatmodel"
+	"github.com/natcheck/natcheck/reference"
+	"github.com/natcheck/natcheck/replay"
+	"github.com/natcheck/natcheck/replay/frame"
+)
+
+// seeds are hand-made scenarios: a burst to one server (exhaustion), FIN
+// and RST closes, UDP to many ports, timers on their boundaries, a pool
+// change.
+var seeds = [][]byte{
+	{0, 0, 0, 0, 0, 0, 1, 0, 4, 0, 1, 0, 8, 0, 1, 0, 12, 0, 1, 0, 16, 0, 1, 0, 20, 0, 1, 0, 24, 0, 1, 0, 28, 0, 1, 0, 32, 0, 1},
+	{1, 4, 1, 0, 0, 0, 0, 8, 0, 0, 2, 12, 3, 0, 0, 0, 0, 0, 5, 14, 2, 0, 0, 0, 0, 0, 2},
+	{2, 1, 2, 0, 0, 1, 1, 0, 4, 9, 1, 0, 8, 17, 1, 8, 0, 0, 0, 14, 1, 0, 0, 0, 0, 0, 0},
+	{0, 0, 2, 0, 0, 0, 0, 8, 0, 0, 0, 14, 1, 1, 0, 0, 0, 0, 0, 15, 3, 0, 0, 0, 4, 0, 0, 14, 4, 0, 0},
+	{0, 4, 0, 0, 0, 0, 0, 8, 0, 0, 3, 0, 0, 0, 4, 14, 1, 0, 0, 0, 0, 0, 4},
+}
+
+func addSeeds(f *testing.F) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+}
+
+// failCapture writes a failing scenario as a capture and says how to
+// replay it.
+func failCapture(t *testing.T, sc Scenario, err error) {
+	t.Helper()
+	dir := os.Getenv("NATCHECK_FUZZ_OUT")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, fmt.Sprintf("fuzz-failure-%x.pcap", sc.Ops[0].Time.UnixNano()^int64(len(sc.Ops))))
+	var buf bytes.Buffer
+	note, werr := sc.WriteCapture(&buf)
+	if werr == nil {
+		werr = os.WriteFile(path, buf.Bytes(), 0o644)
+	}
+	if werr != nil {
+		t.Fatalf("%v (and writing its capture failed: %v)", err, werr)
+	}
+	t.Fatalf("%v\nreproduce: natcheck replay %s %s\n%s", err, sc.Flags(), path, note)
+}
+
+func FuzzEngineInvariants(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sc := Decode(data)
+		if len(sc.Ops) == 0 {
+			return
+		}
+		if _, err := CheckInvariants(sc); err != nil {
+			failCapture(t, sc, err)
+		}
+	})
+}
+
+func FuzzEngineVsModel(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sc := Decode(data)
+		e, err := reference.New(sc.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := snatmodel.New(sc.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, op := range sc.Ops {
+			switch op.Kind {
+			case OpResize:
+				return // the model has a fixed pool
+			case OpAdvance:
+				got, err := e.Advance(op.Time, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := m.Expire(op.Time); fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want)) {
+					t.Fatalf("op %d Advance(+%v): engine emitted %v, model %v", i, op.Time.Sub(T0), got, want)
+				}
+				continue
+			}
+			got, gotEmit, err := e.Process(op.Packet, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, wantEmit := m.Process(op.Packet)
+			if got.Action != want.Action || got.Reason != want.Reason || got.Instance != want.Instance ||
+				(got.Action == reference.Translated && (got.Tuple != want.Tuple || got.NewFlow != want.NewFlow)) {
+				t.Fatalf("op %d at +%v %v %v %v:\n engine %+v\n model  %+v", i, op.Time.Sub(T0), op.Packet.Dir, op.Packet.Tuple, op.Packet.Flags, got, want)
+			}
+			if fmt.Sprint(sorted(gotEmit)) != fmt.Sprint(sorted(wantEmit)) {
+				t.Fatalf("op %d: engine emitted %v, model %v", i, gotEmit, wantEmit)
+			}
+			if e.Flows() != m.Flows() {
+				t.Fatalf("op %d: engine %d flows, model %d", i, e.Flows(), m.Flows())
+			}
+		}
+	})
+}
+
+func sorted(ps []reference.Packet) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, fmt.Sprint(p.Time.UnixNano(), p.Dir, p.Tuple, p.Flags))
+	}
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}
+
+// FuzzTranslateRoundTrip: any outbound TCP or UDP packet, translated by the
+// engine and rewritten in place, then its reply from the server to the
+// SNAT endpoint, translated back and rewritten: the reply reaches the
+// original inside endpoint, and every checksum is valid.
+func FuzzTranslateRoundTrip(f *testing.F) {
+	f.Add(uint32(0x0a000001), uint16(40000), uint32(0xc6336401), uint16(443), true, uint8(2), []byte("hello"))
+	f.Add(uint32(0xac100005), uint16(53), uint32(0x08080808), uint16(53), false, uint8(0), []byte{})
+	f.Add(uint32(0xc0a80101), uint16(0), uint32(0xcb007101), uint16(65535), true, uint8(0x11), make([]byte, 1400))
+	f.Fuzz(func(t *testing.T, src uint32, sport uint16, dst uint32, dport uint16, tcp bool, flags uint8, payload []byte) {
+		front := netip.MustParseAddr("203.0.113.1")
+		in := netip.AddrPortFrom(addr(src), sport)
+		srv := netip.AddrPortFrom(addr(dst), dport)
+		if in.Addr() == srv.Addr() || in.Addr() == front || srv.Addr() == front || len(payload) > 1400 {
+			return
+		}
+		proto := reference.UDP
+		if tcp {
+			proto = reference.TCP
+		}
+		fl := reference.TCPFlags(flags) &^ (reference.FIN | reference.RST) // keep the flow open for the reply
+		e, err := reference.New(reference.Config{Frontends: []netip.Addr{front}, Backends: []netip.Addr{in.Addr()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := gopacket.NewSerializeBuffer()
+		outb, err := frameWithPayload(buf, reference.Packet{Tuple: reference.Tuple{Proto: proto, Src: in, Dst: srv}, Flags: fl}, payload)
+		if err != nil {
+			return // not serializable (e.g. a length gopacket refuses)
+		}
+		var fr frame.Frame
+		if err := frame.Decode(layers.LinkTypeEthernet, outb, &fr); err != nil {
+			t.Fatalf("Decode(outbound): %v", err)
+		}
+		v, _, err := e.Process(fr.Packet(T0, reference.Outbound), nil)
+		if err != nil || v.Action != reference.Translated {
+			t.Fatalf("outbound %v: %v %v %v", fr.Tuple(), v.Action, v.Reason, err)
+		}
+		if err := frame.RewriteSource(outb, &fr, v.Tuple.Src); err != nil {
+			t.Fatal(err)
+		}
+		checkSums(t, "outbound", outb)
+		snat := v.Tuple.Src
+
+		replyb, err := frameWithPayload(gopacket.NewSerializeBuffer(), reference.Packet{Tuple: reference.Tuple{Proto: proto, Src: srv, Dst: snat}, Flags: reference.ACK}, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := frame.Decode(layers.LinkTypeEthernet, replyb, &fr); err != nil {
+			t.Fatalf("Decode(reply): %v", err)
+		}
+		v, _, err = e.Process(fr.Packet(T0, reference.Inbound), nil)
+		if err != nil || v.Action != reference.Translated || v.Tuple.Dst != in {
+			t.Fatalf("reply %v: %v to %v (%v), want translated to %v", fr.Tuple(), v.Action, v.Tuple.Dst, err, in)
+		}
+		if err := frame.RewriteDest(replyb, &fr, v.Tuple.Dst); err != nil {
+			t.Fatal(err)
+		}
+		checkSums(t, "reply", replyb)
+		var back frame.Frame
+		if err := frame.Decode(layers.LinkTypeEthernet, replyb, &back); err != nil || back.Tuple().Dst != in || back.Tuple().Src != srv {
+			t.Fatalf("reply after rewrite: %v %v, want %v -> %v", back.Tuple(), err, srv, in)
+		}
+	})
+}
+
+func addr(u uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], u)
+	return netip.AddrFrom4(b)
+}
+
+func frameWithPayload(buf gopacket.SerializeBuffer, p reference.Packet, payload []byte) ([]byte, error) {
+	b, err := Frame(buf, p)
+	if err != nil {
+		return nil, err
+	}
+	// Frame's payload is fixed; rebuild with the fuzzed one via gopacket.
+	pkt := gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
+	ls := []gopacket.SerializableLayer{}
+	for _, l := range pkt.Layers() {
+		if sl, ok := l.(gopacket.SerializableLayer); ok && l.LayerType() != gopacket.LayerTypePayload {
+			ls = append(ls, sl)
+		}
+	}
+	ip := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if t, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP); ok {
+		_ = t.SetNetworkLayerForChecksum(ip)
+	}
+	if u, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
+		_ = u.SetNetworkLayerForChecksum(ip)
+	}
+	ls = append(ls, gopacket.Payload(payload))
+	out := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(out, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// checkSums verifies the IPv4 header checksum and the TCP/UDP checksum of
+// an Ethernet frame by full recomputation.
+func checkSums(t *testing.T, what string, b []byte) {
+	t.Helper()
+	ip := b[14:]
+	ihl := int(ip[0]&0xf) * 4
+	if s := sum16(0, ip[:ihl]); s != 0xffff {
+		t.Fatalf("%s: IPv4 header checksum does not verify (%04x)", what, s)
+	}
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	l4 := ip[ihl:total]
+	proto := ip[9]
+	if proto == 17 && binary.BigEndian.Uint16(l4[6:]) == 0 {
+		return // no UDP checksum
+	}
+	pseudo := sum16(0, ip[12:20])
+	pseudo = sum16(uint32(pseudo)+uint32(proto)+uint32(len(l4)), nil)
+	if s := sum16(uint32(pseudo), l4); s != 0xffff {
+		t.Fatalf("%s: %d checksum does not verify (%04x)", what, proto, s)
+	}
+}
+
+func sum16(s uint32, b []byte) uint16 {
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return uint16(s)
+}
+
+// FuzzReplayBytes replays arbitrary bytes as a capture file: the replay
+// returns a report or an error naming the file, never panics, and reports
+// no more packets than the input could hold.
+func FuzzReplayBytes(f *testing.F) {
+	for _, name := range []string{"ndpi__anyconnect-vpn.pcap", "zeek__openjdk-zeek.org-sll2.pcap", "pcapplusplus__many_interfaces-1.pcapng",
+		"zeek__vlan-collisions-qinq.pcap", "zeek__redis-attr-null-loopback.pcap", "joincap__unexpected_eof_on_second_packet.pcap"} {
+		b, err := os.ReadFile(filepath.Join("..", "captures", "public", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) > 4096 {
+			b = b[:4096]
+		}
+		f.Add(b)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "in.pcap")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		specs, _ := replay.ParseBackends("10.0.0.0/8,192.168.0.0/16,172.16.0.0/12")
+		res, err := replay.Run([]string{path}, replay.Config{Engine: reference.Config{Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")}}, Backends: specs})
+		if res == nil {
+			t.Fatalf("Run returned no result (err %v)", err)
+		}
+		if res.Counts.Packets > int64(len(data)/16+1) {
+			t.Fatalf("%d packets from %d bytes", res.Counts.Packets, len(data))
+		}
+		if err != nil && !bytes.Contains([]byte(err.Error()), []byte("in.pcap")) && !bytes.Contains([]byte(err.Error()), []byte("no backend")) {
+			t.Fatalf("error %q does not name the file", err)
+		}
+	})
+}
+
+// TestInvariantsCatchFaults is the fuzzers' negative control: with a fault
+// that breaks a behaviour switched on, the invariant checker must report
+// it on the seed scenarios, and the differential against the model must
+// disagree; without faults every seed passes.
+func TestInvariantsCatchFaults(t *testing.T) {
+	for _, s := range seeds {
+		if _, err := CheckInvariants(Decode(s)); err != nil {
+			t.Fatalf("seed %v: %v", s, err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		fault fault.Set
+	}{
+		{"TCPSameDestination (B6)", fault.TCPSameDestination},
+		{"BorrowPorts (B5)", fault.BorrowPorts},
+		{"FINRestart (B10)", fault.FINRestart},
+		{"RSTLengthensFIN (B11)", fault.RSTLengthensFIN},
+		{"InboundNoRefresh (B12)", fault.InboundNoRefresh},
+		{"LateRelease (B13)", fault.LateRelease},
+		{"UDPFullTuple (B7)", fault.UDPFullTuple},
+	} {
+		caught := false
+		for _, sc := range mutantScenarios() {
+			sc.Config.Faults = tc.fault
+			if _, err := CheckInvariants(sc); errors.Is(err, ErrInvariant) {
+				caught = true
+				break
+			}
+		}
+		if !caught {
+			t.Errorf("fault %s: no scenario broke an invariant", tc.name)
+		}
+	}
+}
+
+// mutantScenarios are short scenarios aimed at the faults above, built
+// directly rather than decoded.
+func mutantScenarios() []Scenario {
+	at := func(d time.Duration) time.Time { return T0.Add(d) }
+	out := func(d time.Duration, src, dst string, proto reference.Proto, fl reference.TCPFlags) Op {
+		return Op{Kind: OpPacket, Time: at(d), Packet: reference.Packet{Time: at(d), Dir: reference.Outbound,
+			Tuple: reference.Tuple{Proto: proto, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst)}, Flags: fl}}
+	}
+	in := func(d time.Duration, src, dst string, fl reference.TCPFlags) Op {
+		return Op{Kind: OpPacket, Time: at(d), Packet: reference.Packet{Time: at(d), Dir: reference.Inbound,
+			Tuple: reference.Tuple{Proto: reference.TCP, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst)}, Flags: fl}}
+	}
+	wait := func(d time.Duration) Op { return Op{Kind: OpAdvance, Time: at(d)} }
+	cfg := reference.Config{Frontends: frontends[:1], Backends: backends[:2], PortsPerInstance: 8}
+	const srv = "198.51.100.1:443"
+	var burst []Op
+	for i := range 9 {
+		burst = append(burst, out(0, fmt.Sprintf("10.0.0.1:%d", 1000+i), srv, reference.TCP, reference.SYN))
+	}
+	return []Scenario{
+		{Config: cfg, Backends: backends, Ops: burst},
+		{Config: cfg, Backends: backends, Ops: []Op{ // FIN, then later packets
+			out(0, "10.0.0.1:1000", srv, reference.TCP, reference.SYN), out(time.Second, "10.0.0.1:1000", srv, reference.TCP, reference.FIN|reference.ACK),
+			out(100*time.Second, "10.0.0.1:1000", srv, reference.TCP, reference.ACK), wait(242 * time.Second), wait(400 * time.Second)}},
+		{Config: cfg, Backends: backends, Ops: []Op{ // FIN, then a late RST
+			out(0, "10.0.0.1:1000", srv, reference.TCP, reference.SYN), out(time.Second, "10.0.0.1:1000", srv, reference.TCP, reference.FIN|reference.ACK),
+			in(230*time.Second, srv, "203.0.113.1:1024", reference.RST), wait(242 * time.Second), wait(300 * time.Second)}},
+		{Config: cfg, Backends: backends, Ops: []Op{ // inbound packets keep the flow alive
+			out(0, "10.0.0.1:1000", srv, reference.TCP, reference.SYN), in(200*time.Second, srv, "203.0.113.1:1024", reference.SYN|reference.ACK),
+			wait(241 * time.Second), wait(500 * time.Second)}},
+		{Config: cfg, Backends: backends, Ops: []Op{ // a RST, then time lands exactly on its release
+			out(0, "10.0.0.1:1000", srv, reference.TCP, reference.SYN), out(time.Second, "10.0.0.1:1000", srv, reference.TCP, reference.RST),
+			wait(16 * time.Second), wait(17 * time.Second)}},
+		{Config: cfg, Backends: backends, Ops: []Op{ // UDP to two ports of one server
+			out(0, "10.0.0.1:5000", "198.51.100.1:53", reference.UDP, 0), out(0, "10.0.0.1:5000", "198.51.100.1:80", reference.UDP, 0)}},
+	}
+}
