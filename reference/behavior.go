@@ -43,15 +43,16 @@ func Behaviors() []Behavior {
 	return bs
 }
 
-// String returns the ID as SEMANTICS.md writes it: "B9", "C3".
+var behaviorNames = [...]string{"", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12",
+	"B13", "B14", "B15", "B16", "C1", "C2", "C3", "C4", "C5"}
+
+// String returns the ID as SEMANTICS.md writes it: "B9", "C3"; "" for
+// NoBehavior. It does not allocate.
 func (b Behavior) String() string {
-	switch {
-	case b >= B1 && b <= B16:
-		return fmt.Sprintf("B%d", b-B1+1)
-	case b >= C1 && b < behaviorEnd:
-		return fmt.Sprintf("C%d", b-C1+1)
+	if int(b) < len(behaviorNames) {
+		return behaviorNames[b]
 	}
-	return ""
+	return fmt.Sprintf("behavior-%d", uint8(b))
 }
 
 // Documented reports whether b is a documented behaviour (a B item) rather

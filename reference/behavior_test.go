@@ -750,3 +750,19 @@ func TestLookupHasNoSideEffects(t *testing.T) {
 		t.Errorf("after the idle timeout Lookup still finds the flow (events %d, want %d)", len(h.events), n+1)
 	}
 }
+
+func TestBehaviorNamesRoundTrip(t *testing.T) {
+	bs := Behaviors()
+	if len(bs) != 21 || bs[0].String() != "B1" || bs[15].String() != "B16" || bs[16].String() != "C1" || bs[20].String() != "C5" {
+		t.Fatalf("Behaviors() = %v, want B1…B16, C1…C5", bs)
+	}
+	for _, b := range bs {
+		got, err := ParseBehavior(b.String())
+		if err != nil || got != b {
+			t.Errorf("ParseBehavior(%q) = %v, %v; want %v", b.String(), got, err, b)
+		}
+		if b.Documented() != (b.String()[0] == 'B') {
+			t.Errorf("%v.Documented() = %v", b, b.Documented())
+		}
+	}
+}

@@ -21,10 +21,10 @@ const benchPackets = 2_000_000
 // benchCapture writes (once per machine, cached in the temp folder) a
 // 2,000,000-packet capture: 50 instances, 40,000 TCP flows to distinct
 // servers, each a SYN, a SYN-ACK and 48 data segments alternating
-// directions, 1 µs apart, flows interleaved.
-func benchCapture(b *testing.B) (string, []netip.Prefix) {
+// directions, gap apart, flows interleaved.
+func benchCapture(b *testing.B, gap time.Duration) (string, []netip.Prefix) {
 	b.Helper()
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("natcheck-bench-%d.pcap", benchPackets))
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("natcheck-bench-%d-%v.pcap", benchPackets, gap))
 	var specs []netip.Prefix
 	for i := range 50 {
 		specs = append(specs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 32))
@@ -57,7 +57,7 @@ func benchCapture(b *testing.B) (string, []netip.Prefix) {
 		for k := range perFlow {
 			for j := range batch {
 				data := frames[j][k&1]
-				ci := gopacket.CaptureInfo{Timestamp: synthT0.Add(time.Duration(n) * time.Microsecond), CaptureLength: len(data), Length: len(data)}
+				ci := gopacket.CaptureInfo{Timestamp: synthT0.Add(time.Duration(n) * gap), CaptureLength: len(data), Length: len(data)}
 				if err := pw.WritePacket(ci, data); err != nil {
 					b.Fatal(err)
 				}
@@ -77,9 +77,16 @@ func benchCapture(b *testing.B) (string, []netip.Prefix) {
 
 // BenchmarkReplayEndToEnd replays the 2,000,000-packet capture: read,
 // decode, engine, verdict, and the translated outside view written as
-// pcapng.
+// pcapng. Packets are 1 µs apart (a million in the 1 s re-ordering window)
+// or 10 µs apart (100,000: a busy link).
 func BenchmarkReplayEndToEnd(b *testing.B) {
-	path, specs := benchCapture(b)
+	for _, gap := range []time.Duration{time.Microsecond, 10 * time.Microsecond} {
+		b.Run("gap="+gap.String(), func(b *testing.B) { benchReplay(b, gap) })
+	}
+}
+
+func benchReplay(b *testing.B, gap time.Duration) {
+	path, specs := benchCapture(b, gap)
 	out := filepath.Join(b.TempDir(), "out.pcapng")
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -60,13 +60,13 @@ func Run(files []string, cfg Config) (*Result, error) {
 	}
 	// Detected instances talk to the Internet through the NAT; traffic
 	// between private addresses stays inside the virtual network.
-	r := &runner{res: res, cfg: cfg, inst: map[netip.Addr]int{}, publicOnly: len(cfg.Backends) == 0}
+	r := &runner{res: res, cfg: cfg, inst: map[uint32]int32{}, publicOnly: len(cfg.Backends) == 0}
 	for i, b := range backends {
-		r.inst[b] = i
+		r.inst[v4(b)] = int32(i)
 	}
-	r.front = map[netip.Addr]bool{}
+	r.front = map[uint32]bool{}
 	for _, a := range ec.Frontends {
-		r.front[a] = true
+		r.front[v4(a)] = true
 	}
 	if cfg.Events != nil {
 		r.events = newEventWriter(cfg.Events)
@@ -133,24 +133,30 @@ type runner struct {
 	res        *Result
 	cfg        Config
 	e          *reference.Engine
-	inst       map[netip.Addr]int
-	publicOnly bool // only traffic with public addresses crosses the NAT
-	front      map[netip.Addr]bool
+	inst       map[uint32]int32 // IPv4 as uint32: cheaper to hash than netip.Addr
+	publicOnly bool             // only traffic with public addresses crosses the NAT
+	front      map[uint32]bool
 	events     *eventWriter
 	outFile    *os.File
 	out        *capture.Writer // created with the first packet written
 	ifaces     map[layers.LinkType]int
 
-	f       frame.Frame
-	emit    []reference.Packet
-	rst     []byte
-	comment []string
-	cur     Mark // the packet being processed
-	file    string
-	firstEx [][2]*Mark
+	f        frame.Frame
+	emit     []reference.Packet
+	rst      []byte
+	comment  []byte    // the events of the packet being processed
+	comments [1]string // reused as Record.Comments
+	cur      Mark      // the packet being processed
+	file     string
+	firstEx  [][2]*Mark
 
 	nextSample time.Time
 	sampleStep time.Duration
+}
+
+func v4(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 // maxSamples bounds the plot's time series: past it, every other sample is
@@ -169,7 +175,23 @@ func (r *runner) observe(ev reference.Event) {
 		}
 	}
 	if r.outFile != nil && (ev.Kind == reference.MappingCreated || ev.Kind == reference.MappingReused || ev.Kind == reference.PickedUp) {
-		r.comment = append(r.comment, fmt.Sprintf("%s %s: %s %s -> %s via %s", ev.Behavior, ev.Kind, ev.Proto, ev.Inside, ev.Remote, ev.SNAT))
+		// One comment per packet, built without fmt: packets that open flows
+		// are a large share of a busy capture.
+		b := r.comment
+		if len(b) > 0 {
+			b = append(b, "; "...)
+		}
+		b = append(b, ev.Behavior.String()...)
+		b = append(b, ' ')
+		b = append(b, ev.Kind.String()...)
+		b = append(b, ": "...)
+		b = append(b, ev.Proto.String()...)
+		b = append(b, ' ')
+		b = ev.Inside.AppendTo(b)
+		b = append(b, " -> "...)
+		b = ev.Remote.AppendTo(b)
+		b = append(b, " via "...)
+		r.comment = ev.SNAT.AppendTo(b)
 	}
 	if r.events != nil {
 		r.events.write(r.cur.Packet, ev)
@@ -302,15 +324,16 @@ func (r *runner) packet(rec capture.Record) error {
 	default:
 		n.Other++
 	}
-	_, fromInst := r.inst[f.Src]
-	_, toInst := r.inst[f.Dst]
+	src4, dst4 := v4(f.Src), v4(f.Dst)
+	_, fromInst := r.inst[src4]
+	_, toInst := r.inst[dst4]
 	if r.publicOnly {
 		fromInst = fromInst && isPublic(f.Dst)
 		toInst = toInst && isPublic(f.Src)
 	}
 	// A packet addressed to a frontend IP was recorded on the outside (a
 	// two-sided capture): it goes to the inbound path as it is.
-	_, toFrontend := r.front[f.Dst]
+	toFrontend := r.front[dst4]
 	r.sample(ts)
 	var (
 		v   reference.Verdict
@@ -346,7 +369,7 @@ func (r *runner) packet(rec capture.Record) error {
 				res.Drops[reference.DropUnsolicited.String()]++
 				if r.events != nil {
 					r.events.write(r.cur.Packet, reference.Event{Time: ts, Kind: reference.PacketDropped, Behavior: reference.B8,
-						Instance: r.inst[f.Dst], Proto: f.Proto, Inside: p.Tuple.Dst, Remote: p.Tuple.Src, Drop: reference.DropUnsolicited})
+						Instance: int(r.inst[dst4]), Proto: f.Proto, Inside: p.Tuple.Dst, Remote: p.Tuple.Src, Drop: reference.DropUnsolicited})
 				}
 				return nil
 			}
@@ -449,7 +472,8 @@ func (r *runner) write(rec capture.Record, ts time.Time) error {
 	}
 	out := capture.Record{Number: rec.Number, Time: ts, Interface: idx, Data: rec.Data, Length: rec.Length}
 	if len(r.comment) > 0 {
-		out.Comments = r.comment
+		r.comments[0] = string(r.comment)
+		out.Comments = r.comments[:]
 	}
 	if err := r.out.Write(out); err != nil {
 		return fmt.Errorf("replay: write %s: %w", r.cfg.Output, err)
