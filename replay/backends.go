@@ -64,6 +64,21 @@ func isPublic(a netip.Addr) bool {
 	return a.IsGlobalUnicast() && !a.IsPrivate() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
+// isHost reports whether a can be a host of prefix p: not its network or
+// broadcast address (for prefixes of up to /30), and unicast.
+func isHost(p netip.Prefix, a netip.Addr) bool {
+	if !a.IsGlobalUnicast() && !a.IsPrivate() {
+		return false
+	}
+	if p.Bits() > 30 {
+		return true
+	}
+	b := a.As4()
+	host := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	mask := uint32(1)<<(32-p.Bits()) - 1
+	return host&mask != 0 && host&mask != mask
+}
+
 // needsCensus reports whether choosing instances needs a first pass: it
 // does for detection and for prefixes, not for a list of addresses.
 func needsCensus(specs []netip.Prefix) bool {
@@ -102,7 +117,7 @@ func chooseBackends(specs []netip.Prefix, c *census) ([]netip.Addr, string) {
 		}
 		var in []netip.Addr
 		for a := range c.seen {
-			if p.Contains(a) && !have[a] {
+			if p.Contains(a) && !have[a] && isHost(p, a) {
 				in = append(in, a)
 			}
 		}

@@ -1,9 +1,7 @@
 package replay
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
 	"time"
 
 	"github.com/natcheck/natcheck/reference"
@@ -25,48 +23,26 @@ type eventRecord struct {
 	Ports    *int      `json:"ports,omitempty"`
 }
 
-// eventWriter writes engine events as JSON lines, each with the number of
-// the packet being processed when it happened (0 for timers fired by the
-// end of the input).
-type eventWriter struct {
-	bw  *bufio.Writer
-	enc *json.Encoder
-	err error
-}
-
-func newEventWriter(w io.Writer) *eventWriter {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	return &eventWriter{bw: bw, enc: json.NewEncoder(bw)}
-}
-
-func (ew *eventWriter) write(packet int64, ev reference.Event) {
-	if ew.err != nil {
-		return
-	}
+// encodeEvent appends ev, seen while the given packet was processed (0
+// for none), to the events stream as one JSON line.
+func encodeEvent(enc *json.Encoder, packet int64, ev reference.Event) error {
 	rec := eventRecord{Packet: packet, Time: ev.Time, Kind: ev.Kind.String(), Behavior: ev.Behavior.String(),
 		Instance: ev.Instance, Release: ev.Release.String(), Drop: ev.Drop.String()}
 	if ev.Proto != 0 {
 		rec.Proto = ev.Proto.String()
 	}
-	for _, f := range []struct {
-		dst *string
-		v   interface{ IsValid() bool }
-		s   func() string
-	}{{&rec.Inside, ev.Inside, ev.Inside.String}, {&rec.Remote, ev.Remote, ev.Remote.String}, {&rec.SNAT, ev.SNAT, ev.SNAT.String}} {
-		if f.v.IsValid() {
-			*f.dst = f.s()
-		}
+	if ev.Inside.IsValid() {
+		rec.Inside = ev.Inside.String()
+	}
+	if ev.Remote.IsValid() {
+		rec.Remote = ev.Remote.String()
+	}
+	if ev.SNAT.IsValid() {
+		rec.SNAT = ev.SNAT.String()
 	}
 	if ev.Kind == reference.ConfigChanged {
 		p := ev.Ports
 		rec.Ports = &p
 	}
-	ew.err = ew.enc.Encode(rec)
-}
-
-func (ew *eventWriter) flush() error {
-	if ew.err != nil {
-		return ew.err
-	}
-	return ew.bw.Flush()
+	return enc.Encode(rec)
 }

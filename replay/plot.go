@@ -57,7 +57,7 @@ func WritePlot(path string, r *Result) error {
 	for i, l := range lines {
 		pts := make(plotter.XYs, 0, len(r.Samples))
 		for _, s := range r.Samples {
-			if l.inst < len(s.InUse) {
+			if l.inst < len(s.InUse) && s.InUse[l.inst][l.proto] >= 0 { // -1: sampled by another worker
 				pts = append(pts, plotter.XY{X: s.Time.Sub(r.Start).Seconds(), Y: float64(s.InUse[l.inst][l.proto])})
 			}
 		}

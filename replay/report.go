@@ -112,7 +112,9 @@ func (r *Result) Verdicts() []string {
 			p = 1
 		}
 		a.peak[p] += ir.Peak
-		a.alloc[p] = ir.Allocated
+		if ir.Instance < len(r.Plan.Instances) {
+			a.alloc = [2]int{r.Plan.Instances[ir.Instance].Ports, r.Plan.Instances[ir.Instance].Ports}
+		}
 		a.flows += ir.Flows
 		a.drops += ir.ExhaustionDrops
 		if ir.FirstExhaustion != nil && (a.first == nil || ir.FirstExhaustion.Packet < a.first.Packet) {

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -302,5 +303,46 @@ func TestReplayOutsideRecordedPackets(t *testing.T) {
 	}
 	if n := res.Counts; n.Replies != 2 || n.Translated != 2 || n.Dropped != 1 || res.Drops["unsolicited"] != 1 {
 		t.Errorf("counts %+v drops %v; want the SYN-ACK to 1024 translated and the packet to 1025 unsolicited", n, res.Drops)
+	}
+}
+
+// TestReplayWorkersGiveTheSameResult: instances own their ports (B5), so
+// spreading them over engines changes nothing in the report, the events
+// or the outside view.
+func TestReplayWorkersGiveTheSameResult(t *testing.T) {
+	file := public + "ndpi__anyconnect-vpn.pcap"
+	var reports, events []string
+	var outs [][]byte
+	for _, n := range []int{1, 2, 3} {
+		var ev strings.Builder
+		out := filepath.Join(t.TempDir(), "out.pcapng")
+		specs, _ := ParseBackends("10.0.0.0/24")
+		res, err := Run([]string{file}, Config{Engine: oneFrontend(8), Backends: specs, Output: out, Events: &ev, Workers: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep strings.Builder
+		if err := WriteText(&rep, res); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reports, events, outs = append(reports, rep.String()), append(events, ev.String()), append(outs, b)
+	}
+	if len(strings.Split(reports[0], "\n")) < 10 || !strings.Contains(reports[0], "EXHAUSTED") {
+		t.Fatalf("report too thin to compare:\n%s", reports[0])
+	}
+	for i := 1; i < len(reports); i++ {
+		if reports[i] != reports[0] {
+			t.Errorf("workers=%d report differs:\n%s\nvs\n%s", i+1, reports[i], reports[0])
+		}
+		if events[i] != events[0] {
+			t.Errorf("workers=%d events differ", i+1)
+		}
+		if !bytes.Equal(outs[i], outs[0]) {
+			t.Errorf("workers=%d outside view differs", i+1)
+		}
 	}
 }

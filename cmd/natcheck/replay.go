@@ -31,6 +31,7 @@ func newReplayCmd() *cobra.Command {
 		plotPath    string
 		asJSON      bool
 		failOn      []string
+		workers     int
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -76,7 +77,7 @@ default, detected: private sources that open flows to public addresses.`,
 			cfg := replay.Config{
 				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
 					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
-				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath,
+				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers,
 			}
 			if eventsPath != "" {
 				f, err := os.Create(eventsPath)
@@ -143,5 +144,6 @@ default, detected: private sources that open flows to public addresses.`,
 	f.StringVar(&plotPath, "plot", "", "plot SNAT ports in use over time to this .png or .svg file")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
 	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
+	f.IntVar(&workers, "workers", 0, "engines to spread the instances over (0: one per CPU, at most 8); the result is the same for any number")
 	return cmd
 }

@@ -1,0 +1,319 @@
+package replay
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+
+	"github.com/natcheck/natcheck/reference"
+	"github.com/natcheck/natcheck/replay/capture"
+	"github.com/natcheck/natcheck/replay/frame"
+)
+
+// Item kinds: which path of the NAT a packet takes.
+const (
+	kindOutbound = iota // from an instance
+	kindReply           // recorded on the inside, to an instance: sent to its flow's SNAT endpoint
+	kindOutside         // recorded on the outside, to a frontend IP: sent as it is
+)
+
+// item is one packet on its way through the pipeline. Data and the frame's
+// offsets refer to the batch's arena.
+type item struct {
+	mark     Mark
+	linkType uint16
+	kind     uint8
+	length   int
+	start    int // data is arena[start:end]
+	end      int
+	frame    frame.Frame
+
+	// Filled in by the worker.
+	write          bool
+	comment        string
+	evStart, evEnd int // events, in the batch's events arena
+	emitted        []reference.Packet
+}
+
+// batchSize is the number of items handed to a worker at once.
+const batchSize = 512
+
+// batch is a run of items for one worker, with the bytes they own.
+type batch struct {
+	items  []item
+	arena  []byte
+	events []byte
+	next   int // the writer's position
+}
+
+// ingest reads, decodes and classifies packets and dispatches them.
+type ingest struct {
+	res        *Result
+	cfg        Config
+	inst       map[uint32]int32 // IPv4 as uint32: cheaper to hash than netip.Addr
+	publicOnly bool             // only traffic with public addresses crosses the NAT
+	front      map[uint32]int   // frontend IPv4 → index
+	owner      [][]int32        // per frontend, per port - FirstPort: the instance, or -1
+	firstPort  uint16
+	workers    []*worker
+	cur        []*batch // each worker's batch being filled
+	free       chan *batch
+	order      chan []uint8
+	orderBuf   []uint8 // the worker of each item dispatched since the last flush
+	f          frame.Frame
+}
+
+// orderFlush is how many items the writer is told about at once.
+const orderFlush = 4096
+
+func newIngest(res *Result, cfg Config, backends []netip.Addr, workers []*worker) *ingest {
+	in := &ingest{res: res, cfg: cfg, inst: map[uint32]int32{}, front: map[uint32]int{},
+		// Detected instances talk to the Internet through the NAT; traffic
+		// between private addresses stays inside the virtual network.
+		publicOnly: len(cfg.Backends) == 0, workers: workers, cur: make([]*batch, len(workers))}
+	for i, b := range backends {
+		in.inst[v4(b)] = int32(i)
+	}
+	pl := res.Plan
+	in.firstPort = 0xffff
+	for _, ip := range pl.Instances {
+		for _, r := range ip.Ranges {
+			in.firstPort = min(in.firstPort, r.First)
+		}
+	}
+	for i, fr := range pl.Frontends {
+		in.front[v4(fr.IP)] = i
+		own := make([]int32, 65536)
+		for j := range own {
+			own[j] = -1
+		}
+		for _, ip := range pl.Instances {
+			for _, r := range ip.Ranges {
+				if r.IP == fr.IP {
+					for p := int(r.First); p <= int(r.Last); p++ {
+						own[p] = int32(ip.Index)
+					}
+				}
+			}
+		}
+		in.owner = append(in.owner, own)
+	}
+	// Enough batches that no channel send ever blocks: every channel can
+	// hold them all.
+	n := 16 + 4*len(workers)
+	in.free = make(chan *batch, n)
+	in.order = make(chan []uint8, n)
+	for range n {
+		in.free <- &batch{items: make([]item, 0, batchSize), arena: make([]byte, 0, batchSize*128)}
+	}
+	for _, w := range workers {
+		w.in = make(chan *batch, n)
+		w.out = make(chan *batch, n)
+	}
+	return in
+}
+
+// mergeItem is one file's next record in the k-way merge.
+type mergeItem struct {
+	rec  capture.Record
+	src  capture.Source
+	name string
+	idx  int
+}
+
+type mergeHeap []*mergeItem
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	if !h[i].rec.Time.Equal(h[j].rec.Time) {
+		return h[i].rec.Time.Before(h[j].rec.Time)
+	}
+	return h[i].idx < h[j].idx
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(*mergeItem)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// run reads every file, merged in time order, and dispatches its packets.
+// It always closes the order channel, so the writer ends.
+func (in *ingest) run(files []string) error {
+	err := in.read(files)
+	in.flush()
+	close(in.order)
+	return err
+}
+
+func (in *ingest) read(files []string) error {
+	var total int64
+	for _, name := range files {
+		if st, err := os.Stat(name); err == nil {
+			total += st.Size()
+		}
+	}
+	var h mergeHeap
+	for i, name := range files {
+		rd, err := capture.Open(name)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		defer rd.Close()
+		src := capture.NewReorder(rd, in.cfg.ReorderWindow)
+		rec, err := src.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return fmt.Errorf("replay: %w", err)
+			}
+			continue
+		}
+		h = append(h, &mergeItem{rec: rec, src: src, name: name, idx: i})
+	}
+	heap.Init(&h)
+	var lastProgress int64
+	for len(h) > 0 {
+		it := h[0]
+		in.packet(it.name, it.rec)
+		if in.cfg.Progress != nil && it.rec.Offset-lastProgress > 1<<20 {
+			lastProgress = it.rec.Offset
+			in.cfg.Progress(it.rec.Offset, total)
+		}
+		next, err := it.src.Next()
+		if err != nil {
+			heap.Pop(&h)
+			if !errors.Is(err, io.EOF) {
+				return fmt.Errorf("replay: %w", err)
+			}
+			continue
+		}
+		it.rec = next
+		heap.Fix(&h, 0)
+	}
+	if in.cfg.Progress != nil {
+		in.cfg.Progress(total, total)
+	}
+	return nil
+}
+
+// packet counts, decodes and classifies one record, and hands it to the
+// worker of its instance.
+func (in *ingest) packet(file string, rec capture.Record) {
+	res := in.res
+	n := &res.Counts
+	n.Packets++
+	ts := rec.Time
+	if ts.IsZero() { // a pcapng simple packet block has no time
+		ts = res.End
+	}
+	if res.Start.IsZero() {
+		res.Start = ts
+	}
+	if ts.After(res.End) {
+		res.End = ts
+	}
+	f := &in.f
+	if err := frame.Decode(rec.LinkType, rec.Data, f); err != nil {
+		n.Cut++
+		return
+	}
+	switch f.Network {
+	case frame.IPv6:
+		n.IPv6++
+		return
+	case frame.NonIP:
+		n.NonIP++
+		return
+	}
+	switch {
+	case f.Fragment:
+		n.Fragments++
+	case f.Proto == reference.TCP:
+		n.TCP++
+	case f.Proto == reference.UDP:
+		n.UDP++
+	case f.Proto == reference.ICMP:
+		n.ICMP++
+	default:
+		n.Other++
+	}
+	src4, dst4 := v4(f.Src), v4(f.Dst)
+	srcInst, fromInst := in.inst[src4]
+	dstInst, toInst := in.inst[dst4]
+	if in.publicOnly {
+		fromInst = fromInst && isPublic(f.Dst)
+		toInst = toInst && isPublic(f.Src)
+	}
+	var kind uint8
+	var inst int32
+	switch fi, toFrontend := in.front[dst4]; {
+	case fromInst && !toInst:
+		n.Outbound++
+		kind, inst = kindOutbound, srcInst
+	case toFrontend:
+		// A packet recorded on the outside (a two-sided capture): its
+		// SNAT port names the instance; a port of none is unsolicited on
+		// any engine, so worker 0 takes it.
+		n.Replies++
+		kind, inst = kindOutside, 0
+		if f.HasPorts() && f.DstPort >= in.firstPort {
+			inst = max(in.owner[fi][f.DstPort], 0)
+		}
+	case toInst && !fromInst:
+		n.Replies++
+		kind, inst = kindReply, dstInst
+	default:
+		n.NotThroughNAT++
+		return
+	}
+	wi := int(inst) % len(in.workers)
+	b := in.cur[wi]
+	if b == nil {
+		b = in.take()
+		in.cur[wi] = b
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, rec.Data...)
+	b.items = append(b.items, item{mark: Mark{File: file, Packet: int64(rec.Number), Time: ts}, linkType: uint16(rec.LinkType),
+		kind: kind, length: rec.Length, start: start, end: len(b.arena), frame: *f})
+	in.orderBuf = append(in.orderBuf, uint8(wi))
+	if len(b.items) == batchSize {
+		in.workers[wi].in <- b
+		in.cur[wi] = nil
+	}
+	if len(in.orderBuf) == orderFlush {
+		in.flush()
+	}
+}
+
+// take returns a free batch. When none is free, the writer is first told
+// about every item dispatched, so that it can finish and free batches.
+func (in *ingest) take() *batch {
+	select {
+	case b := <-in.free:
+		return b
+	default:
+	}
+	in.flush()
+	return <-in.free
+}
+
+// flush sends every partly filled batch to its worker, then tells the
+// writer the order of the items dispatched since the last flush.
+func (in *ingest) flush() {
+	for wi, b := range in.cur {
+		if b != nil {
+			in.workers[wi].in <- b
+			in.cur[wi] = nil
+		}
+	}
+	if len(in.orderBuf) > 0 {
+		in.order <- in.orderBuf
+		in.orderBuf = make([]uint8, 0, orderFlush)
+	}
+}
