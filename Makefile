@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test bench fuzz demo lint clean
+.PHONY: all build test bench bench-peers fuzz demo lint clean
 
 all: build
 
@@ -25,6 +25,11 @@ test:
 # Benchmarks, with allocations, one core.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -cpu 1 ./reference/
+
+# natcheck replay against tshark and tcpdump on the same 2,000,000-packet
+# capture (see scripts/bench-peers.sh and docs/BENCHMARKS.md).
+bench-peers: build
+	NATCHECK=$(BIN) GO=$(GO) bash scripts/bench-peers.sh
 
 # Fuzz every target of every package for FUZZTIME each (make fuzz FUZZTIME=10m).
 fuzz:
