@@ -766,3 +766,58 @@ func TestBehaviorNamesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessReplyIsLookupThenProcess: for every kind of reply,
+// ProcessReply gives what Lookup followed by Process of the reply
+// addressed to the SNAT endpoint gives, on two engines fed the same
+// traffic.
+func TestProcessReplyIsLookupThenProcess(t *testing.T) {
+	setup := func(h *harness) {
+		h.mustOut(0, TCP, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+		h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+		h.mustOut(0, TCP, "10.0.0.1:1001", "198.51.100.2:443", SYN)
+		h.out(time.Second, TCP, "10.0.0.1:1001", "198.51.100.2:443", RST)
+	}
+	for _, tc := range []struct {
+		at       time.Duration
+		proto    Proto
+		src, dst string
+		frag     bool
+	}{
+		{time.Second, TCP, "198.51.100.1:443", "10.0.0.1:1000", false},      // matches
+		{time.Second, TCP, "198.51.100.1:444", "10.0.0.1:1000", false},      // other server port
+		{time.Second, UDP, "198.51.100.1:53", "10.0.0.1:5000", false},       // UDP peer
+		{time.Second, UDP, "198.51.100.1:54", "10.0.0.1:5000", false},       // UDP, port never sent to
+		{time.Second, TCP, "198.51.100.9:443", "10.0.0.1:1000", false},      // no flow
+		{16 * time.Second, TCP, "198.51.100.2:443", "10.0.0.1:1001", false}, // released at 16 s
+		{time.Second, TCP, "198.51.100.1:443", "10.0.0.1:1000", true},       // fragment
+	} {
+		a, b := newHarness(t, oneIP("10.0.0.1")), newHarness(t, oneIP("10.0.0.1"))
+		setup(a)
+		setup(b)
+		reply := Packet{Time: t0.Add(tc.at), Dir: Inbound, Tuple: Tuple{tc.proto, ap(tc.src), ap(tc.dst)}, Flags: ACK, Fragment: tc.frag}
+		got, snat, _, err := a.e.ProcessReply(reply, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.e.Advance(reply.Time, nil); err != nil {
+			t.Fatal(err)
+		}
+		want := Verdict{Action: Dropped, Reason: DropUnsolicited, Behavior: B8, Instance: -1}
+		wantSNAT, ok := b.e.Lookup(reply.Tuple.Reverse())
+		if tc.frag { // a fragment is dropped before any lookup (B15)
+			want = Verdict{Action: Dropped, Reason: DropFragment, Behavior: B15, Instance: -1}
+			ok = false
+		} else if ok {
+			q := reply
+			q.Tuple.Dst = wantSNAT
+			want, _, _ = b.e.Process(q, nil)
+		}
+		if !ok {
+			wantSNAT = netip.AddrPort{}
+		}
+		if got != want || snat != wantSNAT {
+			t.Errorf("reply %v at %v: ProcessReply = %+v via %v; Lookup+Process = %+v via %v", reply.Tuple, tc.at, got, snat, want, wantSNAT)
+		}
+	}
+}

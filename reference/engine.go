@@ -530,24 +530,7 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	k := packKey(uint32(fi), tu.Dst.Port(), v4(tu.Src.Addr()), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
 	h := hashKey(k)
 	if id, ok := e.lookup(&e.in, h, k, true); ok {
-		f := &e.flows[id]
-		if f.proto == UDP && !e.peerAllowed(f, id, tu.Src.Port()) {
-			if e.faults.Has(fault.DroppedRefresh) && f.state&stFixed == 0 {
-				f.deadline = t + e.idle
-			}
-			return e.drop(p, DropUnsolicited, B8, int(f.inst))
-		}
-		if e.faults != 0 && e.faults.Has(fault.InboundNoRefresh) {
-			d := f.deadline
-			e.touch(f, id, t, p.Flags, stIn)
-			if f.state&stFixed == 0 {
-				f.deadline = d
-			}
-		} else {
-			e.touch(f, id, t, p.Flags, stIn)
-		}
-		return Verdict{Action: Translated, Behavior: B8, Instance: int(f.inst),
-			Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
+		return e.inboundFlow(p, t, id)
 	}
 	if len(e.tombIn) > 0 {
 		if tb, ok := e.tombIn[k]; ok && tb.until > t {
@@ -555,6 +538,31 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 		}
 	}
 	return e.drop(p, DropUnsolicited, B8, -1)
+}
+
+// inboundFlow is B8 for an inbound packet that matches flow id: UDP needs
+// a source port the mapping has sent to; a translated packet restarts the
+// idle timer (B12).
+func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
+	tu := &p.Tuple
+	f := &e.flows[id]
+	if f.proto == UDP && !e.peerAllowed(f, id, tu.Src.Port()) {
+		if e.faults.Has(fault.DroppedRefresh) && f.state&stFixed == 0 {
+			f.deadline = t + e.idle
+		}
+		return e.drop(p, DropUnsolicited, B8, int(f.inst))
+	}
+	if e.faults != 0 && e.faults.Has(fault.InboundNoRefresh) {
+		d := f.deadline
+		e.touch(f, id, t, p.Flags, stIn)
+		if f.state&stFixed == 0 {
+			f.deadline = d
+		}
+	} else {
+		e.touch(f, id, t, p.Flags, stIn)
+	}
+	return Verdict{Action: Translated, Behavior: B8, Instance: int(f.inst),
+		Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
 }
 
 func (e *Engine) frontIndex(a uint32) (uint16, bool) {

@@ -18,3 +18,42 @@ func (e *Engine) Lookup(out Tuple) (netip.AddrPort, bool) {
 	}
 	return e.snat(&e.flows[id]), true
 }
+
+// ProcessReply runs a reply recorded on the inside through the NAT's
+// inbound path. reply travels from a server to an inside endpoint; the
+// server sent it to the SNAT IP:port of that endpoint's flow toward it, so
+// that is where it enters the NAT. ProcessReply is Lookup, then Process of
+// the reply addressed to the SNAT endpoint, in one step: timers fire first,
+// and a reply whose flow has no SNAT endpoint (never created, refused, or
+// released) is dropped as unsolicited (B8). It returns the verdict and the
+// SNAT endpoint the reply was addressed to, invalid when there was none.
+func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrPort, []Packet, error) {
+	e.emit = emit
+	t, err := e.setTime(reply.Time)
+	if err != nil {
+		emit, e.emit = e.emit, nil
+		return Verdict{Instance: -1}, netip.AddrPort{}, emit, err
+	}
+	reply.Dir = Inbound
+	var v Verdict
+	var snat netip.AddrPort
+	p := &reply
+	// Drops are reported as the flow's own outbound direction would be,
+	// since the SNAT endpoint is unknown.
+	asOut := Packet{Time: p.Time, Dir: Outbound, Tuple: p.Tuple.Reverse(), Flags: p.Flags}
+	if r := e.admit(p); r != NotDropped {
+		v = e.drop(&asOut, r, B15, -1)
+	} else {
+		tu := &p.Tuple
+		k := packKey(v4(tu.Dst.Addr()), tu.Dst.Port(), v4(tu.Src.Addr()), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
+		if id, ok := e.lookup(&e.out, hashKey(k), k, false); ok {
+			snat = e.snat(&e.flows[id])
+			tu.Dst = snat
+			v = e.inboundFlow(p, t, id)
+		} else {
+			v = e.drop(&asOut, DropUnsolicited, B8, -1)
+		}
+	}
+	emit, e.emit = e.emit, nil
+	return v, snat, emit, nil
+}

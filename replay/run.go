@@ -189,9 +189,6 @@ func finish(res *Result, workers []*worker) {
 				res.Drops[reference.DropReason(reason).String()] += v
 			}
 		}
-		if w.noFlow > 0 {
-			res.Drops[reference.DropUnsolicited.String()] += w.noFlow
-		}
 		if !res.End.IsZero() {
 			w.nextSample = time.Time{}
 			w.sample(res.End)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/natcheck/natcheck/reference"
@@ -18,7 +19,6 @@ type worker struct {
 	err     error
 
 	counts  Counts
-	noFlow  uint64 // replies with no flow, dropped as unsolicited (B8)
 	firstEx [][2]*Mark
 
 	outside bool          // an output capture is written: rewrite packets and comment them
@@ -131,33 +131,33 @@ func (w *worker) packet(it *item, data []byte) error {
 	case kindOutside:
 		p = f.Packet(ts, reference.Inbound)
 	case kindReply:
-		p = f.Packet(ts, reference.Inbound)
-		if f.HasPorts() && !f.Fragment {
-			var err error
-			if w.emit, err = w.e.Advance(ts, w.emit); err != nil {
-				return err
-			}
-			snat, ok := w.e.Lookup(p.Tuple.Reverse())
-			if !ok {
-				// The server never saw a SNAT endpoint for this flow: the
-				// flow was refused, released, or started before the capture.
-				w.counts.RepliesNoFlow++
-				w.counts.Dropped++
-				w.noFlow++
-				if w.enc != nil {
-					_ = encodeEvent(w.enc, it.mark.Packet, reference.Event{Time: ts, Kind: reference.PacketDropped, Behavior: reference.B8,
-						Instance: -1, Proto: f.Proto, Inside: p.Tuple.Dst, Remote: p.Tuple.Src, Drop: reference.DropUnsolicited})
-				}
-				return nil
-			}
-			p.Tuple.Dst = snat
+		// The reply enters the NAT at its flow's SNAT endpoint.
+		v, snat, emit, err := w.e.ProcessReply(f.Packet(ts, reference.Inbound), w.emit)
+		w.emit = emit
+		if err != nil {
+			return err
 		}
+		if !snat.IsValid() && v.Reason == reference.DropUnsolicited {
+			w.counts.RepliesNoFlow++
+		}
+		return w.verdict(it, data, v, snat)
 	}
 	v, emit, err := w.e.Process(p, w.emit)
 	w.emit = emit
 	if err != nil {
 		return err
 	}
+	snat := p.Tuple.Dst // an inbound packet recorded on the outside
+	if p.Dir == reference.Outbound {
+		snat = v.Tuple.Src
+	}
+	return w.verdict(it, data, v, snat)
+}
+
+// verdict counts v and, when the packet was translated, rewrites data into
+// the outside view: an outbound packet as it left the NAT (from snat), a
+// reply as the server sent it (to snat).
+func (w *worker) verdict(it *item, data []byte, v reference.Verdict, snat netip.AddrPort) error {
 	switch v.Action {
 	case reference.Translated:
 		w.counts.Translated++
@@ -170,10 +170,10 @@ func (w *worker) packet(it *item, data []byte) error {
 		return nil
 	}
 	it.write = true
-	if p.Dir == reference.Outbound {
-		return frame.RewriteSource(data, f, v.Tuple.Src)
+	if it.kind == kindOutbound {
+		return frame.RewriteSource(data, &it.frame, snat)
 	}
-	return frame.RewriteDest(data, f, p.Tuple.Dst)
+	return frame.RewriteDest(data, &it.frame, snat)
 }
 
 // maxSamples bounds the plot's time series: past it, every other sample is
