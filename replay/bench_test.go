@@ -93,7 +93,6 @@ func benchReplay(b *testing.B, gap time.Duration) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	var peak uint64
 	for range b.N {
 		res, err := Run([]string{path}, Config{Engine: oneFrontend(0), Backends: specs, Output: out, Workers: runtime.GOMAXPROCS(0)})
 		if err != nil {
@@ -102,10 +101,6 @@ func benchReplay(b *testing.B, gap time.Duration) {
 		if res.Counts.Packets != benchPackets || res.Counts.Translated != benchPackets {
 			b.Fatalf("counts %+v", res.Counts)
 		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		peak = max(peak, ms.HeapSys)
 	}
 	b.ReportMetric(float64(benchPackets*b.N)/time.Since(start).Seconds(), "pkts/s")
-	b.ReportMetric(float64(peak)/(1<<20), "MB-heap-sys")
 }
