@@ -53,10 +53,10 @@ type batch struct {
 type ingest struct {
 	res        *Result
 	cfg        Config
-	inst       map[uint32]int32 // IPv4 as uint32: cheaper to hash than netip.Addr
-	publicOnly bool             // only traffic with public addresses crosses the NAT
-	front      map[uint32]int   // frontend IPv4 → index
-	owner      [][]int32        // per frontend, per port - FirstPort: the instance, or -1
+	inst       *addrTable // backend IPv4 → instance
+	publicOnly bool       // only traffic with public addresses crosses the NAT
+	front      *addrTable // frontend IPv4 → index
+	owner      [][]int32  // per frontend, per port - FirstPort: the instance, or -1
 	firstPort  uint16
 	workers    []*worker
 	cur        []*batch // each worker's batch being filled
@@ -70,12 +70,12 @@ type ingest struct {
 const orderFlush = 4096
 
 func newIngest(res *Result, cfg Config, backends []netip.Addr, workers []*worker) *ingest {
-	in := &ingest{res: res, cfg: cfg, inst: map[uint32]int32{}, front: map[uint32]int{},
+	in := &ingest{res: res, cfg: cfg, inst: newAddrTable(len(backends)), front: newAddrTable(len(res.Plan.Frontends)),
 		// Detected instances talk to the Internet through the NAT; traffic
 		// between private addresses stays inside the virtual network.
 		publicOnly: len(cfg.Backends) == 0, workers: workers, cur: make([]*batch, len(workers))}
 	for i, b := range backends {
-		in.inst[v4(b)] = int32(i)
+		in.inst.put(v4(b), int32(i))
 	}
 	pl := res.Plan
 	in.firstPort = 0xffff
@@ -85,7 +85,7 @@ func newIngest(res *Result, cfg Config, backends []netip.Addr, workers []*worker
 		}
 	}
 	for i, fr := range pl.Frontends {
-		in.front[v4(fr.IP)] = i
+		in.front.put(v4(fr.IP), int32(i))
 		own := make([]int32, 65536)
 		for j := range own {
 			own[j] = -1
@@ -243,15 +243,15 @@ func (in *ingest) packet(file string, rec capture.Record) {
 		n.Other++
 	}
 	src4, dst4 := v4(f.Src), v4(f.Dst)
-	srcInst, fromInst := in.inst[src4]
-	dstInst, toInst := in.inst[dst4]
+	srcInst, fromInst := in.inst.get(src4)
+	dstInst, toInst := in.inst.get(dst4)
 	if in.publicOnly {
 		fromInst = fromInst && isPublic(f.Dst)
 		toInst = toInst && isPublic(f.Src)
 	}
 	var kind uint8
 	var inst int32
-	switch fi, toFrontend := in.front[dst4]; {
+	switch fi, toFrontend := in.front.get(dst4); {
 	case fromInst && !toInst:
 		n.Outbound++
 		kind, inst = kindOutbound, srcInst
