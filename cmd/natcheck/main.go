@@ -68,18 +68,24 @@ func newVersionCmd() *cobra.Command {
 	}
 }
 
-func main() {
-	err := newRootCmd().Execute()
+// exitCode maps a command's error to the process's exit code: the code
+// an exitError carries, or exitUsage for cobra's own errors (a missing
+// argument, an unknown command).
+func exitCode(err error) int {
 	if err == nil {
-		os.Exit(exitOK)
+		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "natcheck:", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
-		os.Exit(ee.code)
+		return ee.code
 	}
-	if errors.Is(err, reference.ErrConfig) {
-		os.Exit(exitUsage)
+	return exitUsage
+}
+
+func main() {
+	err := newRootCmd().Execute()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "natcheck:", err)
 	}
-	os.Exit(exitUsage)
+	os.Exit(exitCode(err))
 }

@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -16,14 +16,10 @@ func run(t *testing.T, args ...string) (string, int) {
 	cmd.SetErr(&out)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
-	if err == nil {
-		return out.String(), exitOK
+	if err != nil {
+		out.WriteString(err.Error())
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return out.String() + err.Error(), ee.code
-	}
-	return out.String() + err.Error(), -1
+	return out.String(), exitCode(err)
 }
 
 func TestPlanRejectsExactlyWhereB2B4Do(t *testing.T) {
@@ -57,6 +53,57 @@ func TestDemoShowsExhaustion(t *testing.T) {
 	for _, want := range []string{"B9: instance 0 exhausted", "translated via 203.0.113.1:1536", "0 refused"} {
 		if code != exitOK || !strings.Contains(out, want) {
 			t.Errorf("natcheck demo: exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+}
+
+const vpn = "../../captures/public/ndpi__anyconnect-vpn.pcap"
+
+func TestReplayCommand(t *testing.T) {
+	dir := t.TempDir()
+	out, ev, plot := dir+"/out.pcapng", dir+"/ev.jsonl", dir+"/usage.png"
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"replay", vpn}, exitOK, []string{"backends [10.0.0.227], detected", "never out of ports"}},
+		{[]string{"replay", "--ports-per-instance", "8", "--fail-on", "exhaustion", vpn}, exitFailed,
+			[]string{"EXHAUSTED: 8 new flows refused (B9), first at packet 348", "--fail-on exhaustion: 8 new flows refused"}},
+		{[]string{"replay", "--ports-per-instance", "8", "--json", vpn}, exitOK, []string{`"exhausted": 8`, `"backends_how"`}},
+		{[]string{"replay", "-w", out, "--events", ev, "--plot", plot, vpn}, exitOK, []string{"translated"}},
+		{[]string{"replay", "../../captures/public/joincap__unexpected_eof_on_second_packet.pcap", "--backends", "10.0.0.1"}, exitInput,
+			[]string{"1 packets from", "packet 2 at offset", "truncated"}},
+		{[]string{"replay", "--ports-per-instance", "12", vpn}, exitUsage, []string{"multiple of 8"}},
+		{[]string{"replay", "--fail-on", "sometimes", vpn}, exitUsage, []string{"want exhaustion and/or drop"}},
+		{[]string{"replay"}, exitUsage, []string{"requires at least 1 arg"}},
+	} {
+		got, code := run(t, tc.args...)
+		for _, w := range tc.want {
+			if code != tc.code || !strings.Contains(got, w) {
+				t.Errorf("natcheck %v: exit %d, want %d and output with %q:\n%s", tc.args, code, tc.code, w, got)
+				break
+			}
+		}
+	}
+	for _, f := range []struct{ path, magic string }{{out, "\x0a\x0d\x0d\x0a"}, {plot, "\x89PNG"}, {ev, `{"packet":`}} {
+		b, err := os.ReadFile(f.path)
+		if err != nil || !strings.HasPrefix(string(b), f.magic) {
+			t.Errorf("%s: %d bytes, err %v; want a file starting %q", f.path, len(b), err, f.magic)
+		}
+	}
+}
+
+// TestEveryCommandHasHelpWithExample: --help of every command shows an
+// example.
+func TestEveryCommandHasHelpWithExample(t *testing.T) {
+	for _, c := range newRootCmd().Commands() {
+		if c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		out, code := run(t, c.Name(), "--help")
+		if code != exitOK || !strings.Contains(out, "Examples:") || !strings.Contains(out, "natcheck "+c.Name()) {
+			t.Errorf("natcheck %s --help: exit %d, no example:\n%s", c.Name(), code, out)
 		}
 	}
 }
