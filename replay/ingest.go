@@ -118,10 +118,11 @@ func newIngest(res *Result, cfg Config, backends []netip.Addr, workers []*worker
 
 // mergeItem is one file's next record in the k-way merge.
 type mergeItem struct {
-	rec  capture.Record
-	src  capture.Source
-	name string
-	idx  int
+	rec    capture.Record
+	offset int64 // of the previous record, for progress
+	src    capture.Source
+	name   string
+	idx    int
 }
 
 type mergeHeap []*mergeItem
@@ -176,13 +177,15 @@ func (in *ingest) read(files []string) error {
 		h = append(h, &mergeItem{rec: rec, src: src, name: name, idx: i})
 	}
 	heap.Init(&h)
-	var lastProgress int64
+	var done, lastProgress int64 // bytes read, over all files
 	for len(h) > 0 {
 		it := h[0]
 		in.packet(it.name, it.rec)
-		if in.cfg.Progress != nil && it.rec.Offset-lastProgress > 1<<20 {
-			lastProgress = it.rec.Offset
-			in.cfg.Progress(it.rec.Offset, total)
+		done += it.rec.Offset - it.offset
+		it.offset = it.rec.Offset
+		if in.cfg.Progress != nil && done-lastProgress > 1<<20 {
+			lastProgress = done
+			in.cfg.Progress(done, total)
 		}
 		next, err := it.src.Next()
 		if err != nil {
