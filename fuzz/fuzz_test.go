@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -285,9 +286,17 @@ func FuzzReplayBytes(f *testing.F) {
 			t.Fatal(err)
 		}
 		specs, _ := replay.ParseBackends("10.0.0.0/8,192.168.0.0/16,172.16.0.0/12")
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		res, err := replay.Run([]string{path}, replay.Config{Engine: reference.Config{Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")}}, Backends: specs})
 		if res == nil {
 			t.Fatalf("Run returned no result (err %v)", err)
+		}
+		runtime.ReadMemStats(&after)
+		// Memory is bounded by the input: fixed tables and buffers, plus
+		// what the packets themselves hold.
+		if alloc, bound := after.TotalAlloc-before.TotalAlloc, uint64(32<<20+64*len(data)); alloc > bound {
+			t.Fatalf("replay of %d bytes allocated %d bytes, over %d", len(data), alloc, bound)
 		}
 		if res.Counts.Packets > int64(len(data)/16+1) {
 			t.Fatalf("%d packets from %d bytes", res.Counts.Packets, len(data))
@@ -369,5 +378,79 @@ func mutantScenarios() []Scenario {
 			wait(16 * time.Second), wait(17 * time.Second)}},
 		{Config: cfg, Backends: backends, Ops: []Op{ // UDP to two ports of one server
 			out(0, "10.0.0.1:5000", "198.51.100.1:53", reference.UDP, 0), out(0, "10.0.0.1:5000", "198.51.100.1:80", reference.UDP, 0)}},
+	}
+}
+
+// TestScenarioCaptureReplays: a scenario written as a capture and replayed
+// by natcheck's replay (with the configuration Flags names) gets the same
+// verdicts as the scenario run on the engine directly, so a failing fuzz
+// input can be studied with natcheck replay.
+func TestScenarioCaptureReplays(t *testing.T) {
+	var scs []Scenario
+	for _, s := range seeds {
+		scs = append(scs, Decode(s))
+	}
+	scs = append(scs, mutantScenarios()...)
+	var compared, translated, dropped int64
+	defer func() {
+		if compared < 5 || translated == 0 || dropped == 0 {
+			t.Errorf("compared %d scenarios (%d translated, %d dropped): too few to mean anything", compared, translated, dropped)
+		}
+	}()
+	for i, sc := range scs {
+		var want replay.Counts
+		e, err := reference.New(sc.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resized := false
+		for _, op := range sc.Ops {
+			if op.Kind == OpResize {
+				resized = true
+				break
+			}
+			if op.Kind != OpPacket {
+				continue
+			}
+			v, _, err := e.Process(op.Packet, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch v.Action {
+			case reference.Translated:
+				want.Translated++
+			case reference.Reset:
+				want.Reset++
+			default:
+				want.Dropped++
+			}
+		}
+		if resized { // a pool change cannot be expressed in a capture
+			continue
+		}
+		path := filepath.Join(t.TempDir(), "scenario.pcap")
+		var buf bytes.Buffer
+		if _, err := sc.WriteCapture(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var specs []netip.Prefix
+		for _, b := range sc.Config.Backends {
+			specs = append(specs, netip.PrefixFrom(b, 32))
+		}
+		cfg := sc.Config
+		cfg.Backends = nil
+		res, err := replay.Run([]string{path}, replay.Config{Engine: cfg, Backends: specs})
+		if err != nil {
+			t.Fatalf("scenario %d: replay: %v", i, err)
+		}
+		got := res.Counts
+		compared, translated, dropped = compared+1, translated+want.Translated, dropped+want.Dropped
+		if got.Translated != want.Translated || got.Dropped != want.Dropped || got.Reset != want.Reset || got.NotThroughNAT != 0 {
+			t.Errorf("scenario %d (%s): replay %d translated, %d dropped, %d reset (%d not through the NAT); engine %d, %d, %d",
+				i, sc.Flags(), got.Translated, got.Dropped, got.Reset, got.NotThroughNAT, want.Translated, want.Dropped, want.Reset)
+		}
 	}
 }
