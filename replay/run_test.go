@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -261,6 +262,20 @@ func TestReplayBadInput(t *testing.T) {
 	garbage := filepath.Join(dir, "garbage.pcap")
 	os.WriteFile(garbage, []byte("this is not a capture file at all"), 0o644)
 	cut := public + "joincap__unexpected_eof_on_second_packet.pcap"
+	// A good first packet, then a record header claiming 70,000 bytes in a
+	// file whose snap length is 65,535.
+	var good strings.Builder
+	writeSynth(t, &good, []synthPacket{{src: ap("10.0.0.1:1000"), dst: ap("198.51.100.1:443"), proto: reference.TCP, flags: reference.SYN}})
+	impossible := filepath.Join(dir, "impossible.pcap")
+	rec := make([]byte, 16)
+	binary.LittleEndian.PutUint32(rec[8:], 70000)
+	binary.LittleEndian.PutUint32(rec[12:], 70000)
+	os.WriteFile(impossible, append(append([]byte(good.String()), rec...), make([]byte, 70000)...), 0o644)
+	// A pcap header naming link type 147 (reserved for private use).
+	unknown := filepath.Join(dir, "unknown-linktype.pcap")
+	hdr := []byte(good.String()[:24])
+	binary.LittleEndian.PutUint32(hdr[20:], 147)
+	os.WriteFile(unknown, hdr, 0o644)
 	for _, tc := range []struct {
 		file    string
 		want    []string
@@ -268,6 +283,8 @@ func TestReplayBadInput(t *testing.T) {
 	}{
 		{cut, []string{"joincap__unexpected_eof_on_second_packet.pcap", "packet 2", "offset"}, 1},
 		{garbage, []string{"garbage.pcap", "not a pcap or pcapng file"}, 0},
+		{impossible, []string{"impossible.pcap", "packet 2 at offset", "bad record"}, 1},
+		{unknown, []string{"unknown-linktype.pcap", "unknown link type"}, 0},
 		{filepath.Join(dir, "missing.pcap"), []string{"missing.pcap", "no such file"}, 0},
 	} {
 		specs, _ := ParseBackends("10.0.0.1")
