@@ -363,3 +363,35 @@ func TestReplayWorkersGiveTheSameResult(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayReordersWithinTheWindow: records up to the window out of order
+// are replayed in time order; one older than the window stops the replay
+// with an error naming both packets, after reporting the ones before.
+func TestReplayReordersWithinTheWindow(t *testing.T) {
+	syn := func(at time.Duration, port int) synthPacket {
+		return synthPacket{at: at, src: ap(fmt.Sprintf("10.0.0.1:%d", port)), dst: ap("198.51.100.1:443"), proto: reference.TCP, flags: reference.SYN}
+	}
+	specs, _ := ParseBackends("10.0.0.1")
+	// Packet 2 is 500 ms older than packet 1: within the 1 s window, so it
+	// is replayed first and gets the first SNAT port (C3).
+	in := synthFile(t, []synthPacket{syn(time.Second, 1000), syn(500*time.Millisecond, 1001), syn(2*time.Second, 1002)})
+	var ev strings.Builder
+	res, err := Run([]string{in}, Config{Engine: oneFrontend(8), Backends: specs, Events: &ev})
+	if err != nil || res.Counts.Translated != 3 {
+		t.Fatalf("Run: %v, %+v", err, res.Counts)
+	}
+	first := strings.Split(ev.String(), "\n")[0]
+	if !strings.Contains(first, `"packet":2`) || !strings.Contains(first, `"snat":"203.0.113.1:1024"`) {
+		t.Errorf("first event %s, want packet 2 on the first SNAT port", first)
+	}
+	// Packet 3 is 1.5 s older than packet 2: beyond the window.
+	in = synthFile(t, []synthPacket{syn(0, 1000), syn(2*time.Second, 1001), syn(500*time.Millisecond, 1002)})
+	res, err = Run([]string{in}, Config{Engine: oneFrontend(8), Backends: specs})
+	var oe *capture.OrderError
+	if !errors.As(err, &oe) || !strings.Contains(err.Error(), "packet 3") || !strings.Contains(err.Error(), "packet 2") {
+		t.Fatalf("Run = %v, want an order error naming packets 3 and 2", err)
+	}
+	if res.Counts.Packets != 2 {
+		t.Errorf("%d packets reported before the fault, want 2", res.Counts.Packets)
+	}
+}
