@@ -16,6 +16,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/natcheck/natcheck/internal/fault"
+	"github.com/natcheck/natcheck/internal/pcapgen"
 	"github.com/natcheck/natcheck/internal/snatmodel"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay"
@@ -155,7 +156,7 @@ func FuzzTranslateRoundTrip(f *testing.F) {
 			t.Fatal(err)
 		}
 		buf := gopacket.NewSerializeBuffer()
-		outb, err := frameWithPayload(buf, reference.Packet{Tuple: reference.Tuple{Proto: proto, Src: in, Dst: srv}, Flags: fl}, payload)
+		outb, err := pcapgen.Frame(buf, reference.Packet{Tuple: reference.Tuple{Proto: proto, Src: in, Dst: srv}, Flags: fl}, payload)
 		if err != nil {
 			return // not serializable (e.g. a length gopacket refuses)
 		}
@@ -173,7 +174,7 @@ func FuzzTranslateRoundTrip(f *testing.F) {
 		checkSums(t, "outbound", outb)
 		snat := v.Tuple.Src
 
-		replyb, err := frameWithPayload(gopacket.NewSerializeBuffer(), reference.Packet{Tuple: reference.Tuple{Proto: proto, Src: srv, Dst: snat}, Flags: reference.ACK}, payload)
+		replyb, err := pcapgen.Frame(gopacket.NewSerializeBuffer(), reference.Packet{Tuple: reference.Tuple{Proto: proto, Src: srv, Dst: snat}, Flags: reference.ACK}, payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,34 +200,6 @@ func addr(u uint32) netip.Addr {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], u)
 	return netip.AddrFrom4(b)
-}
-
-func frameWithPayload(buf gopacket.SerializeBuffer, p reference.Packet, payload []byte) ([]byte, error) {
-	b, err := Frame(buf, p)
-	if err != nil {
-		return nil, err
-	}
-	// Frame's payload is fixed; rebuild with the fuzzed one via gopacket.
-	pkt := gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
-	ls := []gopacket.SerializableLayer{}
-	for _, l := range pkt.Layers() {
-		if sl, ok := l.(gopacket.SerializableLayer); ok && l.LayerType() != gopacket.LayerTypePayload {
-			ls = append(ls, sl)
-		}
-	}
-	ip := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	if t, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP); ok {
-		_ = t.SetNetworkLayerForChecksum(ip)
-	}
-	if u, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
-		_ = u.SetNetworkLayerForChecksum(ip)
-	}
-	ls = append(ls, gopacket.Payload(payload))
-	out := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(out, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
 }
 
 // checkSums verifies the IPv4 header checksum and the TCP/UDP checksum of

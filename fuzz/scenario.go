@@ -7,9 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/natcheck/natcheck/internal/pcapgen"
 	"github.com/natcheck/natcheck/reference"
 )
 
@@ -154,66 +152,21 @@ func (sc Scenario) Flags() string {
 // steps are the gaps between timestamps. Pool changes (OpResize) cannot
 // be expressed in a capture and are listed in the returned note.
 func (sc Scenario) WriteCapture(w io.Writer) (note string, err error) {
-	pw := pcapgo.NewWriterNanos(w)
-	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		return "", fmt.Errorf("write scenario capture: %w", err)
-	}
-	buf := gopacket.NewSerializeBuffer()
+	var packets []reference.Packet
 	var resizes []string
 	for i, op := range sc.Ops {
 		switch op.Kind {
 		case OpResize:
 			resizes = append(resizes, fmt.Sprintf("op %d at +%v: pool of %d", i, op.Time.Sub(T0), op.Pool))
-			continue
-		case OpAdvance:
-			continue
+		case OpPacket:
+			packets = append(packets, op.Packet)
 		}
-		data, err := Frame(buf, op.Packet)
-		if err != nil {
-			return "", fmt.Errorf("write scenario capture: op %d: %w", i, err)
-		}
-		ci := gopacket.CaptureInfo{Timestamp: op.Time, CaptureLength: len(data), Length: len(data)}
-		if err := pw.WritePacket(ci, data); err != nil {
-			return "", fmt.Errorf("write scenario capture: op %d: %w", i, err)
-		}
+	}
+	if err := pcapgen.WritePCAP(w, packets, []byte("natcheck")); err != nil {
+		return "", fmt.Errorf("write scenario capture: %w", err)
 	}
 	if len(resizes) > 0 {
 		note = "pool changes not in the capture: " + strings.Join(resizes, "; ")
 	}
 	return note, nil
-}
-
-// Frame serializes p as an Ethernet frame carrying IPv4 and TCP, UDP or
-// ICMP, with valid checksums and an 8-byte payload; a fragment has MF set.
-func Frame(buf gopacket.SerializeBuffer, p reference.Packet) ([]byte, error) {
-	eth := &layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocol(p.Tuple.Proto),
-		SrcIP: p.Tuple.Src.Addr().AsSlice(), DstIP: p.Tuple.Dst.Addr().AsSlice()}
-	if p.Fragment {
-		ip.Flags = layers.IPv4MoreFragments
-	}
-	payload := gopacket.Payload("natcheck")
-	var l4 gopacket.SerializableLayer
-	switch p.Tuple.Proto {
-	case reference.TCP:
-		t := &layers.TCP{SrcPort: layers.TCPPort(p.Tuple.Src.Port()), DstPort: layers.TCPPort(p.Tuple.Dst.Port()), Seq: 1, Window: 65535,
-			FIN: p.Flags.Has(reference.FIN), SYN: p.Flags.Has(reference.SYN), RST: p.Flags.Has(reference.RST),
-			PSH: p.Flags.Has(reference.PSH), ACK: p.Flags.Has(reference.ACK)}
-		if err := t.SetNetworkLayerForChecksum(ip); err != nil {
-			return nil, err
-		}
-		l4 = t
-	case reference.UDP:
-		u := &layers.UDP{SrcPort: layers.UDPPort(p.Tuple.Src.Port()), DstPort: layers.UDPPort(p.Tuple.Dst.Port())}
-		if err := u.SetNetworkLayerForChecksum(ip); err != nil {
-			return nil, err
-		}
-		l4 = u
-	default:
-		l4 = &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0)}
-	}
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, l4, payload); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/natcheck/natcheck/internal/pcapgen"
 	"github.com/natcheck/natcheck/reference"
 )
 
@@ -51,8 +52,13 @@ func benchCapture(b *testing.B, gap time.Duration) (string, []netip.Prefix) {
 			i := base + j
 			in := netip.AddrPortFrom(specs[i%50].Addr(), uint16(20000+i/50))
 			srv := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 443)
-			frames[j][0] = append([]byte(nil), appendFrame(buf, synthPacket{src: in, dst: srv, proto: reference.TCP, flags: reference.ACK})...)
-			frames[j][1] = append([]byte(nil), appendFrame(buf, synthPacket{src: srv, dst: in, proto: reference.TCP, flags: reference.ACK})...)
+			for k, tu := range [2]reference.Tuple{{Proto: reference.TCP, Src: in, Dst: srv}, {Proto: reference.TCP, Src: srv, Dst: in}} {
+				data, err := pcapgen.Frame(buf, reference.Packet{Tuple: tu, Flags: reference.ACK}, []byte("natcheck-payload"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				frames[j][k] = append([]byte(nil), data...)
+			}
 		}
 		for k := range perFlow {
 			for j := range batch {

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/natcheck/natcheck/internal/pcapgen"
 	"github.com/natcheck/natcheck/reference"
 )
 
@@ -25,43 +23,20 @@ type synthPacket struct {
 
 var synthT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// appendFrame appends an Ethernet/IPv4/TCP-or-UDP frame with valid
-// checksums and 16 payload bytes, built with gopacket's serializer.
-func appendFrame(buf gopacket.SerializeBuffer, p synthPacket) []byte {
-	eth := &layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocol(p.proto), SrcIP: p.src.Addr().AsSlice(), DstIP: p.dst.Addr().AsSlice()}
-	payload := gopacket.Payload([]byte("natcheck-payload"))
-	var l4 gopacket.SerializableLayer
-	if p.proto == reference.UDP {
-		u := &layers.UDP{SrcPort: layers.UDPPort(p.src.Port()), DstPort: layers.UDPPort(p.dst.Port())}
-		_ = u.SetNetworkLayerForChecksum(ip)
-		l4 = u
-	} else {
-		t := &layers.TCP{SrcPort: layers.TCPPort(p.src.Port()), DstPort: layers.TCPPort(p.dst.Port()), Seq: 1000, Window: 65535,
-			SYN: p.flags&reference.SYN != 0, ACK: p.flags&reference.ACK != 0, FIN: p.flags&reference.FIN != 0, RST: p.flags&reference.RST != 0}
-		_ = t.SetNetworkLayerForChecksum(ip)
-		l4 = t
-	}
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, l4, payload); err != nil {
-		panic(err)
-	}
-	return buf.Bytes()
+// packet is p as the engine sees it, at synthT0 + p.at.
+func (p synthPacket) packet() reference.Packet {
+	return reference.Packet{Time: synthT0.Add(p.at), Tuple: reference.Tuple{Proto: p.proto, Src: p.src, Dst: p.dst}, Flags: p.flags}
 }
 
-// writeSynth writes packets as a classic microsecond pcap file.
+// writeSynth writes packets as a pcap file with a 16-byte payload each.
 func writeSynth(tb testing.TB, w io.Writer, packets []synthPacket) {
 	tb.Helper()
-	pw := pcapgo.NewWriter(w)
-	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		tb.Fatal(err)
+	ps := make([]reference.Packet, len(packets))
+	for i, p := range packets {
+		ps[i] = p.packet()
 	}
-	buf := gopacket.NewSerializeBuffer()
-	for _, p := range packets {
-		data := appendFrame(buf, p)
-		ci := gopacket.CaptureInfo{Timestamp: synthT0.Add(p.at), CaptureLength: len(data), Length: len(data)}
-		if err := pw.WritePacket(ci, data); err != nil {
-			tb.Fatal(err)
-		}
+	if err := pcapgen.WritePCAP(w, ps, []byte("natcheck-payload")); err != nil {
+		tb.Fatal(err)
 	}
 }
 
