@@ -16,8 +16,10 @@
 // window. Writer writes pcapng with nanosecond timestamps and optional
 // per-packet comments.
 //
-// The container formats are parsed by the pure-Go parts of gopacket
-// (pcapgo); this package never uses libpcap. It knows nothing of the
+// pcapng is parsed by the pure-Go parts of gopacket (pcapgo); classic pcap
+// records are parsed here, straight from the read buffer, as that is the
+// hot path of natcheck replay (see Reader.readPCAP), and are checked against
+// pcapgo by the tests. This package never uses libpcap. It knows nothing of the
 // frames inside the records (see replay/frame) nor of the NAT engine
 // (reference): it may import only the standard library and gopacket's
 // layers and pcapgo packages.
