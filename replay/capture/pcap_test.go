@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
 )
@@ -205,4 +206,103 @@ func FuzzReadPCAP(f *testing.F) {
 		}
 		checkAgainstPcapgo(t, raw)
 	})
+}
+
+// sourceOnly hides a *Reader from Reorder, which then takes its records
+// through Next like any Source's.
+type sourceOnly struct{ Source }
+
+// pcapNano builds a little-endian nanosecond pcap of recs, with the given
+// wire lengths.
+func pcapNano(recs []Record) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, magicNanoBE) // a1b23c4d written little-endian
+	b = binary.LittleEndian.AppendUint16(b, 2)
+	b = binary.LittleEndian.AppendUint16(b, 4)
+	b = append(b, make([]byte, 8)...)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	for _, r := range recs {
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.Time.Unix()))
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.Time.Nanosecond()))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Data)))
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.Length))
+		b = append(b, r.Data...)
+	}
+	return b
+}
+
+// TestReorderPCAPFastPath checks that Reorder over a classic pcap *Reader,
+// which takes records from its buffer, returns what it returns over the
+// same Reader seen as a plain Source: the same records, bytes, numbers,
+// offsets and times, and the same final error.
+func TestReorderPCAPFastPath(t *testing.T) {
+	size := func(i int) int { return 40 + i%90 }
+	huge := genRecords(5, 3000, time.Microsecond, 3, size)
+	for i := range huge {
+		if i%100 == 7 {
+			huge[i].Length = 1<<31 + i // does not fit the compact form
+		}
+	}
+	tests := []struct {
+		name   string
+		file   []byte
+		window time.Duration
+	}{
+		{"in order", pcapNano(genRecords(1, 20000, time.Microsecond, 0, size)), 2 * time.Millisecond},
+		{"late records", pcapNano(genRecords(2, 20000, time.Microsecond, 1500, size)), 2 * time.Millisecond},
+		{"ties", pcapNano(genRecords(3, 20000, time.Millisecond, 3, size)), 50 * time.Millisecond},
+		{"all held", pcapNano(genRecords(4, 5000, time.Microsecond, 5, size)), 0},
+		{"wire length beyond int32", pcapNano(huge), time.Millisecond},
+		{"late beyond the window", pcapNano(genRecords(6, 5000, time.Millisecond, 30, size)), 25 * time.Millisecond},
+		{"cut", func() []byte { b := pcapNano(genRecords(7, 5000, time.Microsecond, 100, size)); return b[:len(b)-30] }(), time.Millisecond},
+		{"communityid", readFile(t, "zeek__communityid-tcp-snaplen96.pcap"), 0},
+		{"communityid, small window", readFile(t, "zeek__communityid-tcp-snaplen96.pcap"), 100 * time.Microsecond},
+		{"anyconnect", readFile(t, "ndpi__anyconnect-vpn.pcap"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fast := NewReorder(mustReader(t, tt.file), tt.window)
+			slow := NewReorder(sourceOnly{mustReader(t, tt.file)}, tt.window)
+			if fast.pcap == nil || slow.pcap != nil {
+				t.Fatal("the fast path is not taken where it should be, or the reverse")
+			}
+			for i := 0; ; i++ {
+				got, gotErr := fast.Next()
+				want, wantErr := slow.Next()
+				if !reflect.DeepEqual(gotErr, wantErr) {
+					t.Fatalf("output %d: error = %v, want %v", i+1, gotErr, wantErr)
+				}
+				if gotErr != nil {
+					t.Logf("%d records, then %v", i, gotErr)
+					return
+				}
+				if !bytes.Equal(got.Data, want.Data) {
+					t.Fatalf("output %d (packet %d): Data = % x, want % x", i+1, got.Number, head(got.Data), head(want.Data))
+				}
+				got.Data, want.Data = nil, nil
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("output %d = %+v, want %+v", i+1, got, want)
+				}
+			}
+		})
+	}
+}
+
+// Once the window is full, Reader and Reorder over a classic pcap allocate
+// nothing per record.
+func TestReadReorderAllocs(t *testing.T) {
+	raw := pcapStream(20000, 10*time.Microsecond, benchFrame)
+	r := NewReorder(mustReader(t, raw), time.Millisecond) // 100 records held
+	for range 5000 {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a := testing.AllocsPerRun(10000, func() {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("%v allocations per record, want 0", a)
+	}
 }

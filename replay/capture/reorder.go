@@ -32,6 +32,9 @@ const DefaultWindow = time.Second
 type Reorder struct {
 	src    Source
 	window time.Duration
+	// pcap is src when it is a *Reader of a classic pcap file: its records
+	// are taken straight from its buffer (see readPCAP).
+	pcap *Reader
 
 	// In-order records: fifo holds their fields in read order, data their
 	// bytes in the same order, wide the whole Record of those marked wide.
@@ -53,6 +56,7 @@ type Reorder struct {
 	latestNum  int
 	floor      stamp
 	haveLatest bool
+	latestUTC  bool  // latest is time.Unix(latestKey).UTC(), not yet made
 	err        error // the error that ended src, returned once nothing is held
 }
 
@@ -62,7 +66,11 @@ func NewReorder(src Source, window time.Duration) *Reorder {
 	if window <= 0 {
 		window = DefaultWindow
 	}
-	return &Reorder{src: src, window: window}
+	r := &Reorder{src: src, window: window}
+	if rd, ok := src.(*Reader); ok && rd.format == PCAP {
+		r.pcap = rd
+	}
+	return r
 }
 
 // Next returns the next record in time order, or the error that ended the
@@ -77,30 +85,16 @@ func (r *Reorder) Next() (Record, error) {
 		if k, ok := r.first(); ok && !r.floor.before(k) {
 			break // nothing still to come can be earlier than k
 		}
+		if r.pcap != nil {
+			r.readPCAP()
+			continue
+		}
 		rec, err := r.src.Next()
 		if err != nil {
 			r.err = err
 			break
 		}
-		key := stampOf(rec.Time)
-		switch {
-		case !r.haveLatest || r.latestKey.before(key):
-			r.latest, r.latestKey, r.latestNum, r.haveLatest = rec.Time, key, rec.Number, true
-			r.floor = stampOf(rec.Time.Add(-r.window))
-			r.pushFIFO(rec, key)
-		case !key.before(r.latestKey):
-			r.pushFIFO(rec, key) // equal to latest: still in order
-		case key.before(r.floor):
-			r.err = &OrderError{Packet: rec.Number, Time: rec.Time, Latest: r.latestNum, LatestTime: r.latest, Window: r.window}
-		default:
-			var buf []byte
-			if n := len(r.free); n > 0 {
-				buf, r.free = r.free[n-1], r.free[:n-1]
-			}
-			rec.Data = append(buf[:0], rec.Data...)
-			r.push(heapRecord{rec: rec, key: key, seq: r.seq})
-			r.seq++
-		}
+		r.add(rec, stampOf(rec.Time))
 	}
 	// Of equal times the FIFO head was read first: a record read after it
 	// at the same time would have been in order too, so not in the heap.
@@ -113,6 +107,58 @@ func (r *Reorder) Next() (Record, error) {
 	rec := r.pop().rec
 	r.out = rec.Data
 	return rec, nil
+}
+
+// add takes in a record read from src, whose time is key.
+func (r *Reorder) add(rec Record, key stamp) {
+	switch {
+	case !r.haveLatest || r.latestKey.before(key):
+		r.latest, r.latestKey, r.latestNum, r.haveLatest, r.latestUTC = rec.Time, key, rec.Number, true, false
+		r.floor = key.add(-r.window)
+		r.pushFIFO(rec, key)
+	case !key.before(r.latestKey):
+		r.pushFIFO(rec, key) // equal to latest: still in order
+	case key.before(r.floor):
+		latest := r.latest
+		if r.latestUTC {
+			latest = r.latestKey.time()
+		}
+		r.err = &OrderError{Packet: rec.Number, Time: rec.Time, Latest: r.latestNum, LatestTime: latest, Window: r.window}
+	default:
+		var buf []byte
+		if n := len(r.free); n > 0 {
+			buf, r.free = r.free[n-1], r.free[:n-1]
+		}
+		rec.Data = append(buf[:0], rec.Data...)
+		r.push(heapRecord{rec: rec, key: key, seq: r.seq})
+		r.seq++
+	}
+}
+
+// readPCAP takes in the next record of r.pcap. An in-order record, nearly
+// every one, goes from the Reader's buffer to the FIFO without becoming a
+// Record: no time.Time is made and checked, and its bytes are copied once.
+// With 80-byte records this halves the cost of Reader and Reorder
+// (BenchmarkReadReorder).
+func (r *Reorder) readPCAP() {
+	h, data, err := r.pcap.readPCAP()
+	if err != nil {
+		r.err = err
+		return
+	}
+	key := stamp{h.sec, h.nsec}
+	if r.haveLatest && key.before(r.latestKey) || h.length > math.MaxInt32 {
+		r.add(Record{Number: r.pcap.n, Time: key.time(), LinkType: r.pcap.linkType,
+			Data: data, Length: int(h.length), Offset: h.offset}, key)
+		return
+	}
+	if !r.haveLatest || r.latestKey.before(key) {
+		r.latestKey, r.latestNum, r.haveLatest, r.latestUTC = key, r.pcap.n, true, true
+		r.floor = key.add(-r.window)
+	}
+	r.fifo.push(held{sec: h.sec, nsec: h.nsec, number: int64(r.pcap.n), offset: h.offset,
+		size: uint32(len(data)), length: int32(h.length), link: r.pcap.linkType})
+	r.data.write(data)
 }
 
 // Window returns the reordering window.
@@ -147,6 +193,21 @@ func (s stamp) before(o stamp) bool {
 	return s.sec < o.sec || s.sec == o.sec && s.nsec < o.nsec
 }
 
+// add returns s+d, as stampOf(t.Add(d)) does for the t of s.
+func (s stamp) add(d time.Duration) stamp {
+	sec, nsec := s.sec+int64(d/1e9), s.nsec+int32(d%1e9)
+	switch {
+	case nsec >= 1e9:
+		sec, nsec = sec+1, nsec-1e9
+	case nsec < 0:
+		sec, nsec = sec-1, nsec+1e9
+	}
+	return stamp{sec, nsec}
+}
+
+// time returns s as Reader makes times: in UTC.
+func (s stamp) time() time.Time { return time.Unix(s.sec, int64(s.nsec)).UTC() }
+
 // held is an in-order record in compact form. It holds no pointers, so the
 // garbage collector does not scan the million of them a busy window holds;
 // its bytes are in Reorder.data, size long, after those of the record
@@ -174,7 +235,7 @@ func (r *Reorder) pushFIFO(rec Record, key stamp) {
 	// The time is rebuilt as Reader makes it, time.Unix(...).UTC(); == tells
 	// when that would lose a location or a monotonic reading.
 	compact := rec.Comments == nil && int(h.length) == rec.Length && int(h.iface) == rec.Interface &&
-		time.Unix(key.sec, int64(key.nsec)).UTC() == rec.Time
+		key.time() == rec.Time
 	switch {
 	case uint64(len(rec.Data)) > math.MaxUint32:
 		h.wide = heldWideData
@@ -205,7 +266,7 @@ func (r *Reorder) popFIFO() Record {
 	}
 	return Record{
 		Number:    int(h.number),
-		Time:      time.Unix(h.sec, int64(h.nsec)).UTC(),
+		Time:      h.key().time(),
 		LinkType:  h.link,
 		Interface: int(h.iface),
 		Data:      data,
