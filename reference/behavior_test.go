@@ -3,6 +3,7 @@ package reference
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -818,6 +819,34 @@ func TestProcessReplyIsLookupThenProcess(t *testing.T) {
 		}
 		if got != want || snat != wantSNAT {
 			t.Errorf("reply %v at %v: ProcessReply = %+v via %v; Lookup+Process = %+v via %v", reply.Tuple, tc.at, got, snat, want, wantSNAT)
+		}
+	}
+}
+
+// TestTimeOutOfRangeIsAnError: a time whose nanoseconds since 1970 do not
+// fit the engine's clock (with room for deadlines) is an error, at once,
+// on both sides of each bound.
+func TestTimeOutOfRangeIsAnError(t *testing.T) {
+	for _, tc := range []struct {
+		at time.Time
+		ok bool
+	}{
+		{LatestTime, true}, {LatestTime.Add(time.Nanosecond), false}, {time.Unix(0, math.MaxInt64-1000), false},
+		{time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{EarliestTime, true}, {EarliestTime.Add(-time.Nanosecond), false}, {time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		h := newHarness(t, oneIP("10.0.0.1"))
+		v, _, err := h.e.Process(Packet{Time: tc.at, Tuple: Tuple{TCP, ap("10.0.0.1:1000"), ap("198.51.100.1:443")}, Flags: SYN}, nil)
+		if tc.ok && (err != nil || v.Action != Translated) {
+			t.Errorf("Process at %v: %v %v, want translated", tc.at, v.Action, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrTimeOutOfRange) {
+			t.Errorf("Process at %v: %v, want ErrTimeOutOfRange", tc.at, err)
+		}
+		if tc.ok && tc.at.Equal(EarliestTime) { // the flow idles out; the wheel counts below 1970
+			if _, err := h.e.Advance(tc.at.Add(4*time.Minute), nil); err != nil || h.e.Flows() != 0 {
+				t.Errorf("Advance 4 min after %v: %v, %d flows", tc.at, err, h.e.Flows())
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -27,6 +28,36 @@ func (e *TimeError) Error() string {
 
 // Is makes errors.Is(err, ErrTimeWentBackwards) true.
 func (e *TimeError) Is(target error) bool { return target == ErrTimeWentBackwards }
+
+// ErrTimeOutOfRange is matched by the error of a call whose time the
+// engine cannot count in: its clock is int64 nanoseconds since 1970, with
+// room for the longest deadline after it.
+var ErrTimeOutOfRange = errors.New("time out of range")
+
+// RangeError is a call made with a time outside [EarliestTime, LatestTime].
+type RangeError struct {
+	Got time.Time
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("engine: time %s is outside the engine's range %s to %s",
+		e.Got.UTC().Format(time.RFC3339Nano), EarliestTime.Format(time.RFC3339), LatestTime.Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrTimeOutOfRange) true.
+func (e *RangeError) Is(target error) bool { return target == ErrTimeOutOfRange }
+
+// timeMargin keeps every deadline and timing-wheel bucket start the engine
+// computes from a valid time within int64 nanoseconds: it exceeds the
+// longest idle timeout plus the wheel's span of any profile (about 9.8 h).
+const timeMargin = 1 << 45
+
+// EarliestTime and LatestTime bound the packet times the engine takes
+// (years 1677 and 2262, less a margin).
+var (
+	EarliestTime = time.Unix(0, math.MinInt64+timeMargin).UTC()
+	LatestTime   = time.Unix(0, math.MaxInt64-timeMargin).UTC()
+)
 
 // Flow states, as bits of flow.state.
 const (
@@ -339,6 +370,9 @@ func (e *Engine) Flows() int { return e.live }
 // setTime moves the engine's clock to t and fires every timer due at or
 // before t (B13: a flow whose release time is T is gone for a packet at T).
 func (e *Engine) setTime(t time.Time) (int64, error) {
+	if t.Before(EarliestTime) || t.After(LatestTime) {
+		return 0, &RangeError{Got: t}
+	}
 	ns := t.UnixNano()
 	if e.started && ns < e.now {
 		return ns, &TimeError{Now: utc(e.now), Got: t}

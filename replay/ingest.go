@@ -63,7 +63,12 @@ type ingest struct {
 	free       chan *batch
 	order      chan []uint8
 	orderBuf   []uint8 // the worker of each item dispatched since the last flush
-	f          frame.Frame
+	// sync, when set, is the output that the one worker's batches go to
+	// at once, on this goroutine: with one engine there is nothing to
+	// overlap, and a replay with no goroutines is deterministic down to
+	// its code coverage, which the fuzzers need.
+	sync *output
+	f    frame.Frame
 }
 
 // orderFlush is how many items the writer is told about at once.
@@ -284,14 +289,31 @@ func (in *ingest) packet(file string, rec capture.Record) {
 	b.arena = append(b.arena, rec.Data...)
 	b.items = append(b.items, item{mark: Mark{File: file, Packet: int64(rec.Number), Time: ts}, linkType: uint16(rec.LinkType),
 		kind: kind, length: rec.Length, start: start, end: len(b.arena), frame: *f})
-	in.orderBuf = append(in.orderBuf, uint8(wi))
+	if in.sync == nil {
+		in.orderBuf = append(in.orderBuf, uint8(wi))
+	}
 	if len(b.items) == batchSize {
-		in.workers[wi].in <- b
+		in.send(wi, b)
 		in.cur[wi] = nil
 	}
 	if len(in.orderBuf) == orderFlush {
 		in.flush()
 	}
+}
+
+// send hands a batch to its worker, or, in synchronous mode, runs it
+// through the worker and the output and frees it.
+func (in *ingest) send(wi int, b *batch) {
+	if in.sync == nil {
+		in.workers[wi].in <- b
+		return
+	}
+	if w := in.workers[wi]; w.err == nil {
+		w.batch(b)
+	}
+	in.sync.batch(b)
+	b.items, b.arena, b.next = b.items[:0], b.arena[:0], 0
+	in.free <- b
 }
 
 // take returns a free batch. When none is free, the writer is first told
@@ -311,7 +333,7 @@ func (in *ingest) take() *batch {
 func (in *ingest) flush() {
 	for wi, b := range in.cur {
 		if b != nil {
-			in.workers[wi].in <- b
+			in.send(wi, b)
 			in.cur[wi] = nil
 		}
 	}

@@ -22,6 +22,7 @@ type output struct {
 
 	rst      []byte
 	comments [1]string // reused as Record.Comments
+	err      error     // the first write error, in synchronous mode
 }
 
 // run takes the items in the order the ingest dispatched them, each from
@@ -61,6 +62,16 @@ func (o *output) run(order <-chan []uint8, workers []*worker, free chan<- *batch
 		}
 	}
 	return err
+}
+
+// batch writes every item of b, in order (synchronous mode); the first
+// error is kept in o.err.
+func (o *output) batch(b *batch) {
+	for i := range b.items {
+		if o.err == nil {
+			o.err = o.item(b, &b.items[i])
+		}
+	}
 }
 
 func (o *output) item(b *batch, it *item) error {

@@ -51,10 +51,11 @@ const maxWorkers = 8
 // On damaged input it returns the Result of everything before the fault
 // together with an error naming the file, the packet and the byte offset.
 //
-// Run is a pipeline: one goroutine reads, decodes and classifies packets
-// and hands each to the worker that owns its instance; each worker runs
-// its own engine; one goroutine writes the outside view and the events in
-// the input's order.
+// With more than one worker, Run is a pipeline: one goroutine reads,
+// decodes and classifies packets and hands each to the worker that owns
+// its instance; each worker runs its own engine; one goroutine writes the
+// outside view and the events in the input's order. With one worker the
+// same steps run in turn on the caller's goroutine.
 func Run(files []string, cfg Config) (*Result, error) {
 	res := &Result{Files: files, Drops: map[string]uint64{}}
 	census := newCensus()
@@ -116,16 +117,23 @@ func Run(files []string, cfg Config) (*Result, error) {
 	res.Plan = workers[0].e.Plan()
 
 	in := newIngest(res, cfg, backends, workers)
-	done := make(chan error, 1)
-	for _, w := range workers {
-		go w.run()
+	var runErr, outErr error
+	if nw == 1 {
+		in.sync = out
+		runErr = in.run(files)
+		outErr = out.err
+	} else {
+		done := make(chan error, 1)
+		for _, w := range workers {
+			go w.run()
+		}
+		go func() { done <- out.run(in.order, workers, in.free) }()
+		runErr = in.run(files)
+		for _, w := range workers {
+			close(w.in)
+		}
+		outErr = <-done
 	}
-	go func() { done <- out.run(in.order, workers, in.free) }()
-	runErr := in.run(files)
-	for _, w := range workers {
-		close(w.in)
-	}
-	outErr := <-done
 	for _, w := range workers {
 		if w.err != nil && runErr == nil {
 			runErr = w.err
