@@ -18,7 +18,11 @@ type output struct {
 	file   *os.File
 	w      *capture.Writer // created with the first packet written
 	ifaces map[layers.LinkType]int
-	events io.Writer
+	// lastLT and lastIface cache the last interface looked up: captures
+	// rarely mix link types, and the map lookup showed in the profile.
+	lastLT    layers.LinkType
+	lastIface int
+	events    io.Writer
 
 	rst      []byte
 	comments [1]string // reused as Record.Comments
@@ -132,7 +136,11 @@ func (o *output) writeRST(p reference.Packet) error {
 }
 
 func (o *output) iface(lt layers.LinkType) (int, error) {
+	if lt == o.lastLT && o.w != nil {
+		return o.lastIface, nil
+	}
 	if i, ok := o.ifaces[lt]; ok {
+		o.lastLT, o.lastIface = lt, i
 		return i, nil
 	}
 	ci := capture.Interface{Name: "natcheck-outside-" + lt.String(), LinkType: lt}
