@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/gopacket/gopacket/layers"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/frame"
 )
@@ -27,6 +28,7 @@ type worker struct {
 	comment []byte
 	emit    []reference.Packet
 	cur     *item
+	f       frame.Frame // the packet being processed
 
 	samples    []Sample
 	nextSample time.Time
@@ -121,7 +123,10 @@ func (w *worker) batch(b *batch) {
 // rewrites data into the outside view: an outbound packet as it left the
 // NAT (new source), a reply as the server sent it (to the SNAT IP:port).
 func (w *worker) packet(it *item, data []byte) error {
-	f := &it.frame
+	f := &w.f
+	if err := frame.Decode(layers.LinkType(it.linkType), data, f); err != nil {
+		return err // the ingest decoded the same bytes without error
+	}
 	ts := it.mark.Time
 	w.sample(ts)
 	var p reference.Packet
@@ -171,9 +176,9 @@ func (w *worker) verdict(it *item, data []byte, v reference.Verdict, snat netip.
 	}
 	it.write = true
 	if it.kind == kindOutbound {
-		return frame.RewriteSource(data, &it.frame, snat)
+		return frame.RewriteSource(data, &w.f, snat)
 	}
-	return frame.RewriteDest(data, &it.frame, snat)
+	return frame.RewriteDest(data, &w.f, snat)
 }
 
 // maxSamples bounds the plot's time series: past it, every other sample is
