@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/capture"
@@ -69,6 +70,7 @@ type ingest struct {
 	// overlap, and a replay with no goroutines is deterministic down to
 	// its code coverage, which the fuzzers need.
 	sync *output
+	one  item // the packet being processed, in synchronous mode
 	f    frame.Frame
 }
 
@@ -227,6 +229,11 @@ func (in *ingest) packet(file string, rec capture.Record) {
 		res.End = ts
 	}
 	f := &in.f
+	if in.sync != nil {
+		// One worker: decode straight into its frame and process the
+		// packet at once, in the reader's buffer, without a batch.
+		f = &in.workers[0].f
+	}
 	if err := frame.Decode(rec.LinkType, rec.Data, f); err != nil {
 		n.Cut++
 		return
@@ -280,6 +287,10 @@ func (in *ingest) packet(file string, rec capture.Record) {
 		n.NotThroughNAT++
 		return
 	}
+	if in.sync != nil {
+		in.now(file, rec, ts, kind)
+		return
+	}
 	wi := int(inst) % len(in.workers)
 	b := in.cur[wi]
 	if b == nil {
@@ -300,6 +311,23 @@ func (in *ingest) packet(file string, rec capture.Record) {
 	if len(in.orderBuf) == orderFlush {
 		in.flush()
 	}
+}
+
+// now processes and writes one packet at once (synchronous mode, one
+// worker, whose frame already holds the packet decoded).
+func (in *ingest) now(file string, rec capture.Record, ts time.Time, kind uint8) {
+	w, o := in.workers[0], in.sync
+	if w.err != nil || o.err != nil {
+		return
+	}
+	it := &in.one
+	*it = item{mark: Mark{File: file, Packet: int64(rec.Number), Time: ts}, linkType: uint16(rec.LinkType), kind: kind, length: rec.Length}
+	ev, err := w.one(it, rec.Data)
+	if err != nil {
+		w.err = err
+		return
+	}
+	o.err = o.item(it, rec.Data, ev)
 }
 
 // send hands a batch to its worker, or, in synchronous mode, runs it

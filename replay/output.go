@@ -51,7 +51,7 @@ func (o *output) run(order <-chan []uint8, workers []*worker, free chan<- *batch
 			it := &b.items[b.next]
 			b.next++
 			if err == nil {
-				err = o.item(b, it)
+				err = o.item(it, b.arena[it.start:it.end], b.events[it.evStart:it.evEnd])
 			}
 		}
 	}
@@ -72,15 +72,17 @@ func (o *output) run(order <-chan []uint8, workers []*worker, free chan<- *batch
 // error is kept in o.err.
 func (o *output) batch(b *batch) {
 	for i := range b.items {
+		it := &b.items[i]
 		if o.err == nil {
-			o.err = o.item(b, &b.items[i])
+			o.err = o.item(it, b.arena[it.start:it.end], b.events[it.evStart:it.evEnd])
 		}
 	}
 }
 
-func (o *output) item(b *batch, it *item) error {
-	if o.events != nil && it.evEnd > it.evStart {
-		if _, err := o.events.Write(b.events[it.evStart:it.evEnd]); err != nil {
+// item writes one processed packet, data, and its events.
+func (o *output) item(it *item, data, events []byte) error {
+	if o.events != nil && len(events) > 0 {
+		if _, err := o.events.Write(events); err != nil {
 			return fmt.Errorf("replay: write events: %w", err)
 		}
 	}
@@ -100,7 +102,7 @@ func (o *output) item(b *batch, it *item) error {
 	if err != nil {
 		return fmt.Errorf("replay: write %s: %w", o.path, err)
 	}
-	rec := capture.Record{Number: int(it.mark.Packet), Time: it.mark.Time, Interface: idx, Data: b.arena[it.start:it.end], Length: it.length}
+	rec := capture.Record{Number: int(it.mark.Packet), Time: it.mark.Time, Interface: idx, Data: data, Length: it.length}
 	if it.comment != "" {
 		o.comments[0] = it.comment
 		rec.Comments = o.comments[:]

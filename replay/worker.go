@@ -96,27 +96,50 @@ func (w *worker) batch(b *batch) {
 	b.events = b.events[:0]
 	for i := range b.items {
 		it := &b.items[i]
-		w.cur = it
-		w.comment = w.comment[:0]
-		w.emit = w.emit[:0]
-		if err := w.packet(it, b.arena[it.start:it.end]); err != nil {
-			w.err = fmt.Errorf("replay: %s packet %d: %w", it.mark.File, it.mark.Packet, err)
+		if err := w.decode(it, b.arena[it.start:it.end]); err != nil {
+			w.err = err
 			return
 		}
-		if len(w.comment) > 0 {
-			it.comment = string(w.comment)
+		ev, err := w.one(it, b.arena[it.start:it.end])
+		if err != nil {
+			w.err = err
+			return
 		}
-		if len(w.emit) > 0 {
-			it.emitted = append([]reference.Packet(nil), w.emit...)
-			w.counts.Emitted += int64(len(w.emit))
-		}
-		if w.evbuf.Len() > 0 {
+		if len(ev) > 0 {
 			it.evStart = len(b.events)
-			b.events = append(b.events, w.evbuf.Bytes()...)
+			b.events = append(b.events, ev...)
 			it.evEnd = len(b.events)
-			w.evbuf.Reset()
 		}
 	}
+}
+
+// decode decodes the item's bytes into w.f. The ingest decoded the same
+// bytes without error, so an error here is a bug, reported as such.
+func (w *worker) decode(it *item, data []byte) error {
+	if err := frame.Decode(layers.LinkType(it.linkType), data, &w.f); err != nil {
+		return fmt.Errorf("replay: %s packet %d: decoded once, not twice: %w", it.mark.File, it.mark.Packet, err)
+	}
+	return nil
+}
+
+// one processes item it, whose bytes are data and whose frame is in w.f,
+// and returns its events (JSON lines), valid until the next call.
+func (w *worker) one(it *item, data []byte) ([]byte, error) {
+	w.cur = it
+	w.comment = w.comment[:0]
+	w.emit = w.emit[:0]
+	w.evbuf.Reset()
+	if err := w.packet(it, data); err != nil {
+		return nil, fmt.Errorf("replay: %s packet %d: %w", it.mark.File, it.mark.Packet, err)
+	}
+	if len(w.comment) > 0 {
+		it.comment = string(w.comment)
+	}
+	if len(w.emit) > 0 {
+		it.emitted = append([]reference.Packet(nil), w.emit...)
+		w.counts.Emitted += int64(len(w.emit))
+	}
+	return w.evbuf.Bytes(), nil
 }
 
 // packet runs one packet through the engine and, when it is translated,
@@ -124,9 +147,6 @@ func (w *worker) batch(b *batch) {
 // NAT (new source), a reply as the server sent it (to the SNAT IP:port).
 func (w *worker) packet(it *item, data []byte) error {
 	f := &w.f
-	if err := frame.Decode(layers.LinkType(it.linkType), data, f); err != nil {
-		return err // the ingest decoded the same bytes without error
-	}
 	ts := it.mark.Time
 	w.sample(ts)
 	var p reference.Packet
