@@ -57,9 +57,13 @@ func (e *Error) Unwrap() error { return e.Err }
 // its window allows: it is more than the window older than a record already
 // read, so it cannot be put in order without emitting records out of order.
 type OrderError struct {
-	// Packet and Time are the number and timestamp of the late record.
+	// File is the capture's name, when the source is a Reader.
+	File string
+	// Packet and Time are the number and timestamp of the late record,
+	// Offset where it starts in the file.
 	Packet int
 	Time   time.Time
+	Offset int64
 	// Latest and LatestTime are the number and timestamp of the latest
 	// record read before it.
 	Latest     int
@@ -71,7 +75,11 @@ type OrderError struct {
 // Error returns "reorder capture: packet 9 is 2.5s earlier than packet 8,
 // more than the 1s window".
 func (e *OrderError) Error() string {
-	return fmt.Sprintf("reorder capture: packet %d (%s) is %v earlier than packet %d (%s), more than the %v window",
-		e.Packet, e.Time.Format(time.RFC3339Nano), e.LatestTime.Sub(e.Time), e.Latest,
+	file := ""
+	if e.File != "" {
+		file = " " + e.File
+	}
+	return fmt.Sprintf("reorder capture%s: packet %d at offset %d (%s) is %v earlier than packet %d (%s), more than the %v window",
+		file, e.Packet, e.Offset, e.Time.Format(time.RFC3339Nano), e.LatestTime.Sub(e.Time), e.Latest,
 		e.LatestTime.Format(time.RFC3339Nano), e.Window)
 }

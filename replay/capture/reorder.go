@@ -30,6 +30,7 @@ const DefaultWindow = time.Second
 // Reading does not allocate once the window is full. A Reorder is not safe
 // for concurrent use.
 type Reorder struct {
+	name   string // the file, for errors
 	src    Source
 	window time.Duration
 	// pcap is src when it is a *Reader of a classic pcap file: its records
@@ -67,8 +68,11 @@ func NewReorder(src Source, window time.Duration) *Reorder {
 		window = DefaultWindow
 	}
 	r := &Reorder{src: src, window: window}
-	if rd, ok := src.(*Reader); ok && rd.format == PCAP {
-		r.pcap = rd
+	if rd, ok := src.(*Reader); ok {
+		r.name = rd.name // errors name the file
+		if rd.format == PCAP {
+			r.pcap = rd
+		}
 	}
 	return r
 }
@@ -123,7 +127,7 @@ func (r *Reorder) add(rec Record, key stamp) {
 		if r.latestUTC {
 			latest = r.latestKey.time()
 		}
-		r.err = &OrderError{Packet: rec.Number, Time: rec.Time, Latest: r.latestNum, LatestTime: latest, Window: r.window}
+		r.err = &OrderError{File: r.name, Packet: rec.Number, Time: rec.Time, Offset: rec.Offset, Latest: r.latestNum, LatestTime: latest, Window: r.window}
 	default:
 		var buf []byte
 		if n := len(r.free); n > 0 {

@@ -210,7 +210,7 @@ func reorderModel(recs []Record, window time.Duration, srcErr error) ([]Record, 
 	var latest Record
 	for i, rec := range recs {
 		if i > 0 && rec.Time.Before(latest.Time.Add(-window)) {
-			srcErr = &OrderError{Packet: rec.Number, Time: rec.Time, Latest: latest.Number, LatestTime: latest.Time, Window: window}
+			srcErr = &OrderError{Packet: rec.Number, Time: rec.Time, Offset: rec.Offset, Latest: latest.Number, LatestTime: latest.Time, Window: window}
 			recs = recs[:i]
 			break
 		}
