@@ -188,23 +188,24 @@ func (in *ingest) read(files []string) error {
 	var done, lastProgress int64 // bytes read, over all files
 	for len(h) > 0 {
 		it := h[0]
-		in.packet(it.name, it.rec)
+		in.packet(it.name, &it.rec)
 		done += it.rec.Offset - it.offset
 		it.offset = it.rec.Offset
 		if in.cfg.Progress != nil && done-lastProgress > 1<<20 {
 			lastProgress = done
 			in.cfg.Progress(done, total)
 		}
-		next, err := it.src.Next()
-		if err != nil {
+		var err error
+		if it.rec, err = it.src.Next(); err != nil {
 			heap.Pop(&h)
 			if !errors.Is(err, io.EOF) {
 				return fmt.Errorf("replay: %w", err)
 			}
 			continue
 		}
-		it.rec = next
-		heap.Fix(&h, 0)
+		if len(h) > 1 {
+			heap.Fix(&h, 0)
+		}
 	}
 	if in.cfg.Progress != nil {
 		in.cfg.Progress(total, total)
@@ -214,7 +215,7 @@ func (in *ingest) read(files []string) error {
 
 // packet counts, decodes and classifies one record, and hands it to the
 // worker of its instance.
-func (in *ingest) packet(file string, rec capture.Record) {
+func (in *ingest) packet(file string, rec *capture.Record) {
 	res := in.res
 	n := &res.Counts
 	n.Packets++
@@ -225,9 +226,7 @@ func (in *ingest) packet(file string, rec capture.Record) {
 	if res.Start.IsZero() {
 		res.Start = ts
 	}
-	if ts.After(res.End) {
-		res.End = ts
-	}
+	res.End = ts // records arrive in time order (Reorder, and the merge of files)
 	f := &in.f
 	if in.sync != nil {
 		// One worker: decode straight into its frame and process the
@@ -315,7 +314,7 @@ func (in *ingest) packet(file string, rec capture.Record) {
 
 // now processes and writes one packet at once (synchronous mode, one
 // worker, whose frame already holds the packet decoded).
-func (in *ingest) now(file string, rec capture.Record, ts time.Time, kind uint8) {
+func (in *ingest) now(file string, rec *capture.Record, ts time.Time, kind uint8) {
 	w, o := in.workers[0], in.sync
 	if w.err != nil || o.err != nil {
 		return
