@@ -86,8 +86,9 @@ func NewWriter(w io.Writer, ifaces ...Interface) (*Writer, error) {
 // earliest and latest bound the timestamps a pcapng block can carry in
 // nanoseconds: unsigned since 1970, and time.Time.UnixNano's range.
 var (
-	earliest = time.Unix(0, 0)
-	latest   = time.Unix(0, 1<<63-1)
+	earliest  = time.Unix(0, 0)
+	latest    = time.Unix(0, 1<<63-1)
+	latestSec = latest.Unix()
 )
 
 // Write writes rec as an enhanced packet block on interface rec.Interface,
@@ -98,8 +99,11 @@ func (w *Writer) Write(rec Record) error {
 	if rec.Interface < 0 || rec.Interface >= w.ifaces {
 		return fmt.Errorf("write packet %d: interface %d, have %d", rec.Number, rec.Interface, w.ifaces)
 	}
-	if rec.Time.Before(earliest) || rec.Time.After(latest) {
-		return fmt.Errorf("write packet %d: time %v cannot be written in pcapng nanoseconds", rec.Number, rec.Time)
+	// One comparison of seconds first: the common case, cheaply.
+	if sec := rec.Time.Unix(); sec <= 0 || sec >= latestSec {
+		if rec.Time.Before(earliest) || rec.Time.After(latest) {
+			return fmt.Errorf("write packet %d: time %v cannot be written in pcapng nanoseconds", rec.Number, rec.Time)
+		}
 	}
 	length := rec.Length
 	if length == 0 {
@@ -116,11 +120,11 @@ func (w *Writer) Write(rec Record) error {
 			return fmt.Errorf("write packet %d: comment of %d bytes, longer than the %d a pcapng option holds", rec.Number, len(c), maxComment)
 		}
 	}
-	ci := gopacket.CaptureInfo{Timestamp: rec.Time, CaptureLength: len(rec.Data), Length: length, InterfaceIndex: rec.Interface}
 	var err error
 	if len(rec.Comments) == 0 {
-		err = w.writeEPB(ci, rec.Data)
+		err = w.writeEPB(rec.Interface, rec.Time.UnixNano(), rec.Data, length)
 	} else {
+		ci := gopacket.CaptureInfo{Timestamp: rec.Time, CaptureLength: len(rec.Data), Length: length, InterfaceIndex: rec.Interface}
 		err = w.ng.WritePacketWithOptions(ci, rec.Data, pcapgo.NgPacketOptions{Comments: rec.Comments})
 	}
 	if err != nil {
@@ -156,19 +160,18 @@ func (w *Writer) Close() error {
 // builds an options list and makes four writes for every packet, which
 // was a fifth of the replay's per-packet cost; the blocks that carry
 // options, and the section and interface headers, are still pcapgo's.
-func (w *Writer) writeEPB(ci gopacket.CaptureInfo, data []byte) error {
+func (w *Writer) writeEPB(iface int, ts int64, data []byte, wireLen int) error {
 	length := 28 + uint32(len(data)) + 4
 	padding := (4 - length&3) & 3
 	length += padding
-	ts := ci.Timestamp.UnixNano()
 	b := w.bw.AvailableBuffer()
 	b = binary.LittleEndian.AppendUint32(b, 6) // enhanced packet block
 	b = binary.LittleEndian.AppendUint32(b, length)
-	b = binary.LittleEndian.AppendUint32(b, uint32(ci.InterfaceIndex))
+	b = binary.LittleEndian.AppendUint32(b, uint32(iface))
 	b = binary.LittleEndian.AppendUint32(b, uint32(ts>>32))
 	b = binary.LittleEndian.AppendUint32(b, uint32(ts))
-	b = binary.LittleEndian.AppendUint32(b, uint32(ci.CaptureLength))
-	b = binary.LittleEndian.AppendUint32(b, uint32(ci.Length))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(wireLen))
 	b = append(b, data...)
 	b = append(b, "\x00\x00\x00"[:padding]...)
 	b = binary.LittleEndian.AppendUint32(b, length)
