@@ -395,3 +395,25 @@ func TestReplayReordersWithinTheWindow(t *testing.T) {
 		t.Errorf("%d packets reported before the fault, want 2", res.Counts.Packets)
 	}
 }
+
+// TestReplayLongGap: a gap longer than every timer (a spliced capture) is
+// just time passing: the flow before it idles out (B12), the flow after it
+// gets the same port again (C4).
+func TestReplayLongGap(t *testing.T) {
+	in := synthFile(t, []synthPacket{
+		{at: 0, src: ap("10.0.0.1:1000"), dst: ap("198.51.100.1:443"), proto: reference.TCP, flags: reference.SYN},
+		{at: 30 * 24 * time.Hour, src: ap("10.0.0.1:1001"), dst: ap("198.51.100.1:443"), proto: reference.TCP, flags: reference.SYN},
+	})
+	specs, _ := ParseBackends("10.0.0.1")
+	var ev strings.Builder
+	res, err := Run([]string{in}, Config{Engine: oneFrontend(8), Backends: specs, Events: &ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts.Translated != 2 || res.Instances[0].Releases.Idle != 1 || res.Instances[0].Peak != 1 {
+		t.Errorf("counts %+v, instance %+v; want both translated, one idle release, peak 1", res.Counts, res.Instances[0])
+	}
+	if !strings.Contains(ev.String(), `"release":"idle"`) || strings.Count(ev.String(), `"snat":"203.0.113.1:1024"`) != 3 {
+		t.Errorf("events:\n%s\nwant the first flow released idle and both flows on 203.0.113.1:1024", ev.String())
+	}
+}
