@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 )
@@ -66,19 +65,7 @@ func BenchmarkReadReorder(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				r := NewReorder(rd, 0)
-				n := 0
-				for {
-					_, err := r.Next()
-					if err == io.EOF {
-						break
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
-					n++
-				}
-				if n != records {
+				if n := drain(b, NewReorder(rd, 0)); n != records {
 					b.Fatalf("%d records out, want %d", n, records)
 				}
 			}

@@ -295,17 +295,5 @@ func TestReorderPCAPFastPath(t *testing.T) {
 // nothing per record.
 func TestReadReorderAllocs(t *testing.T) {
 	raw := pcapStream(20000, 10*time.Microsecond, benchFrame)
-	r := NewReorder(mustReader(t, raw), time.Millisecond) // 100 records held
-	for range 5000 {
-		if _, err := r.Next(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if a := testing.AllocsPerRun(10000, func() {
-		if _, err := r.Next(); err != nil {
-			t.Fatal(err)
-		}
-	}); a != 0 {
-		t.Errorf("%v allocations per record, want 0", a)
-	}
+	nextAllocates(t, NewReorder(mustReader(t, raw), time.Millisecond), 5000) // 100 records held
 }

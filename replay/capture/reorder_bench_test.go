@@ -43,19 +43,7 @@ func BenchmarkReorder(b *testing.B) {
 	start := time.Now()
 	for range b.N {
 		src.i = 0
-		r := NewReorder(src, 0)
-		n := 0
-		for {
-			_, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		if n != records {
+		if n := drain(b, NewReorder(src, 0)); n != records {
 			b.Fatalf("%d records out, want %d", n, records)
 		}
 	}

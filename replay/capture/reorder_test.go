@@ -159,19 +159,7 @@ func TestReorderAllocs(t *testing.T) {
 			times[i] -= 0.0025 // a little out of order
 		}
 	}
-	r := NewReorder(&fakeSource{times: times}, 0)
-	for range 3000 {
-		if _, err := r.Next(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if a := testing.AllocsPerRun(10000, func() {
-		if _, err := r.Next(); err != nil {
-			t.Fatal(err)
-		}
-	}); a != 0 {
-		t.Errorf("%v allocations per record, want 0", a)
-	}
+	nextAllocates(t, NewReorder(&fakeSource{times: times}, 0), 3000)
 }
 
 // recordSource yields recs in order, then err (io.EOF if nil). Like Reader,
@@ -382,4 +370,37 @@ func FuzzReorder(f *testing.F) {
 		}
 		checkReorder(t, recs, time.Duration(window)*time.Millisecond, nil)
 	})
+}
+
+// drain reads src to its end and returns how many records it gave.
+func drain(tb testing.TB, src Source) int {
+	tb.Helper()
+	n := 0
+	for {
+		_, err := src.Next()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n++
+	}
+}
+
+// nextAllocates fails t when r.Next allocates once its window is full.
+func nextAllocates(t *testing.T, r *Reorder, warm int) {
+	t.Helper()
+	for range warm {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a := testing.AllocsPerRun(10000, func() {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("%v allocations per record, want 0", a)
+	}
 }
