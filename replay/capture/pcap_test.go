@@ -190,15 +190,7 @@ func TestReadPCAPAgreesWithPcapgo(t *testing.T) {
 // FuzzReadPCAP checks the hand-written pcap parser against pcapgo on
 // arbitrary classic pcap input. Its seeds are FuzzReader's.
 func FuzzReadPCAP(f *testing.F) {
-	files, _ := filepath.Glob(capturePath("*.pcap"))
-	for _, path := range files {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(raw[:min(len(raw), 600)])
-		f.Add(raw[:min(len(raw), 80)])
-	}
+	addCaptureSeeds(f, "*.pcap")
 	f.Add(pcapFile(50, 1, pcapRec(1, 60, 60, bytes.Repeat([]byte{1}, 60))))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if !isPCAP(raw) {

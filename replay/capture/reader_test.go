@@ -443,18 +443,7 @@ func TestReaderAllocs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for range 1000 { // warm up buffers
-			if _, err := r.Next(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if a := testing.AllocsPerRun(2000, func() {
-			if _, err := r.Next(); err != nil {
-				t.Fatal(err)
-			}
-		}); a != 0 {
-			t.Errorf("%s: %v allocations per record, want 0", name, a)
-		}
+		nextAllocates(t, r, 1000)
 	}
 }
 
@@ -517,15 +506,7 @@ func BenchmarkReader(b *testing.B) {
 func FuzzReader(f *testing.F) {
 	// Seeds: the start of each real capture, cut at a few places, and the
 	// synthetic pcapng pieces.
-	files, _ := filepath.Glob(capturePath("*.pcap*"))
-	for _, path := range files {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(raw[:min(len(raw), 600)])
-		f.Add(raw[:min(len(raw), 80)])
-	}
+	addCaptureSeeds(f, "*.pcap*")
 	pkt := bytes.Repeat([]byte{0xab}, 20)
 	f.Add(cat(ngSHB(), ngIDB(1, 0), ngIDB(0, 64), ngEPB(1, 20, 20, pkt), ngEPB(0, 20, 20, pkt)))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -559,4 +540,18 @@ func FuzzReader(f *testing.F) {
 			prev = rec.Offset
 		}
 	})
+}
+
+// addCaptureSeeds adds the first 600 and 80 bytes of each public capture
+// matching glob to f's seed corpus.
+func addCaptureSeeds(f *testing.F, glob string) {
+	files, _ := filepath.Glob(capturePath(glob))
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw[:min(len(raw), 600)])
+		f.Add(raw[:min(len(raw), 80)])
+	}
 }
