@@ -129,14 +129,22 @@ func (r *Result) Verdicts() []string {
 		}
 		use := fmt.Sprintf("peak %d/%d TCP and %d/%d UDP ports", a.peak[0], a.alloc[0], a.peak[1], a.alloc[1])
 		if a.drops > 0 {
-			out = append(out, fmt.Sprintf("instance %d (%s): EXHAUSTED: %d new flows refused (B9), first at packet %d (+%s); %s",
-				i, a.inside, a.drops, a.first.Packet, a.first.Time.Sub(r.Start).Round(time.Microsecond), use))
+			out = append(out, fmt.Sprintf("instance %d (%s): EXHAUSTED: %s refused (B9), first at packet %d (+%s); %s",
+				i, a.inside, plural(a.drops, "new flow"), a.first.Packet, a.first.Time.Sub(r.Start).Round(time.Microsecond), use))
 			continue
 		}
-		out = append(out, fmt.Sprintf("instance %d (%s): ok: %d flows, never out of ports; %s", i, a.inside, a.flows, use))
+		out = append(out, fmt.Sprintf("instance %d (%s): ok: %s, never out of ports; %s", i, a.inside, plural(a.flows, "flow"), use))
 	}
 	if len(out) == 0 {
 		out = append(out, "no instance opened a flow")
 	}
 	return out
+}
+
+// plural returns "1 flow" or "2 flows".
+func plural(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -105,5 +106,27 @@ func TestEveryCommandHasHelpWithExample(t *testing.T) {
 		if code != exitOK || !strings.Contains(out, "Examples:") || !strings.Contains(out, "natcheck "+c.Name()) {
 			t.Errorf("natcheck %s --help: exit %d, no example:\n%s", c.Name(), code, out)
 		}
+	}
+}
+
+func TestRegressCommand(t *testing.T) {
+	ok := "../../captures/expected/sll2-tls.json"
+	out, code := run(t, "regress", ok, "../../captures/expected/vlan-qinq.json")
+	if code != exitOK || strings.Count(out, "as expected") != 2 {
+		t.Errorf("natcheck regress: exit %d\n%s", code, out)
+	}
+	// A changed expectation: one verdict line edited.
+	b, err := os.ReadFile(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("../../captures/public/zeek__openjdk-zeek.org-sll2.pcap")
+	changed := strings.Replace(string(b), "ok: 1 flow,", "ok: 2 flows,", 1)
+	changed = strings.Replace(changed, `"../public/zeek__openjdk-zeek.org-sll2.pcap"`, `"`+abs+`"`, 1)
+	p := filepath.Join(t.TempDir(), "changed.json")
+	os.WriteFile(p, []byte(changed), 0o644)
+	out, code = run(t, "regress", p)
+	if code != exitFailed || !strings.Contains(out, "CHANGED (1)") || !strings.Contains(out, "verdict 1: want") {
+		t.Errorf("natcheck regress (changed): exit %d\n%s", code, out)
 	}
 }
