@@ -25,9 +25,12 @@ test:
 	$(GO) vet ./...
 	NATCHECK_JUNIT=$(CURDIR)/$(BUILD)/specs-junit.xml $(GO) test -count=1 -timeout 12m ./...
 
-# Benchmarks, with allocations, one core.
+# Benchmarks, with allocations: the engine on one core, the replay end to
+# end on one and two cores (the first run generates a 2,000,000-packet
+# capture in the temp folder).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -cpu 1 ./reference/
+	$(GO) test -run '^$$' -bench 'ReplayEndToEnd|ReplayPeakRSS' -benchmem -benchtime 3x -cpu 1,2 ./replay/
 
 # natcheck replay against tshark and tcpdump on the same 2,000,000-packet
 # capture (see scripts/bench-peers.sh and docs/BENCHMARKS.md).
