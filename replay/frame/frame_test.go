@@ -446,12 +446,5 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// readFile reads a file of the test data.
-func readFile(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return b
 }
