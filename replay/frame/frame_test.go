@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -444,7 +443,4 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
-}
-
-	return b
 }
