@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/natcheck/natcheck/reference"
@@ -71,7 +72,10 @@ type ingest struct {
 	// its code coverage, which the fuzzers need.
 	sync *output
 	one  item // the packet being processed, in synchronous mode
-	f    frame.Frame
+	// failed is the first error of a pipeline worker; the reading loop
+	// checks it and stops soon after the fault (at once when synchronous).
+	failed atomic.Pointer[error]
+	f      frame.Frame
 }
 
 // orderFlush is how many items the writer is told about at once.
@@ -187,6 +191,9 @@ func (in *ingest) read(files []string) error {
 	heap.Init(&h)
 	var done, lastProgress int64 // bytes read, over all files
 	for len(h) > 0 {
+		if err := in.failure(); err != nil {
+			return err // a packet the engine refused (a time out of its range): stop, as for bad input
+		}
 		it := h[0]
 		in.packet(it.name, &it.rec)
 		done += it.rec.Offset - it.offset
@@ -327,6 +334,21 @@ func (in *ingest) now(file string, rec *capture.Record, ts time.Time, kind uint8
 		return
 	}
 	o.err = o.item(it, rec.Data, ev)
+}
+
+// failure returns the error that stopped a worker or the output, if any.
+// Workers of the pipeline report theirs through failed.
+func (in *ingest) failure() error {
+	if in.sync != nil {
+		if w := in.workers[0]; w.err != nil {
+			return w.err
+		}
+		return in.sync.err
+	}
+	if e := in.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // send hands a batch to its worker, or, in synchronous mode, runs it

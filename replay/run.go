@@ -125,6 +125,7 @@ func Run(files []string, cfg Config) (*Result, error) {
 	} else {
 		done := make(chan error, 1)
 		for _, w := range workers {
+			w.failed = &in.failed
 			go w.run()
 		}
 		go func() { done <- out.run(in.order, workers, in.free) }()

@@ -417,3 +417,57 @@ func TestReplayLongGap(t *testing.T) {
 		t.Errorf("events:\n%s\nwant the first flow released idle and both flows on 203.0.113.1:1024", ev.String())
 	}
 }
+
+// TestReplayStopsAtATimeTheEngineRefuses: a pcapng whose last packet
+// carries a time past the year 2262 (its 64-bit microseconds allow it; the
+// engine's nanosecond clock does not) stops the replay at that packet with
+// an error naming the file and the packet, after the ones before it. (An
+// earlier packet would be caught first by the re-ordering window: the next
+// one would be centuries older.)
+func TestReplayStopsAtATimeTheEngineRefuses(t *testing.T) {
+	b, err := os.ReadFile(public + "chrissanders__ip_frag_source.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sixth and last enhanced packet block starts at byte 6856; its
+	// timestamp (microseconds, high word then low word) follows the block
+	// type, length and interface ID.
+	const epb6 = 6856
+	if binary.LittleEndian.Uint32(b[epb6:]) != 6 {
+		t.Fatal("byte 6856 is not an enhanced packet block")
+	}
+	far := uint64(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()) * 1e6
+	binary.LittleEndian.PutUint32(b[epb6+12:], uint32(far>>32))
+	binary.LittleEndian.PutUint32(b[epb6+16:], uint32(far))
+	path := filepath.Join(t.TempDir(), "far-future.pcapng")
+	os.WriteFile(path, b, 0o644)
+	specs, _ := ParseBackends("10.10.0.3")
+	res, err := Run([]string{path}, Config{Engine: oneFrontend(0), Backends: specs, Workers: 1, ReorderWindow: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "far-future.pcapng packet 6") || !errors.Is(err, reference.ErrTimeOutOfRange) {
+		t.Fatalf("Run = %v, want ErrTimeOutOfRange naming the file and packet 6", err)
+	}
+	if res.Counts.Packets != 6 || res.Counts.Fragments != 6 {
+		t.Errorf("counts %+v, want the 6 fragments read", res.Counts)
+	}
+}
+
+// TestReplayStopsWhenOutputFails: when the outside view cannot be written
+// (a full disk: /dev/full), the replay stops reading there and says why.
+func TestReplayStopsWhenOutputFails(t *testing.T) {
+	var pk []synthPacket
+	for i := range 20000 {
+		pk = append(pk, synthPacket{at: time.Duration(i) * time.Microsecond, src: ap(fmt.Sprintf("10.0.0.%d:%d", 1+i%2, 1024+i%30000)),
+			dst: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 443), proto: reference.TCP, flags: reference.SYN})
+	}
+	in := synthFile(t, pk)
+	specs, _ := ParseBackends("10.0.0.1,10.0.0.2")
+	for _, workers := range []int{1, 2} { // synchronous, and a pipeline
+		res, err := Run([]string{in}, Config{Engine: oneFrontend(0), Backends: specs, Output: "/dev/full", Workers: workers})
+		if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+			t.Fatalf("workers=%d: Run = %v, want the write error", workers, err)
+		}
+		if workers == 1 && res.Counts.Packets >= int64(len(pk)) {
+			t.Errorf("workers=%d: read all %d packets after the output failed", workers, res.Counts.Packets)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -29,6 +30,8 @@ type worker struct {
 	emit    []reference.Packet
 	cur     *item
 	f       frame.Frame // the packet being processed
+
+	failed *atomic.Pointer[error] // the ingest's, in a pipeline
 
 	samples    []Sample
 	nextSample time.Time
@@ -87,6 +90,9 @@ func (w *worker) run() {
 	for b := range w.in {
 		if w.err == nil {
 			w.batch(b)
+			if w.err != nil && w.failed != nil {
+				w.failed.CompareAndSwap(nil, &w.err)
+			}
 		}
 		w.out <- b
 	}
