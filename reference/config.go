@@ -15,7 +15,9 @@ type Protocols uint8
 const (
 	// AllProtocols carries TCP and UDP. It is the zero value.
 	AllProtocols Protocols = iota
+	// TCPOnly carries TCP; UDP is dropped as unsupported (B15).
 	TCPOnly
+	// UDPOnly carries UDP; TCP is dropped as unsupported (B15).
 	UDPOnly
 )
 
