@@ -471,3 +471,28 @@ func TestReplayStopsWhenOutputFails(t *testing.T) {
 		}
 	}
 }
+
+// TestWritePlot: the usage plot is written as PNG or SVG by extension, and
+// names the instances it draws and their allocation; other extensions are
+// refused.
+func TestWritePlot(t *testing.T) {
+	specs, _ := ParseBackends("10.0.0.227")
+	res, err := Run([]string{public + "ndpi__anyconnect-vpn.pcap"}, Config{Engine: oneFrontend(8), Backends: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	svg := filepath.Join(dir, "usage.svg")
+	if err := WritePlot(svg, res); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(svg)
+	for _, want := range []string{"<svg", "instance 0 (10.0.0.227) udp", "instance 0 allocation (8)", "SNAT ports in use"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the SVG plot lacks %q", want)
+		}
+	}
+	if err := WritePlot(filepath.Join(dir, "usage.gif"), res); err == nil || !strings.Contains(err.Error(), "usage.gif") {
+		t.Errorf("WritePlot(.gif) = %v, want an error naming the file", err)
+	}
+}
