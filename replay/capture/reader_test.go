@@ -47,14 +47,20 @@ func readAll(t testing.TB, src Source) ([]Record, error) {
 	}
 }
 
-func openAll(t testing.TB, name string) ([]Record, error) {
+// openCapture opens a public capture, closed when the test ends.
+func openCapture(t testing.TB, name string) *Reader {
 	t.Helper()
 	r, err := Open(capturePath(name))
 	if err != nil {
 		t.Fatalf("Open(%s): %v", name, err)
 	}
-	defer r.Close()
-	return readAll(t, r)
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func openAll(t testing.TB, name string) ([]Record, error) {
+	t.Helper()
+	return readAll(t, openCapture(t, name))
 }
 
 // Expected values come from /work/shared/captures/README.md and from
@@ -88,11 +94,7 @@ func TestReaderCaptures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			r, err := Open(capturePath(tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r := openCapture(t, tt.file)
 			if got := r.Format(); got != tt.format {
 				t.Errorf("Format() = %v, want %v", got, tt.format)
 			}
@@ -211,11 +213,7 @@ func TestReaderInterfaces(t *testing.T) {
 // The joincap file is ok.pcap cut after 300 bytes: record 1 (208 bytes) is
 // whole, record 2 says caplen 78 but has 36 bytes.
 func TestReaderCutFile(t *testing.T) {
-	r, err := Open(capturePath("joincap__unexpected_eof_on_second_packet.pcap"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openCapture(t, "joincap__unexpected_eof_on_second_packet.pcap")
 	rec, err := r.Next()
 	if err != nil || rec.Number != 1 || len(rec.Data) != 208 || rec.Offset != 24 {
 		t.Fatalf("Next() = packet %d, %d bytes at %d, %v; want packet 1, 208 bytes at 24", rec.Number, len(rec.Data), rec.Offset, err)

@@ -119,12 +119,7 @@ func TestReorderCaptures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			r, err := Open(capturePath(tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			recs, err := readAll(t, NewReorder(r, tt.window))
+			recs, err := readAll(t, NewReorder(openCapture(t, tt.file), tt.window))
 			for i := 1; i < len(recs); i++ {
 				if recs[i].Time.Before(recs[i-1].Time) {
 					t.Errorf("packet %d is earlier than packet %d before it", recs[i].Number, recs[i-1].Number)
