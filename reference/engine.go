@@ -67,7 +67,7 @@ const (
 	stInDue    // the flow is in the due list, not in a wheel bucket
 	stOut      // an outbound packet was translated
 	stIn       // an inbound packet was translated
-	stUDPPeers // the UDP mapping has more peer ports in Engine.peers
+	stUDPPeers // the UDP mapping has more peer ports in Engine.peers (peers.go)
 	stFullKey  // fault.UDPFullTuple: this UDP mapping is keyed by the destination port too
 )
 
@@ -227,7 +227,7 @@ type Engine struct {
 	live    int
 	out, in flowIndex
 	dests   map[destKey]*destRec
-	peers   map[uint32][]uint16
+	peers   peerSet
 	refs    [2][][]uint32
 
 	// The timing wheel: buckets of 2^wheelShift ns; flows sit in the bucket
@@ -273,7 +273,7 @@ func New(cfg Config) (*Engine, error) {
 		frontIdx: make(map[uint32]uint16, len(c.Frontends)),
 		backIdx:  make(map[uint32]int32, len(c.Backends)),
 		out:      newFlowIndex(1024), in: newFlowIndex(1024),
-		dests: map[destKey]*destRec{}, peers: map[uint32][]uint16{},
+		dests: map[destKey]*destRec{}, peers: newPeerSet(),
 		tombOut: map[key]tomb{}, tombIn: map[key]tomb{},
 		faults: c.Faults,
 	}
@@ -691,21 +691,13 @@ func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) {
 }
 
 func (e *Engine) addPeer(f *flow, id uint32, port uint16) {
-	if f.state&stUDPPeers != 0 {
-		ps := e.peers[id]
-		if slices.Contains(ps, port) {
-			return
-		}
-		e.peers[id] = append(ps, port)
-		return
-	}
 	f.state |= stUDPPeers
-	e.peers[id] = []uint16{port}
+	e.peers.add(id, port)
 }
 
 // peerAllowed is B8 for UDP: the mapping has sent to the source port.
 func (e *Engine) peerAllowed(f *flow, id uint32, port uint16) bool {
-	return f.dstPort == port || (f.state&stUDPPeers != 0 && slices.Contains(e.peers[id], port)) || e.faults.Has(fault.UDPFullCone)
+	return f.dstPort == port || (f.state&stUDPPeers != 0 && e.peers.contains(id, port)) || e.faults.Has(fault.UDPFullCone)
 }
 
 // allocSlot picks the instance's lowest slot with no flow to the

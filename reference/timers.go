@@ -159,7 +159,7 @@ func (e *Engine) release(id uint32, at int64, reason ReleaseReason) {
 	st := &e.insts[f.inst].stat[protoIndex(f.proto)]
 	st.releases[reason]++
 	if f.state&stUDPPeers != 0 {
-		delete(e.peers, id)
+		e.peers.drop(id)
 	}
 	if e.obs != nil {
 		ev := Event{Time: utc(at), Kind: Released, Instance: int(f.inst), Proto: f.proto,
