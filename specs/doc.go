@@ -1,6 +1,7 @@
 // Package specs is natcheck's conformance suite: every behaviour (B1–B16)
-// and convention (C1–C5) of the azure-lb profile of SEMANTICS.md written
-// once, as [Check] values, and run against any NAT.
+// and convention (C1–C7; C8 and C9 are about replay, not a NAT) of the
+// azure-lb profile of SEMANTICS.md written once, as [Check] values, and
+// run against any NAT.
 //
 // A NAT is seen only through [NAT]: send a packet on the inside or the
 // outside at a time, observe what comes out (or nothing), let time pass.

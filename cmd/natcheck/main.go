@@ -45,7 +45,7 @@ func newRootCmd() *cobra.Command {
 		Short: "Check, with evidence, whether a NAT behaves as documented",
 		Long: `natcheck checks whether a source NAT behaves as documented (Azure Load
 Balancer outbound SNAT, profile azure-lb; behaviours B1–B16 and conventions
-C1–C5 of SEMANTICS.md). It replays captures through a reference engine or a
+C1–C9 of SEMANTICS.md). It replays captures through a reference engine or a
 real device, prints allocation plans and runs conformance checks.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
