@@ -65,7 +65,7 @@ const (
 	stInDue    // the flow is in the due list, not in a wheel bucket
 	stOut      // an outbound packet was translated
 	stIn       // an inbound packet was translated
-	stUDPPeers // the UDP mapping has more peer ports in Engine.peers
+	stUDPPeers // the UDP mapping has more peer ports in Engine.peers (peers.go)
 )
 
 // flow is one live flow: a TCP connection or a UDP mapping. It is 40 bytes;
@@ -160,9 +160,12 @@ type destRec struct {
 	words []uint64
 }
 
+// dueEntry is a flow due in the bucket being fired, with its sort key:
+// release time, then instance and outbound key (see load).
 type dueEntry struct {
 	deadline int64
-	id       uint32
+	inst, id uint32
+	ka, kb   uint64
 }
 
 type tombKind uint8
@@ -172,11 +175,20 @@ const (
 	tombReclaimed                     // B16: drop
 )
 
+// tomb is what the engine remembers of a flow ended by B14 or B16, for one
+// idle timeout after its release (C7): enough to name the flow in events
+// and to answer or drop its late packets on either side.
 type tomb struct {
-	until int64
-	kind  tombKind
-	inst  int32
+	until    int64
+	inst     int32
+	kind     tombKind
+	snatIP   uint16
+	snatPort uint16
+	inPort   uint16
+	inIP     uint32
 }
+
+func (tb *tomb) inside() netip.AddrPort { return netip.AddrPortFrom(addr4(tb.inIP), tb.inPort) }
 
 type tombEntry struct {
 	k       key
@@ -206,7 +218,7 @@ type Engine struct {
 	live    int
 	out, in flowIndex
 	dests   map[destKey]*destRec
-	peers   map[uint32][]uint16
+	peers   peerSet
 	refs    [2][][]uint32
 
 	// The timing wheel: buckets of 2^wheelShift ns; flows sit in the bucket
@@ -223,7 +235,7 @@ type Engine struct {
 	tombOut, tombIn map[key]tomb
 	tombQ           []tombEntry
 
-	drops [DropNoInstance + 1]uint64
+	drops [dropEnd]uint64
 	emit  []Packet
 }
 
@@ -244,7 +256,7 @@ func New(cfg Config) (*Engine, error) {
 		frontIdx: make(map[uint32]uint16, len(c.Frontends)),
 		backIdx:  make(map[uint32]int32, len(c.Backends)),
 		out:      newFlowIndex(1024), in: newFlowIndex(1024),
-		dests: map[destKey]*destRec{}, peers: map[uint32][]uint16{},
+		dests: map[destKey]*destRec{}, peers: newPeerSet(),
 		tombOut: map[key]tomb{}, tombIn: map[key]tomb{},
 	}
 	e.prof = &e.cfg.Profile
@@ -378,8 +390,21 @@ func (e *Engine) Process(p Packet, emit []Packet) (Verdict, []Packet, error) {
 	return v, emit, nil
 }
 
-// admit applies B15 to a packet in either direction.
+// admitBehavior is the behaviour that refuses a packet admit turned away:
+// B15, except for a malformed packet, which no behaviour covers.
+func admitBehavior(r DropReason) Behavior {
+	if r == DropMalformed {
+		return NoBehavior
+	}
+	return B15
+}
+
+// admit applies B15 to a packet in either direction, and refuses a packet
+// whose ports cannot be read (Packet.Malformed).
 func (e *Engine) admit(p *Packet) DropReason {
+	if p.Malformed {
+		return DropMalformed
+	}
 	if p.Fragment {
 		return DropFragment
 	}
@@ -420,7 +445,7 @@ func behaviorOf(p Proto) Behavior {
 
 func (e *Engine) outbound(p *Packet, t int64) Verdict {
 	if r := e.admit(p); r != NotDropped {
-		return e.drop(p, r, B15, -1)
+		return e.drop(p, r, admitBehavior(r), -1)
 	}
 	tu := &p.Tuple
 	inIP, dstIP := v4(tu.Src.Addr()), v4(tu.Dst.Addr())
@@ -497,7 +522,7 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32
 
 func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	if r := e.admit(p); r != NotDropped {
-		return e.drop(p, r, B15, -1)
+		return e.drop(p, r, admitBehavior(r), -1)
 	}
 	tu := &p.Tuple
 	dst := v4(tu.Dst.Addr())
@@ -545,17 +570,24 @@ func (e *Engine) frontIndex(a uint32) (uint16, bool) {
 	return i, ok
 }
 
-// tombVerdict answers a packet of a flow that ended by B14 (a RST back to
-// its sender) or by B16 (dropped).
+// tombVerdict answers a late packet of a flow that ended by B14 (a RST back
+// to its sender) or by B16 (dropped), on either side of the NAT (C7). An
+// inbound p is addressed to the flow's SNAT endpoint.
 func (e *Engine) tombVerdict(p *Packet, tb tomb) Verdict {
 	if tb.kind == tombReclaimed {
 		return e.drop(p, DropReleased, B16, int(tb.inst))
 	}
 	rst := Packet{Time: p.Time, Dir: Inbound, Tuple: p.Tuple.Reverse(), Flags: RST | ACK}
+	remote := p.Tuple.Dst
 	if p.Dir == Inbound {
 		rst.Dir = Outbound
+		remote = p.Tuple.Src
 	}
 	e.emit = append(e.emit, rst)
+	if e.obs != nil {
+		e.obs(Event{Time: p.Time, Kind: ResetSent, Behavior: B14, Instance: int(tb.inst), Proto: TCP,
+			Inside: tb.inside(), Remote: remote, SNAT: netip.AddrPortFrom(e.cfg.Frontends[tb.snatIP], tb.snatPort)})
+	}
 	v := e.drop(p, DropReleased, B14, int(tb.inst))
 	v.Action = Reset
 	return v
@@ -622,21 +654,13 @@ func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) {
 }
 
 func (e *Engine) addPeer(f *flow, id uint32, port uint16) {
-	if f.state&stUDPPeers != 0 {
-		ps := e.peers[id]
-		if slices.Contains(ps, port) {
-			return
-		}
-		e.peers[id] = append(ps, port)
-		return
-	}
 	f.state |= stUDPPeers
-	e.peers[id] = []uint16{port}
+	e.peers.add(id, port)
 }
 
 // peerAllowed is B8 for UDP: the mapping has sent to the source port.
 func (e *Engine) peerAllowed(f *flow, id uint32, port uint16) bool {
-	return f.dstPort == port || (f.state&stUDPPeers != 0 && slices.Contains(e.peers[id], port))
+	return f.dstPort == port || (f.state&stUDPPeers != 0 && e.peers.contains(id, port))
 }
 
 // allocSlot picks the instance's lowest slot with no flow to the

@@ -187,5 +187,5 @@ func (e *Engine) Stats() []InstanceStats {
 }
 
 // Drops returns how many packets were dropped (or answered with a RST) for
-// each reason, indexed by DropReason.
-func (e *Engine) Drops() [DropNoInstance + 1]uint64 { return e.drops }
+// each reason, indexed by DropReason (NumDropReasons long).
+func (e *Engine) Drops() []uint64 { return slices.Clone(e.drops[:]) }

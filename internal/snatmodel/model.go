@@ -629,6 +629,9 @@ func (m *Model) Process(p reference.Packet, emit []reference.Packet) (reference.
 		return reference.Verdict{Instance: -1}, emit, err
 	}
 	tu := p.Tuple
+	if p.Malformed { // its ports cannot be read
+		return verdictDrop(reference.DropMalformed, reference.NoBehavior, -1), emit, nil
+	}
 	// B15.
 	if p.Fragment {
 		return verdictDrop(reference.DropFragment, reference.B15, -1), emit, nil
