@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // SetPool changes the backend pool at time t (B16). backends must extend
@@ -53,7 +51,7 @@ func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error
 			lostSet[uint64(i)<<32|uint64(b.ip)<<16|uint64(b.idx)] = true
 		}
 	}
-	if len(lostSet) > 0 && !e.faults.Has(fault.ReclaimedFlowsSurvive) {
+	if len(lostSet) > 0 {
 		bsz := uint16(e.prof.BlockSize)
 		for id := range e.flows {
 			f := &e.flows[id]

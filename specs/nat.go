@@ -118,8 +118,8 @@ type Impl struct {
 	// of such a behaviour that fails is reported as deviating, with this
 	// text.
 	Known map[reference.Behavior]string
-	// Open configures and starts a NAT. cfg.Observer and cfg.Faults are
-	// the implementation's own business. A configuration the NAT (or the
+	// Open configures and starts a NAT. cfg.Observer is the
+	// implementation's own business. A configuration the NAT (or the
 	// plan it is configured from) rejects is returned as an error matched
 	// by errors.Is(err, reference.ErrConfig).
 	Open func(ctx context.Context, cfg reference.Config) (NAT, error)
