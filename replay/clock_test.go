@@ -318,3 +318,24 @@ func readOutside(t *testing.T, b []byte) []capture.Record {
 		recs = append(recs, rec)
 	}
 }
+
+// TestC8ReplyOfAFlowBeforeTheCapture: a recorded reply whose flow began
+// before the capture has no SNAT endpoint: it is dropped as unsolicited
+// (B8) and counted apart; once the instance sends on that flow (a
+// mid-stream pick-up, C5), the next reply is translated.
+func TestC8ReplyOfAFlowBeforeTheCapture(t *testing.T) {
+	in := synthFile(t, []synthPacket{
+		{at: 0, src: ap("198.51.100.1:443"), dst: ap("10.0.0.1:1000"), proto: reference.TCP, flags: reference.ACK | reference.PSH},
+		{at: time.Millisecond, src: ap("10.0.0.1:1000"), dst: ap("198.51.100.1:443"), proto: reference.TCP, flags: reference.ACK},
+		{at: 2 * time.Millisecond, src: ap("198.51.100.1:443"), dst: ap("10.0.0.1:1000"), proto: reference.TCP, flags: reference.ACK | reference.PSH},
+	})
+	specs, _ := ParseBackends("10.0.0.1")
+	o := sameForAnyWorkers(t, []string{in}, Config{Engine: oneFrontend(0), Backends: specs})
+	n := o.res.Counts
+	if n.RepliesNoFlow != 1 || n.Dropped != 1 || n.Translated != 2 || o.res.Drops["unsolicited"] != 1 {
+		t.Errorf("counts %+v drops %v: want the first reply dropped as unsolicited and counted without a flow, the rest translated", n, o.res.Drops)
+	}
+	if !strings.Contains(o.text, "1 with no flow: B8") {
+		t.Errorf("report does not count the reply apart:\n%s", o.text)
+	}
+}
