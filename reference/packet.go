@@ -116,6 +116,10 @@ type Packet struct {
 	// Fragment is set for an IPv4 fragment (MF set or a non-zero offset):
 	// its transport header, if any, is not trusted (B15).
 	Fragment bool
+	// Malformed is set for a packet whose transport header is cut or
+	// impossible: the NAT cannot read its ports, so it drops it
+	// (DropMalformed). Tuple then holds the addresses and protocol only.
+	Malformed bool
 }
 
 // Action is what the NAT did with a packet.
@@ -173,14 +177,23 @@ const (
 	// DropNoInstance: an outbound packet whose source is not a backend
 	// instance of the configuration.
 	DropNoInstance
+	// DropMalformed: a packet whose transport header is cut or impossible
+	// (Packet.Malformed): the NAT cannot read its ports.
+	DropMalformed
 	// DropInvalid: a TCP packet that connection tracking holds invalid (a
 	// flag combination TCP forbids, or a packet its state table refuses,
 	// such as a FIN or RST with no flow): dropped, never sent on with an
 	// inside address (L11).
 	DropInvalid
+
+	dropEnd
 )
 
-var dropNames = [...]string{"", "exhausted", "unsolicited", "unsupported-protocol", "fragment", "released", "not-syn", "no-instance", "invalid"}
+// NumDropReasons is the length of the slice Engine.Drops returns: every
+// DropReason is below it.
+const NumDropReasons = int(dropEnd)
+
+var dropNames = [...]string{"", "exhausted", "unsolicited", "unsupported-protocol", "fragment", "released", "not-syn", "no-instance", "malformed", "invalid"}
 
 // String returns the reason as reports print it, "exhausted" or
 // "unsolicited" for instance, and "" for NotDropped.
