@@ -169,7 +169,9 @@ func (p *Probe) Open(cfg reference.Config) *Session {
 // the check as a harness failure.
 func (p *Probe) TryOpen(cfg reference.Config) (*Session, error) {
 	if cfg.Profile.Name == "" {
-		cfg.Profile = p.impl.profile()
+		// The zero Profile stays for an azure-lb implementation: it means
+		// azure-lb to every NAT that knows only that profile.
+		cfg.Profile = p.impl.Profile
 	}
 	nat, err := p.impl.Open(p.ctx, cfg)
 	if err != nil {
