@@ -189,3 +189,14 @@ func (e *Engine) Stats() []InstanceStats {
 // Drops returns how many packets were dropped (or answered with a RST) for
 // each reason, indexed by DropReason (NumDropReasons long).
 func (e *Engine) Drops() []uint64 { return slices.Clone(e.drops[:]) }
+
+// InUse returns how many of instance inst's SNAT ports carry at least one
+// flow now, for TCP and for UDP: what Stats reports as InUse, without
+// building the statistics.
+func (e *Engine) InUse(inst int) (tcp, udp int) {
+	if inst < 0 || inst >= len(e.insts) {
+		return 0, 0
+	}
+	st := &e.insts[inst].stat
+	return st[0].inUse, st[1].inUse
+}

@@ -66,6 +66,22 @@ func Checks() []Check {
 	return cs
 }
 
+// ChecksFor returns the checks of the profile called name: Checks for
+// azure-lb, LinuxChecks, NATGWChecks or RFCChecks.
+func ChecksFor(name string) ([]Check, error) {
+	switch name {
+	case reference.NameAzureLB, "":
+		return Checks(), nil
+	case reference.NameLinux:
+		return LinuxChecks(), nil
+	case reference.NameAzureNATGW:
+		return NATGWChecks(), nil
+	case reference.NameRFC:
+		return RFCChecks(), nil
+	}
+	return nil, fmt.Errorf("checks of profile %q: want azure-lb, azure-natgw, rfc or linux", name)
+}
+
 // expectPorts asserts that instance inst of s's plan has exactly n SNAT
 // ports, seen both in the plan and in traffic: n TCP flows to one
 // destination are forwarded from distinct endpoints of its allocation and

@@ -126,7 +126,7 @@ func TestRegressCommand(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "changed.json")
 	os.WriteFile(p, []byte(changed), 0o644)
 	out, code = run(t, "regress", p)
-	if code != exitFailed || !strings.Contains(out, "CHANGED (1)") || !strings.Contains(out, "verdict 1: want") {
+	if code != exitFailed || !strings.Contains(out, "CHANGED (1)") || !strings.Contains(out, "verdict 1: expected") {
 		t.Errorf("natcheck regress (changed): exit %d\n%s", code, out)
 	}
 }
