@@ -104,3 +104,28 @@ func TestRegressShardsMerge(t *testing.T) {
 		t.Errorf("natcheck regress --shard 3/3: exit %d, %s", code, out)
 	}
 }
+
+// TestGenCommand: gen --list names the scenarios; gen writes a capture
+// and its expectation, which regress then passes; it refuses to replace
+// an expectation, and an unknown scenario is a usage error.
+func TestGenCommand(t *testing.T) {
+	out, code := run(t, "gen", "--list")
+	if code != exitOK || !strings.Contains(out, "azure-lb-rst-15s") || !strings.Contains(out, "B11 B13 C4") {
+		t.Fatalf("natcheck gen --list: exit %d\n%s", code, out)
+	}
+	dir := t.TempDir()
+	pc, ex := filepath.Join(dir, "rst.pcap"), filepath.Join(dir, "rst.json")
+	out, code = run(t, "gen", "azure-lb-rst-15s", "-o", pc, "--expectation", ex)
+	if code != exitOK || !strings.Contains(out, "natcheck replay --frontend 203.0.113.1 --backends 10.0.0.1 --ports-per-instance 8 "+pc) {
+		t.Fatalf("natcheck gen: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, "regress", ex); code != exitOK || !strings.Contains(out, "as expected") {
+		t.Fatalf("natcheck regress of a generated expectation: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, "gen", "azure-lb-rst-15s", "-o", pc, "--expectation", ex); code != exitUsage || !strings.Contains(out, "exists") {
+		t.Errorf("natcheck gen over an existing expectation: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, "gen", "nope", "-o", pc); code != exitUsage || !strings.Contains(out, `no scenario "nope"`) {
+		t.Errorf("natcheck gen nope: exit %d\n%s", code, out)
+	}
+}
