@@ -50,7 +50,7 @@ func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrP
 		v = e.drop(&asOut, r, admitBehavior(r), -1)
 	} else {
 		tu := &p.Tuple
-		k := packKey(v4(tu.Dst.Addr()), tu.Dst.Port(), v4(tu.Src.Addr()), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
+		k := packKey(v4(tu.Dst.Addr()), tu.Dst.Port(), v4(tu.Src.Addr()), destPort(tu.Proto, tu.Src.Port()), tu.Proto)
 		if id, ok := e.lookup(&e.out, hashKey(k), k, false); ok {
 			snat = e.snat(&e.flows[id])
 			tu.Dst = snat

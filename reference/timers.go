@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/natcheck/natcheck/internal/fault"
 )
 
 func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
@@ -48,7 +46,7 @@ func (e *Engine) fire(t int64) {
 	for {
 		for e.duePos < len(e.due) {
 			d := e.due[e.duePos]
-			if d.deadline > t || (d.deadline == t && e.faults.Has(fault.LateRelease)) {
+			if d.deadline > t {
 				e.nextTimer = d.deadline
 				return
 			}
@@ -129,11 +127,7 @@ func (e *Engine) expire(id uint32, at int64) {
 	case f.state&stFixed != 0:
 		reason = ReleaseFIN
 	}
-	reset := e.cfg.TCPResetOnIdle
-	if e.faults != 0 {
-		reset = (reset && !e.faults.Has(fault.NoResetOnIdle)) || e.faults.Has(fault.NoisyExpiry)
-	}
-	if reason == ReleaseIdle && reset && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
+	if reason == ReleaseIdle && e.cfg.TCPResetOnIdle && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
 		// B14: an established flow that idles out is reset both ways, and
 		// its later packets are answered with a RST.
 		inside := netip.AddrPortFrom(addr4(f.inIP), f.inPort)

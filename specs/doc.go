@@ -6,9 +6,9 @@
 // A NAT is seen only through [NAT]: send a packet on the inside or the
 // outside at a time, observe what comes out (or nothing), let time pass.
 // An [Impl] opens such a NAT for a configuration; [Reference] is the
-// in-process reference engine in virtual time, and a live device (real
-// packets through Linux nftables SNAT in network namespaces, wall-clock
-// time with timers scaled) plugs in through the same two types.
+// in-process reference engine in virtual time. An implementation in
+// wall-clock time maps the checks' profile times onto its clock (see
+// [NAT]).
 //
 // The same checks feed two front ends: the Ginkgo suite of this package
 // (one Entry per check, spec text "B9: …", labels impl:reference, B9, …)

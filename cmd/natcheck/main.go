@@ -1,6 +1,6 @@
 // Command natcheck checks, with evidence, whether a NAT behaves as its
-// documentation says: it replays captures through the reference SNAT engine
-// or a real device, prints allocation plans, and verifies conformance.
+// documentation says: it replays captures through the reference SNAT engine,
+// prints allocation plans, and verifies conformance.
 //
 // The commands are thin: each parses flags and calls the packages that do
 // the work (reference, replay, specs). Exit codes are documented in
@@ -45,8 +45,8 @@ func newRootCmd() *cobra.Command {
 		Short: "Check, with evidence, whether a NAT behaves as documented",
 		Long: `natcheck checks whether a source NAT behaves as documented (Azure Load
 Balancer outbound SNAT, profile azure-lb; behaviours B1–B16 and conventions
-C1–C9 of SEMANTICS.md). It replays captures through a reference engine or a
-real device, prints allocation plans and runs conformance checks.`,
+C1–C9 of SEMANTICS.md). It replays captures through a reference engine,
+prints allocation plans and runs conformance checks.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
