@@ -83,7 +83,8 @@ func Verify(ctx context.Context, impls []Impl, checks []Check, only Filter, onRe
 	return m, nil
 }
 
-// Conforms reports whether no cell fails (deviations and n/a allowed).
+// Conforms reports whether no cell fails (deviations, n/a and checks not
+// run allowed: see Unchecked).
 func (m Matrix) Conforms() bool {
 	for _, r := range m.Rows {
 		for _, c := range r.Cells {
@@ -96,13 +97,29 @@ func (m Matrix) Conforms() bool {
 }
 
 // Failing returns the results that did not conform (deviating or
-// failing), row by row.
+// failing), row by row. Checks not run are Unchecked's.
 func (m Matrix) Failing() []Result {
 	var out []Result
 	for _, r := range m.Rows {
 		for _, c := range r.Cells {
 			for _, res := range c.Results {
 				if res.Status == Fails || res.Status == Deviates {
+					out = append(out, res)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Unchecked returns the results of checks not run because the
+// implementation lacks a capability they need, row by row.
+func (m Matrix) Unchecked() []Result {
+	var out []Result
+	for _, r := range m.Rows {
+		for _, c := range r.Cells {
+			for _, res := range c.Results {
+				if res.Status == NotChecked {
 					out = append(out, res)
 				}
 			}
@@ -121,8 +138,17 @@ func (c Cell) summary() string {
 			ok++
 		}
 	}
-	if c.Status == NotApplicable {
+	switch c.Status {
+	case NotApplicable:
 		return "n/a"
+	case NotChecked:
+		var lacks []string
+		for _, r := range c.Results {
+			if r.Status == NotChecked && !slices.Contains(lacks, r.Message) {
+				lacks = append(lacks, r.Message)
+			}
+		}
+		return fmt.Sprintf("not checked (%s) (%d/%d)", strings.Join(lacks, ", "), ok, n)
 	}
 	return fmt.Sprintf("%s (%d/%d)", c.Status, ok, n)
 }
@@ -150,7 +176,7 @@ func (m Matrix) table(w io.Writer, opts ...tablewriter.Option) error {
 }
 
 // Evidence writes, for every check that did not conform, its text, status,
-// message and transcript.
+// message and transcript, then one line per check not run.
 func (m Matrix) Evidence(w io.Writer, markdown bool) error {
 	for _, r := range m.Failing() {
 		var err error
@@ -158,6 +184,17 @@ func (m Matrix) Evidence(w io.Writer, markdown bool) error {
 			_, err = fmt.Fprintf(w, "\n### %s — %s: %s\n\n```\n%s\n\n%s```\n", r.Impl, r.Check.Text(), r.Status, strings.TrimSpace(r.Message), r.Transcript)
 		} else {
 			_, err = fmt.Fprintf(w, "\n== %s — %s: %s\n%s\n%s", r.Impl, r.Check.Text(), r.Status, strings.TrimSpace(r.Message), r.Transcript)
+		}
+		if err != nil {
+			return fmt.Errorf("write evidence: %w", err)
+		}
+	}
+	for _, r := range m.Unchecked() {
+		var err error
+		if markdown {
+			_, err = fmt.Fprintf(w, "\n- %s — %s: %s\n", r.Impl, r.Check.Text(), r.Verdict())
+		} else {
+			_, err = fmt.Fprintf(w, "\n== %s — %s: %s\n", r.Impl, r.Check.Text(), r.Verdict())
 		}
 		if err != nil {
 			return fmt.Errorf("write evidence: %w", err)
@@ -221,6 +258,9 @@ func (m Matrix) WriteJUnit(w io.Writer) error {
 				case Fails:
 					jc.Failure = &junitMessage{Message: firstLine(res.Message), Body: res.Report()}
 					s.Failures++
+				case NotChecked:
+					jc.Skipped = &junitMessage{Message: res.Verdict(), Body: res.Report()}
+					s.Skipped++
 				case Deviates, NotApplicable:
 					jc.Skipped = &junitMessage{Message: res.Status.String() + ": " + firstLine(res.Message), Body: res.Report()}
 					s.Skipped++
