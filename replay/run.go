@@ -12,7 +12,6 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/capture"
-	"github.com/natcheck/natcheck/replay/frame"
 )
 
 // Config says how to replay captures.
@@ -71,12 +70,18 @@ const maxWorkers = 8
 func Run(files []string, cfg Config) (*Result, error) {
 	res := &Result{Files: files, Drops: map[string]uint64{}}
 	census := newCensus()
+	// A first pass over each file learns which of its records arrive late
+	// (so that the second pass puts them in order without holding the
+	// others: capture.Ordered) and, for detection and prefixes, which
+	// addresses are instances. Its errors are met again, and reported, by
+	// the second pass.
+	var visit func(*capture.Record)
 	if needsCensus(cfg.Backends) {
-		// A first pass learns which addresses are instances. Its errors
-		// are met again, and reported, by the second pass.
-		for _, name := range files {
-			scan(name, census)
-		}
+		visit = census.record
+	}
+	orders := make([]*capture.Order, len(files))
+	for i, name := range files {
+		orders[i], _ = capture.ScanOrder(name, cfg.ReorderWindow, visit)
 	}
 	backends, how := chooseBackends(cfg.Backends, census)
 	res.Backends, res.BackendsHow = backends, how
@@ -127,6 +132,7 @@ func Run(files []string, cfg Config) (*Result, error) {
 	res.Plan = workers[0].e.Plan()
 
 	in := newIngest(res, cfg, backends, workers, out)
+	in.orders = orders
 	runErr := in.run(files, cfg.Drain)
 	if events != nil {
 		if err := events.Flush(); err != nil && runErr == nil {
@@ -140,26 +146,6 @@ func Run(files []string, cfg Config) (*Result, error) {
 		}
 	}
 	return res, runErr
-}
-
-// scan is the first pass over one file.
-func scan(name string, c *census) {
-	rd, err := capture.Open(name)
-	if err != nil {
-		return
-	}
-	defer rd.Close()
-	var f frame.Frame
-	for {
-		rec, err := rd.Next()
-		if err != nil {
-			return
-		}
-		if frame.Decode(rec.LinkType, rec.Data, &f) == nil && f.Network == frame.IPv4 &&
-			(f.Proto == reference.TCP || f.Proto == reference.UDP) {
-			c.add(f.Src, f.Dst)
-		}
-	}
 }
 
 func v4(a netip.Addr) uint32 {
