@@ -56,7 +56,7 @@ func newCensus() *census {
 }
 
 // record takes in one record of the first pass.
-func (c *census) record(rec *capture.Record) {
+func (c *census) record(rec capture.Record) {
 	if frame.Decode(rec.LinkType, rec.Data, &c.f) == nil && c.f.Network == frame.IPv4 &&
 		(c.f.Proto == reference.TCP || c.f.Proto == reference.UDP) {
 		c.add(v4(c.f.Src), v4(c.f.Dst))

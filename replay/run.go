@@ -75,7 +75,7 @@ func Run(files []string, cfg Config) (*Result, error) {
 	// others: capture.Ordered) and, for detection and prefixes, which
 	// addresses are instances. Its errors are met again, and reported, by
 	// the second pass.
-	var visit func(*capture.Record)
+	var visit func(capture.Record)
 	if needsCensus(cfg.Backends) {
 		visit = census.record
 	}

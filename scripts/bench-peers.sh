@@ -179,7 +179,7 @@ fi
 # --- busy subnet (issue 11) ----------------------------------------------------------
 if [[ " $SETS " == *" busy "* ]]; then
 	NAT="'$NATCHECK' replay --backends 10.0.0.0/8 --frontend 203.0.113.1,203.0.113.2,203.0.113.3,203.0.113.4 --ports-per-instance 8"
-	names=(tcpdump tcprewrite "natcheck -w, 1 worker" "natcheck -w, 2 workers" "natcheck, 1 worker")
+	names=(tcpdump tcprewrite natcheck-w-1worker natcheck-w-2workers natcheck-1worker)
 	cmds=(
 		"tcpdump -r '$BUSY' -w /dev/null 2>/dev/null"
 		"tcprewrite --srcipmap=10.0.0.0/8:203.0.113.0/30 --fixcsum -i '$BUSY' -o '$TMP/tcprewrite.pcap'"

@@ -128,7 +128,7 @@ func (s *OrderScanner) Order() *Order {
 // call), as a first pass that learns something else about the capture
 // would. The error is the one that ended reading early, if any; a record
 // later than the window is not an error here but part of the Order.
-func ScanOrder(path string, window time.Duration, visit func(*Record)) (*Order, error) {
+func ScanOrder(path string, window time.Duration, visit func(Record)) (*Order, error) {
 	rd, err := Open(path)
 	if err != nil {
 		return nil, err
@@ -137,7 +137,7 @@ func ScanOrder(path string, window time.Duration, visit func(*Record)) (*Order, 
 	return scanOrder(rd, window, visit)
 }
 
-func scanOrder(rd *Reader, window time.Duration, visit func(*Record)) (*Order, error) {
+func scanOrder(rd *Reader, window time.Duration, visit func(Record)) (*Order, error) {
 	s := NewOrderScanner(rd, window)
 	for {
 		rec, err := rd.Next()
@@ -151,7 +151,7 @@ func scanOrder(rd *Reader, window time.Duration, visit func(*Record)) (*Order, e
 			return s.Order(), nil
 		}
 		if visit != nil {
-			visit(&rec)
+			visit(rec)
 		}
 	}
 }
