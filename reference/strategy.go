@@ -162,7 +162,7 @@ func (e *Engine) strategies() {
 	}
 	switch p.PortChoice {
 	case PortPreserve:
-		e.pick = &preservePicker{}
+		e.pick = &preservePicker{src: bySource{}}
 	case PortRandom:
 		e.pick = newGatewayPicker(e)
 	case PortParity:
