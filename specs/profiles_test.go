@@ -24,8 +24,6 @@ func ids(t *testing.T, names ...string) []reference.Behavior {
 	return bs
 }
 
-
-
 // TestAzureChecksOnOtherProfiles runs the azure-lb checks against the
 // engine of every other profile: exactly the expected behaviours deviate
 // (each a known difference of the profile, with its reason), the others
