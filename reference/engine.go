@@ -506,6 +506,11 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 	if !ok {
 		return e.drop(p, DropNoInstance, NoBehavior, -1)
 	}
+	if p.Fragment {
+		// L10: a fragment is translated with its datagram's flow; it
+		// cannot open one (its transport header may be missing).
+		return e.drop(p, DropFragment, e.ids.fragment, int(inst))
+	}
 	syn := tu.Proto == TCP && p.Flags&(SYN|ACK) == SYN
 	if len(e.tombOut) > 0 {
 		if tb, ok := e.tombOut[k]; ok && tb.until > t {

@@ -167,17 +167,13 @@ type IPStats struct {
 	Flows                  uint64
 }
 
-// Stats returns, per instance and protocol (TCP, then UDP, then ICMP on
-// a profile that translates ICMP echo), the counters of its ports.
+// Stats returns, per instance and protocol (TCP, then UDP), the counters
+// of its ports. ICMP echo mappings (L10, R6) are not counted here.
 func (e *Engine) Stats() []InstanceStats {
-	protos := []Proto{TCP, UDP}
-	if e.prof.ICMPEcho {
-		protos = append(protos, ICMP)
-	}
-	out := make([]InstanceStats, 0, len(protos)*len(e.insts))
+	out := make([]InstanceStats, 0, 2*len(e.insts))
 	for i := range e.insts {
 		in := &e.insts[i]
-		for _, proto := range protos {
+		for _, proto := range [2]Proto{TCP, UDP} {
 			st := &in.stat[protoIndex(proto)]
 			s := InstanceStats{Instance: i, Inside: in.addr, Proto: proto, Allocated: in.ports, InUse: st.inUse,
 				Peak: st.peak, Flows: st.flows, ExhaustionDrops: st.exhausted, Releases: st.releases}
