@@ -131,12 +131,21 @@ func (e *Expectation) Update() error {
 	if err != nil {
 		return err
 	}
+	return e.Record(got)
+}
+
+// Record writes got as the expectation's outcome, to its file. Its errors
+// are those of writing the file (a caller tells them apart from Run's).
+func (e *Expectation) Record(got Outcome) error {
 	e.Outcome = got
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return fmt.Errorf("update %s: %w", e.path, err)
 	}
-	return os.WriteFile(e.path, append(b, '\n'), 0o644)
+	if err := os.WriteFile(e.path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("update %s: %w", e.path, err)
+	}
+	return nil
 }
 
 // Diff lists how got differs from want, field by field.

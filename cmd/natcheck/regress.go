@@ -38,19 +38,23 @@ the current outcomes instead (review the diff before committing them).`,
 			for _, p := range paths {
 				e, err := regress.Load(p)
 				if err != nil {
-					return usageErr(err)
+					return inputErr(err)
 				}
 				result := "as expected"
 				switch {
 				case update:
-					if err := e.Update(); err != nil {
-						return &exitError{exitInput, err}
+					got, err := e.Run()
+					if err != nil {
+						return classifyRun(err)
+					}
+					if err := e.Record(got); err != nil {
+						return outputErr(err)
 					}
 					result = "recorded"
 				default:
 					diff, err := e.Check()
 					if err != nil && !errors.Is(err, regress.ErrMismatch) {
-						return &exitError{exitInput, err}
+						return classifyRun(err)
 					}
 					if len(diff) > 0 {
 						failed++
@@ -61,17 +65,17 @@ the current outcomes instead (review the diff before committing them).`,
 					}
 				}
 				if err := t.Append([]string{filepath.Base(p), e.Capture, result}); err != nil {
-					return err
+					return outputErr(err)
 				}
 			}
 			if err := t.Render(); err != nil {
-				return err
+				return outputErr(err)
 			}
 			for _, d := range details {
 				fmt.Fprintln(out, "  "+d)
 			}
 			if failed > 0 {
-				return &exitError{exitFailed, fmt.Errorf("regress: %d of %d captures changed", failed, len(paths))}
+				return &exitError{code: exitFailed, err: fmt.Errorf("regress: %d of %d captures changed", failed, len(paths))}
 			}
 			return nil
 		},
