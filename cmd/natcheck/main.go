@@ -41,7 +41,6 @@ var exitCodes = []struct {
 	{exitUsage, "bad usage: an unknown flag or command, a missing argument, a value out of range, a configuration the documents reject (B2–B4, B12, …), an output that would overwrite an input"},
 	{exitInput, "bad input: a capture (or expectation file) that is missing, empty, not a capture, or damaged; the report of every packet before the fault is printed"},
 	{exitOutput, "an output could not be written: a missing folder, no permission, a full disk, a closed standard output"},
-	{exitInterrupted, "interrupted by Ctrl-C (SIGINT): the report so far is printed, marked partial, and the files written are valid"},
 }
 
 // exitError carries an exit code through cobra.
