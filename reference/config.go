@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-
-	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // Protocols says which protocols an outbound rule carries (B15).
@@ -88,11 +86,6 @@ type Config struct {
 	Strict bool
 	// Observer, if set, receives every event.
 	Observer Observer
-	// Faults are negative-control mutations for natcheck's own spec tests
-	// (package specs): each breaks one behaviour on purpose, to prove the
-	// specs notice. Zero in every real use; the type lives in an internal
-	// package, so only natcheck's own packages can set it.
-	Faults fault.Set
 }
 
 // ErrConfig is matched by every configuration error:
@@ -162,7 +155,7 @@ func (c Config) normalize() (Config, error) {
 	if c.PoolSize < len(c.Backends) {
 		return c, &ConfigError{Field: "pool size", Value: c.PoolSize, Reason: fmt.Sprintf("smaller than the %d backends given", len(c.Backends))}
 	}
-	if err := checkAllocation(p, c.PoolSize, len(c.Frontends), c.PortsPerInstance, c.Faults); err != nil {
+	if err := checkAllocation(p, c.PoolSize, len(c.Frontends), c.PortsPerInstance); err != nil {
 		return c, err
 	}
 	if c.IdleTimeout == 0 {
@@ -193,7 +186,7 @@ func checkAddrs(what string, addrs []netip.Addr) error {
 }
 
 // checkAllocation applies B2–B4 to a pool of n instances on k frontend IPs.
-func checkAllocation(p *Profile, n, k, perInstance int, faults fault.Set) error {
+func checkAllocation(p *Profile, n, k, perInstance int) error {
 	if perInstance == 0 {
 		if n > p.maxPool() {
 			return &ConfigError{Field: "pool size", Value: n, Behavior: B3,
@@ -209,7 +202,7 @@ func checkAllocation(p *Profile, n, k, perInstance int, faults fault.Set) error 
 		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
 			Reason: fmt.Sprintf("want %d to %d (0 for the default table)", p.BlockSize, p.PortsPerIP)}
 	}
-	if n*perInstance > k*p.PortsPerIP && !faults.Has(fault.SkipCapacityCheck) {
+	if n*perInstance > k*p.PortsPerIP {
 		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
 			Reason: fmt.Sprintf("%d instances × %d ports = %d exceeds %d frontend IP(s) × %d = %d; at most %d per instance",
 				n, perInstance, n*perInstance, k, p.PortsPerIP, k*p.PortsPerIP, maxPerInstance(p, n, k))}

@@ -87,14 +87,17 @@ func TestEngineAgainstModel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := m.Expire(now)
+				want, err := m.Advance(now, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
 				if fmt.Sprint(sortedPackets(got)) != fmt.Sprint(sortedPackets(want)) {
 					t.Fatalf("seed %d op %d Advance(%v): emitted %v, want %v", seed, i, now.Sub(mt0), got, want)
 				}
 				continue
 			case 1, 2, 3: // inbound, to a SNAT port near the ones in use
 				dst := netip.AddrPortFrom(cfg.Frontends[r.IntN(len(cfg.Frontends))], uint16(1024+r.IntN(3*cfg.PortsPerInstance)))
-				if snat, pr, ok := m.SomeFlow(r.IntN(1 << 20)); ok && r.IntN(3) > 0 {
+				if snat, pr, _, ok := m.SomeFlow(r.IntN(1 << 20)); ok && r.IntN(3) > 0 {
 					dst, proto = snat, pr
 				}
 				p = Packet{Dir: Inbound, Tuple: Tuple{proto, remote(), dst}}
@@ -109,7 +112,10 @@ func TestEngineAgainstModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, wantEmit := m.Process(p)
+			want, wantEmit, err := m.Process(p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got.Action != want.Action || got.Reason != want.Reason || got.Instance != want.Instance ||
 				(got.Action == Translated && (got.Tuple != want.Tuple || got.NewFlow != want.NewFlow)) {
 				t.Fatalf("seed %d op %d at %v: %v %v flags %v:\n engine %+v\n model  %+v", seed, i, now.Sub(mt0), p.Dir, p.Tuple, p.Flags, got, want)

@@ -114,6 +114,10 @@ type Packet struct {
 	// Fragment is set for an IPv4 fragment (MF set or a non-zero offset):
 	// its transport header, if any, is not trusted (B15).
 	Fragment bool
+	// Malformed is set for a packet whose transport header is cut or
+	// impossible: the NAT cannot read its ports, so it drops it
+	// (DropMalformed). Tuple then holds the addresses and protocol only.
+	Malformed bool
 }
 
 // Action is what the NAT did with a packet.
@@ -164,9 +168,18 @@ const (
 	// DropNoInstance: an outbound packet whose source is not a backend
 	// instance of the configuration.
 	DropNoInstance
+	// DropMalformed: a packet whose transport header is cut or impossible
+	// (Packet.Malformed): the NAT cannot read its ports.
+	DropMalformed
+
+	dropEnd
 )
 
-var dropNames = [...]string{"", "exhausted", "unsolicited", "unsupported-protocol", "fragment", "released", "not-syn", "no-instance"}
+// NumDropReasons is the length of the slice Engine.Drops returns: every
+// DropReason is below it.
+const NumDropReasons = int(dropEnd)
+
+var dropNames = [...]string{"", "exhausted", "unsolicited", "unsupported-protocol", "fragment", "released", "not-syn", "no-instance", "malformed"}
 
 // String returns the reason as reports print it, "exhausted" or
 // "unsolicited" for instance, and "" for NotDropped.

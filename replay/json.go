@@ -28,10 +28,18 @@ type jsonReport struct {
 	Start       *time.Time     `json:"start,omitempty"`
 	End         *time.Time     `json:"end,omitempty"`
 	Seconds     float64        `json:"duration_seconds"`
+	Drained     *jsonDrained   `json:"drained,omitempty"`
 	Counts      Counts         `json:"counts"`
 	Drops       []jsonDrop     `json:"drops"`
 	Instances   []jsonInstance `json:"instances"`
 	Verdicts    []jsonVerdict  `json:"verdicts"`
+}
+
+// jsonDrained is what --drain found after the last packet.
+type jsonDrained struct {
+	Until    time.Time    `json:"until"`
+	After    float64      `json:"seconds_after_end"`
+	Releases ReleaseCount `json:"releases"`
 }
 
 type jsonConfig struct {
@@ -134,6 +142,9 @@ func (r *Result) jsonReport() jsonReport {
 	if !r.Start.IsZero() {
 		start, end := r.Start, r.End
 		doc.Start, doc.End, doc.Seconds = &start, &end, end.Sub(start).Seconds()
+	}
+	if d := r.Drained; d != nil {
+		doc.Drained = &jsonDrained{Until: d.Until, After: d.Until.Sub(r.End).Seconds(), Releases: d.Releases}
 	}
 	pl := r.Plan
 	doc.Plan = jsonPlan{Profile: pl.Profile, PoolSize: pl.PoolSize, Allocation: "default-table", TierPorts: pl.TierPorts,

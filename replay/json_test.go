@@ -59,7 +59,7 @@ func TestJSONReportMatchesItsSchema(t *testing.T) {
 	}
 	for _, f := range files {
 		for _, perInstance := range []int{0, 8} {
-			res, err := Run([]string{f}, Config{Engine: oneFrontend(perInstance), Workers: 1})
+			res, err := Run([]string{f}, Config{Engine: oneFrontend(perInstance), Workers: 1, Drain: perInstance == 8})
 			if res.Counts.Packets == 0 {
 				continue
 			}

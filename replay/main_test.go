@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,12 +24,18 @@ func TestMain(m *testing.M) {
 }
 
 // peakChild replays path (the benchmark capture, 50 instances) with the
-// outside view written, and prints "peak-rss-kB N" read from the kernel's
-// VmHWM: the most resident memory the process ever had.
+// outside view written, on the number of workers the parent names (its
+// GOMAXPROCS is set by the parent too), and prints "peak-rss-kB N" read
+// from the kernel's VmHWM: the most resident memory the process ever had.
 func peakChild(path string) int {
 	specs, err := ParseBackends(os.Getenv(childEnv + "_BACKENDS"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	workers, err := strconv.Atoi(os.Getenv(childEnv + "_WORKERS"))
+	if err != nil || workers < 1 {
+		fmt.Fprintf(os.Stderr, "%s_WORKERS=%q: want a worker count\n", childEnv, os.Getenv(childEnv+"_WORKERS"))
 		return 2
 	}
 	out, err := os.CreateTemp("", "natcheck-peak-*.pcapng")
@@ -38,7 +45,7 @@ func peakChild(path string) int {
 	}
 	out.Close()
 	defer os.Remove(out.Name())
-	if _, err := Run([]string{path}, Config{Engine: oneFrontend(0), Backends: specs, Output: out.Name()}); err != nil {
+	if _, err := Run([]string{path}, Config{Engine: oneFrontend(0), Backends: specs, Output: out.Name(), Workers: workers}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -47,7 +54,7 @@ func peakChild(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	fmt.Printf("peak-rss-kB %d\n", kb)
+	fmt.Printf("peak-rss-kB %d gomaxprocs %d workers %d\n", kb, runtime.GOMAXPROCS(0), workers)
 	return 0
 }
 
@@ -68,24 +75,35 @@ func vmHWM() (int, error) {
 
 // BenchmarkReplayPeakRSS replays the 2,000,000-packet capture in a fresh
 // process and reports its peak resident memory (VmHWM), which the heap
-// statistics of a long-lived benchmark process cannot give.
+// statistics of a long-lived benchmark process cannot give. The child runs
+// with this benchmark's GOMAXPROCS (set by -cpu: the name's -N suffix) and
+// one worker per CPU, as BenchmarkReplayEndToEnd does; it reports both
+// back, and the "workers" metric labels the figure.
 func BenchmarkReplayPeakRSS(b *testing.B) {
 	path, specs := benchCapture(b, time.Microsecond)
 	var names []string
 	for _, p := range specs {
 		names = append(names, p.Addr().String())
 	}
+	procs := runtime.GOMAXPROCS(0)
+	workers := procs
 	var kb int
 	for range b.N {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+path, childEnv+"_BACKENDS="+strings.Join(names, ","))
+		cmd.Env = append(os.Environ(), childEnv+"="+path, childEnv+"_BACKENDS="+strings.Join(names, ","),
+			childEnv+"_WORKERS="+strconv.Itoa(workers), "GOMAXPROCS="+strconv.Itoa(procs))
 		out, err := cmd.Output()
 		if err != nil {
 			b.Fatalf("child: %v\n%s", err, out)
 		}
-		if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "peak-rss-kB %d", &kb); err != nil {
+		var gotProcs, gotWorkers int
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "peak-rss-kB %d gomaxprocs %d workers %d", &kb, &gotProcs, &gotWorkers); err != nil {
 			b.Fatalf("child said %q: %v", out, err)
+		}
+		if gotProcs != procs || gotWorkers != workers {
+			b.Fatalf("child ran with GOMAXPROCS %d and %d workers, want %d and %d", gotProcs, gotWorkers, procs, workers)
 		}
 	}
 	b.ReportMetric(float64(kb)/1024, "MB-peak-rss")
+	b.ReportMetric(float64(workers), "workers")
 }

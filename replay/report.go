@@ -35,20 +35,20 @@ func WriteText(w io.Writer, r *Result) error {
 	n := r.Counts
 	fmt.Fprintf(w, "  through the NAT: %d outbound, %d replies (%d with no flow: B8); not through it: %d\n",
 		n.Outbound, n.Replies, n.RepliesNoFlow, n.NotThroughNAT)
-	fmt.Fprintf(w, "  passed over: %d IPv6, %d not IP, %d cut inside their headers; IPv4: %d TCP, %d UDP, %d ICMP, %d other, %d fragments\n",
+	fmt.Fprintf(w, "  passed over: %d IPv6, %d not IP, %d unreadable (link or IPv4 header cut or malformed); IPv4: %d TCP, %d UDP, %d ICMP, %d other, %d fragments\n",
 		n.IPv6, n.NonIP, n.Cut, n.TCP, n.UDP, n.ICMP, n.Other, n.Fragments)
 	fmt.Fprintf(w, "  verdicts: %d translated, %d dropped, %d answered with a RST; %d packets sent by the NAT (B14)\n\n",
 		n.Translated, n.Dropped, n.Reset, n.Emitted)
 
 	t := tablewriter.NewWriter(w)
-	t.Header([]string{"inst", "inside", "frontend", "proto", "allocated", "peak", "flows", "exhausted", "first exhausted", "fin", "rst", "idle", "reclaimed"})
+	t.Header([]string{"inst", "inside", "frontend", "proto", "allocated", "peak", "in use at end", "flows", "exhausted", "first exhausted", "fin", "rst", "idle", "reclaimed"})
 	for _, ir := range r.Instances {
 		first := "-"
 		if ir.FirstExhaustion != nil {
 			first = fmt.Sprintf("pkt %d, +%s", ir.FirstExhaustion.Packet, ir.FirstExhaustion.Time.Sub(r.Start).Round(time.Microsecond))
 		}
 		row := []string{fmt.Sprint(ir.Instance), ir.Inside.String(), ir.Frontend.String(), ir.Proto, fmt.Sprint(ir.Allocated),
-			fmt.Sprint(ir.Peak), fmt.Sprint(ir.Flows), fmt.Sprint(ir.ExhaustionDrops), first,
+			fmt.Sprint(ir.Peak), fmt.Sprint(ir.InUse), fmt.Sprint(ir.Flows), fmt.Sprint(ir.ExhaustionDrops), first,
 			fmt.Sprint(ir.Releases.FIN), fmt.Sprint(ir.Releases.RST), fmt.Sprint(ir.Releases.Idle), fmt.Sprint(ir.Releases.Reclaimed)}
 		if err := t.Append(row); err != nil {
 			return err
@@ -60,6 +60,10 @@ func WriteText(w io.Writer, r *Result) error {
 		}
 	} else {
 		fmt.Fprintln(w, "  no instance opened a flow")
+	}
+	if d := r.Drained; d != nil {
+		fmt.Fprintf(w, "\nafter the last packet (--drain), the clock ran on to %s (+%s): %d fin, %d rst, %d idle releases (B10–B12)\n",
+			d.Until.Format(time.RFC3339Nano), d.Until.Sub(r.End).Round(time.Millisecond), d.Releases.FIN, d.Releases.RST, d.Releases.Idle)
 	}
 	if len(r.Drops) > 0 {
 		fmt.Fprintln(w, "\ndrops by reason:")
@@ -89,6 +93,7 @@ var dropOrder = []struct {
 	{"released", reference.B14, "B14/B16: packet of a reset or reclaimed flow"},
 	{"not-syn", reference.C5, "C5 strict: no flow and not a SYN"},
 	{"no-instance", reference.NoBehavior, "source is not a backend instance"},
+	{"malformed", reference.NoBehavior, "transport, IPv4 or link header cut or impossible: no ports to translate"},
 }
 
 // dropReasons returns the reasons of r.Drops in report order: those of

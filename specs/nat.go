@@ -12,8 +12,8 @@ import (
 
 // NAT is one NAT under test, configured and running. Times are profile
 // times: the virtual times of SEMANTICS.md, from the origin the check chose
-// ([Origin]). An implementation in virtual time uses them as they are; a
-// live device maps them to the wall clock (origin + (t − Origin) × its
+// ([Origin]). An implementation in virtual time uses them as they are; one
+// in wall-clock time maps them to its clock (origin + (t − Origin) × its
 // time scale) and sleeps until then. Calls come in time order; a call with
 // an earlier time than the previous one is an error.
 //
@@ -32,7 +32,7 @@ type NAT interface {
 	// Implementations without CapPoolChange return ErrUnsupported.
 	SetPool(ctx context.Context, t time.Time, backends []netip.Addr, poolSize int) error
 	// Plan is the allocation the NAT runs with now: per backend instance
-	// its SNAT port ranges. A live device is configured from it.
+	// its SNAT port ranges.
 	Plan() reference.Plan
 	// Close releases what the NAT holds (namespaces, sockets).
 	Close() error
@@ -100,7 +100,7 @@ func (c Capabilities) String() string {
 // NAT for a configuration.
 type Impl struct {
 	// Name is what the matrix's column and the label "impl:"+Name say:
-	// "reference", later "linux-nft".
+	// "reference", "mutant:…".
 	Name string
 	// Reference marks the reference engine: C items (engine conventions)
 	// run only on it.
@@ -118,8 +118,8 @@ type Impl struct {
 	// of such a behaviour that fails is reported as deviating, with this
 	// text.
 	Known map[reference.Behavior]string
-	// Open configures and starts a NAT. cfg.Observer and cfg.Faults are
-	// the implementation's own business. A configuration the NAT (or the
+	// Open configures and starts a NAT. cfg.Observer is the
+	// implementation's own business. A configuration the NAT (or the
 	// plan it is configured from) rejects is returned as an error matched
 	// by errors.Is(err, reference.ErrConfig).
 	Open func(ctx context.Context, cfg reference.Config) (NAT, error)

@@ -72,45 +72,41 @@ profile names (azure-lb, linux, azure-natgw, rfc) it prints them in full.
 	return cmd
 }
 
-// catalogueProfiles are the profiles of the catalogue, in its order.
-var catalogueProfiles = []string{"azure-lb", "linux", "azure-natgw", "rfc"}
-
 // behaviourIDs lists every ID of the catalogue, and with profiles the
 // profile names too (for completion).
 func behaviourIDs(profiles bool) []string {
 	var out []string
 	for _, a := range reference.Catalogue() {
-		out = append(out, a.ID+"\t"+a.Title)
+		out = append(out, a.ID.String()+"\t"+a.Title)
 	}
 	if profiles {
-		out = append(out, catalogueProfiles...)
+		out = append(out, reference.ProfileNames()...)
 	}
 	return out
 }
 
 // lookupAbouts returns the entry of an ID, or every entry of a profile.
 func lookupAbouts(arg string) ([]reference.About, error) {
-	if a, ok := reference.LookupAbout(arg); ok {
+	if b, err := reference.ParseBehavior(arg); err == nil {
+		a, _ := b.About()
 		return []reference.About{a}, nil
 	}
 	var out []reference.About
-	for _, a := range reference.Catalogue() {
-		if a.Profile == strings.ToLower(arg) {
-			out = append(out, a)
-		}
+	for _, b := range reference.BehaviorsOf(strings.ToLower(arg)) {
+		a, _ := b.About()
+		out = append(out, a)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("explain %s: not a behaviour ID (B1–B16, C1–C9, L1–L11, G1–G8, R1–R7) nor a profile (%s)", arg, strings.Join(catalogueProfiles, ", "))
+		return nil, fmt.Errorf("explain %s: not a behaviour ID (B1–B16, C1–C9, L1–L11, G1–G8, R1–R7) nor a profile (%s)", arg, strings.Join(reference.ProfileNames(), ", "))
 	}
 	return out, nil
 }
 
-// checksOf returns the conformance checks that cite id, as their spec
-// texts.
-func checksOf(id string) []string {
+// checksOf returns the conformance checks that cite b, as their titles.
+func checksOf(b reference.Behavior) []string {
 	var out []string
 	for _, c := range specs.Checks() {
-		if strings.EqualFold(c.ID.String(), id) {
+		if c.ID == b {
 			out = append(out, c.Title)
 		}
 	}
@@ -153,7 +149,7 @@ func writeCatalogueIndex(w io.Writer) {
 			prof = a.Profile
 			fmt.Fprintf(w, "profile %s\n", prof)
 		}
-		fmt.Fprintf(w, "  %-4s %s\n", a.ID, a.Title)
+		fmt.Fprintf(w, "  %-4s %s\n", a.ID.String(), a.Title)
 	}
 	fmt.Fprintf(w, "\n'natcheck explain ID' prints an item in full, with the checks that test it.\n")
 }

@@ -69,12 +69,13 @@ func TestCatalogueCoversEveryBehaviour(t *testing.T) {
 			t.Errorf("check %q cites %s, which the catalogue lacks", c.Text(), c.ID)
 		}
 	}
-	seen := map[string]bool{}
-	for _, a := range reference.Catalogue() {
-		if seen[a.ID] {
-			t.Errorf("%s: two catalogue entries", a.ID)
+	for _, b := range reference.Behaviors() {
+		if a, _ := b.About(); a.Profile != b.Profile() || a.ID != b {
+			t.Errorf("%s: catalogue entry %+v names another ID or profile", b, a)
 		}
-		seen[a.ID] = true
+	}
+	if _, ok := reference.NoBehavior.About(); ok {
+		t.Errorf("NoBehavior has a catalogue entry")
 	}
 }
 

@@ -1,6 +1,6 @@
 // Command natcheck checks, with evidence, whether a NAT behaves as its
-// documentation says: it replays captures through the reference SNAT engine
-// or a real device, prints allocation plans, verifies conformance and
+// documentation says: it replays captures through the reference SNAT engine,
+// prints allocation plans, verifies conformance and
 // explains each behaviour it checks.
 //
 // The commands are thin: each parses flags and calls the packages that do

@@ -31,6 +31,7 @@ func newReplayCmd() *cobra.Command {
 		asJSON      bool
 		failOn      []string
 		workers     int
+		drain       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -93,7 +94,7 @@ default, detected: private sources that open flows to public addresses.`,
 			cfg := replay.Config{
 				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
 					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
-				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers,
+				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain,
 			}
 			var events *os.File
 			if eventsPath != "" {
@@ -169,6 +170,7 @@ default, detected: private sources that open flows to public addresses.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
 	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
 	f.IntVar(&workers, "workers", 0, "engines to spread the instances over (0: one per CPU, at most 8); the result is the same for any number")
+	f.BoolVar(&drain, "drain", false, "after the last packet, run the clock on until every flow has ended and report those releases apart (C9)")
 	completeValues(cmd, "protocol", "all", "tcp", "udp")
 	completeValues(cmd, "fail-on", "exhaustion", "drop")
 	_ = cmd.MarkFlagFilename("write", "pcapng")

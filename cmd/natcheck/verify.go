@@ -22,7 +22,7 @@ func newVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Run the conformance checks and print the behaviour × implementation matrix",
-		Long: `verify runs every conformance check of profile azure-lb (B1–B16, C1–C5 of
+		Long: `verify runs every conformance check of profile azure-lb (B1–B16, C1–C7 of
 SEMANTICS.md) against each implementation and prints a matrix: per behaviour,
 conforms, deviates (a documented difference, or a capability the
 implementation lacks) or fails, followed by the evidence — the packets sent
