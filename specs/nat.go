@@ -113,13 +113,18 @@ type Impl struct {
 	// Resolution is the smallest time difference it honours; boundary
 	// checks probe at T − max(Resolution, 1 ms). Zero for virtual time.
 	Resolution time.Duration
+	// Profile is the behaviour the implementation runs (the zero Profile
+	// means azure-lb): checks configure the NAT with it and read its
+	// numbers (a linux device's conntrack timeouts).
+	Profile reference.Profile
 	// Known are the documented deviations of this implementation's
 	// profile (SEMANTICS.md, "Known differences"), by behaviour: a check
 	// of such a behaviour that fails is reported as deviating, with this
 	// text.
 	Known map[reference.Behavior]string
-	// Open configures and starts a NAT. cfg.Observer is the
-	// implementation's own business. A configuration the NAT (or the
+	// Open configures and starts a NAT; cfg.Profile is the Profile above,
+	// as the check may have adjusted it (R2's filtering, say).
+	// cfg.Observer is the implementation's own business. A configuration the NAT (or the
 	// plan it is configured from) rejects is returned as an error matched
 	// by errors.Is(err, reference.ErrConfig).
 	Open func(ctx context.Context, cfg reference.Config) (NAT, error)
@@ -127,6 +132,14 @@ type Impl struct {
 
 // Label is the implementation's Ginkgo label, "impl:reference".
 func (im Impl) Label() string { return "impl:" + im.Name }
+
+// profile is the implementation's profile, azure-lb when unset.
+func (im Impl) profile() reference.Profile {
+	if im.Profile.Name == "" {
+		return reference.AzureLB()
+	}
+	return im.Profile
+}
 
 // epsilon is the boundary offset T − epsilon of B13 checks.
 func (im Impl) epsilon() time.Duration { return max(im.Resolution, time.Millisecond) }

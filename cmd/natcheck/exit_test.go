@@ -77,12 +77,15 @@ func TestExitCodes(t *testing.T) {
 		{"explain unknown", []string{"explain", "X1"}, false, exitUsage, "not a behaviour ID"},
 		{"verify --impl unknown", []string{"verify", "--impl", "bogus"}, false, exitUsage, "implementation \"bogus\""},
 		{"verify --behaviors unknown", []string{"verify", "--behaviors", "Z9"}, false, exitUsage, "Z9"},
-		{"regress: a configuration the documents reject", []string{"regress", badExp}, false, exitUsage, "(B2)"},
 		// 3
 		{"replay: missing capture", []string{"replay", "--backends", "10.0.0.1", dir + "/missing.pcap"}, false, exitInput, "missing.pcap"},
 		{"replay: damaged capture", []string{"replay", "--backends", "10.0.0.1", truncated}, false, exitInput, "packet 2 at offset 248"},
-		{"regress: missing expectation", []string{"regress", dir + "/none.json"}, false, exitInput, "none.json"},
-		{"regress: not an expectation", []string{"regress", notJSON}, false, exitInput, "garbage.json"},
+		{"regress: missing expectation", []string{"regress", dir + "/none.json"}, false, exitInput, "could not be run"},
+		{"regress: not an expectation", []string{"regress", notJSON}, false, exitInput, "could not be run"},
+		{"regress: an expectation whose configuration the documents reject", []string{"regress", badExp}, false, exitInput, "could not be run"},
+		{"merge: not a report", []string{"merge", notJSON}, false, exitInput, "not a JSON report"},
+		{"merge > /dev/full", []string{"merge", notJSON}, true, exitInput, "not a JSON report"},
+		{"gen into a missing folder", []string{"gen", "azure-lb-rst-15s", "-o", missing + "/x.pcap"}, false, exitOutput, "no such file or directory"},
 		// 4
 		{"-w into a missing folder", []string{"replay", "-w", missing + "/out.pcapng", vpn}, false, exitOutput, "folder " + missing + " does not exist"},
 		{"--events into a missing folder", []string{"replay", "--events", missing + "/ev.jsonl", vpn}, false, exitOutput, "does not exist"},

@@ -55,6 +55,14 @@ func run(t *testing.T, args ...string) result {
 	return runWith(t, nil, args...)
 }
 
+// runOut runs it and returns what it printed (standard output, then
+// standard error) and its exit code.
+func runOut(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	r := run(t, args...)
+	return r.stdout + r.stderr, r.code
+}
+
 // runWith runs it with standard output sent to stdout when not nil.
 func runWith(t *testing.T, stdout *os.File, args ...string) result {
 	t.Helper()
@@ -193,7 +201,7 @@ func TestRegressCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = run(t, "regress", p)
-	if r.code != exitFailed || !strings.Contains(r.stdout, "CHANGED (1)") || !strings.Contains(r.stdout, "verdict 1: want") {
+	if r.code != exitFailed || !strings.Contains(r.stdout, "CHANGED (1)") || !strings.Contains(r.stdout, "verdict 1: expected") {
 		t.Errorf("natcheck regress (changed): %s", r)
 	}
 }
