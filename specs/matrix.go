@@ -83,7 +83,8 @@ func Verify(ctx context.Context, impls []Impl, checks []Check, only Filter, onRe
 	return m, nil
 }
 
-// Conforms reports whether no cell fails (deviations and n/a allowed).
+// Conforms reports whether no cell fails (deviations, n/a and checks not
+// run allowed: see Unchecked).
 func (m Matrix) Conforms() bool {
 	for _, r := range m.Rows {
 		for _, c := range r.Cells {
@@ -96,7 +97,7 @@ func (m Matrix) Conforms() bool {
 }
 
 // Failing returns the results that did not conform (deviating or
-// failing), row by row.
+// failing), row by row. Checks not run are Unchecked's.
 func (m Matrix) Failing() []Result {
 	var out []Result
 	for _, r := range m.Rows {
@@ -127,10 +128,28 @@ func (m Matrix) Checks() int {
 	return n
 }
 
+// Unchecked returns the results of checks not run because the
+// implementation lacks a capability they need, row by row.
+func (m Matrix) Unchecked() []Result {
+	var out []Result
+	for _, r := range m.Rows {
+		for _, c := range r.Cells {
+			for _, res := range c.Results {
+				if res.Status == NotChecked {
+					out = append(out, res)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // summary is the cell as the matrix writes it: the status and how many of
-// its checks have it ("fails: 2 of 6 checks fail", "conforms: 6 checks").
+// its checks have it ("fails: 2 of 6 checks fail", "conforms: 6 checks",
+// "not checked (lacks reset-on-idle): 1 of 3 checks").
 func (c Cell) summary() string {
 	n, worst := 0, 0
+	var lacks []string
 	for _, r := range c.Results {
 		if r.Status != NotApplicable {
 			n++
@@ -138,15 +157,26 @@ func (c Cell) summary() string {
 		if r.Status == c.Status {
 			worst++
 		}
+		if r.Status == NotChecked && !slices.Contains(lacks, r.Message) {
+			lacks = append(lacks, r.Message)
+		}
+	}
+	checks := func(k int) string {
+		if k == 1 {
+			return "1 check"
+		}
+		return fmt.Sprintf("%d checks", k)
 	}
 	switch c.Status {
 	case NotApplicable:
 		return "n/a"
 	case Conforms:
-		if n == 1 {
-			return "conforms: 1 check"
+		return "conforms: " + checks(n)
+	case NotChecked:
+		if worst == n {
+			return fmt.Sprintf("not checked (%s): %s", strings.Join(lacks, ", "), checks(n))
 		}
-		return fmt.Sprintf("conforms: %d checks", n)
+		return fmt.Sprintf("not checked (%s): %d of %s", strings.Join(lacks, ", "), worst, checks(n))
 	}
 	verb := map[Status]string{Deviates: "deviate", Fails: "fail"}[c.Status]
 	if n == 1 {
@@ -189,23 +219,25 @@ func (m Matrix) table(w io.Writer, opts ...tablewriter.Option) error {
 }
 
 // byImpl writes one row per implementation: how many behaviours conform,
-// and which deviate or fail.
+// and which were not checked, deviate or fail.
 func (m Matrix) byImpl(t *tablewriter.Table) error {
-	t.Header([]string{"Implementation", "Conforms", "Deviates", "Fails"})
+	t.Header([]string{"Implementation", "Conforms", "Not checked", "Deviates", "Fails"})
 	for i, name := range m.Impls {
 		ok := 0
-		var dev, fail []string
+		var unchecked, dev, fail []string
 		for _, r := range m.Rows {
 			switch r.Cells[i].Status {
 			case Conforms:
 				ok++
+			case NotChecked:
+				unchecked = append(unchecked, r.ID.String())
 			case Deviates:
 				dev = append(dev, r.ID.String())
 			case Fails:
 				fail = append(fail, r.ID.String())
 			}
 		}
-		row := []string{name, fmt.Sprintf("%d of %d behaviours", ok, len(m.Rows)), orNone(dev), orNone(fail)}
+		row := []string{name, fmt.Sprintf("%d of %d behaviours", ok, len(m.Rows)), orNone(unchecked), orNone(dev), orNone(fail)}
 		if err := t.Append(row); err != nil {
 			return fmt.Errorf("render matrix: %w", err)
 		}
@@ -232,7 +264,7 @@ func behaviourLabel(b reference.Behavior) string {
 }
 
 // Evidence writes, for every check that did not conform, its text, status,
-// message and transcript.
+// message and transcript, then one line per check not run.
 func (m Matrix) Evidence(w io.Writer, markdown bool) error {
 	for _, r := range m.Failing() {
 		var err error
@@ -240,6 +272,17 @@ func (m Matrix) Evidence(w io.Writer, markdown bool) error {
 			_, err = fmt.Fprintf(w, "\n### %s — %s: %s\n\n```\n%s\n\n%s```\n", r.Impl, r.Check.Text(), r.Status, strings.TrimSpace(r.Message), r.Transcript)
 		} else {
 			_, err = fmt.Fprintf(w, "\n== %s — %s: %s\n%s\n%s", r.Impl, r.Check.Text(), r.Status, strings.TrimSpace(r.Message), r.Transcript)
+		}
+		if err != nil {
+			return fmt.Errorf("write evidence: %w", err)
+		}
+	}
+	for _, r := range m.Unchecked() {
+		var err error
+		if markdown {
+			_, err = fmt.Fprintf(w, "\n- %s — %s: %s\n", r.Impl, r.Check.Text(), r.Verdict())
+		} else {
+			_, err = fmt.Fprintf(w, "\n== %s — %s: %s\n", r.Impl, r.Check.Text(), r.Verdict())
 		}
 		if err != nil {
 			return fmt.Errorf("write evidence: %w", err)
@@ -303,6 +346,9 @@ func (m Matrix) WriteJUnit(w io.Writer) error {
 				case Fails:
 					jc.Failure = &junitMessage{Message: firstLine(res.Message), Body: res.Report()}
 					s.Failures++
+				case NotChecked:
+					jc.Skipped = &junitMessage{Message: res.Verdict(), Body: res.Report()}
+					s.Skipped++
 				case Deviates, NotApplicable:
 					jc.Skipped = &junitMessage{Message: res.Status.String() + ": " + firstLine(res.Message), Body: res.Report()}
 					s.Skipped++

@@ -205,3 +205,25 @@ func TestRegressCommand(t *testing.T) {
 		t.Errorf("natcheck regress (changed): %s", r)
 	}
 }
+
+// TestVerifyExitCodes: verify exits 0 when everything conforms, 1 when a
+// check fails, 1 when a check was not run (the implementation lacks a
+// capability) unless --allow-unchecked, and never reads "deviates" for a
+// check not run.
+func TestVerifyExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"verify", "--behaviors", "B11"}, exitOK, "conforms: 6 checks"},
+		{[]string{"verify", "--impl", "mutant:rst-hold-14s", "--behaviors", "B11"}, exitFailed, "did not conform"},
+		{[]string{"verify", "--impl", "mutant:rst-hold-14s", "--behaviors", "B1"}, exitFailed, "1 check not checked (lacks large-allocation); --allow-unchecked accepts that"},
+		{[]string{"verify", "--impl", "mutant:rst-hold-14s", "--behaviors", "B1", "--allow-unchecked"}, exitOK, "not checked (lacks large-allocation): 1 of 3 checks"},
+	} {
+		out, code := runOut(t, tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) || strings.Contains(out, "deviates") {
+			t.Errorf("natcheck %v: exit %d, want %d and output with %q (and no \"deviates\"):\n%s", tc.args, code, tc.code, tc.want, out)
+		}
+	}
+}
