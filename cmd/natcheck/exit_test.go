@@ -42,6 +42,10 @@ func TestExitCodes(t *testing.T) {
 	if err := os.WriteFile(inputCopy, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	view := filepath.Join(dir, "view.pcapng")
+	if r := run(t, "replay", "-w", view, vpn); r.code != exitOK {
+		t.Fatalf("natcheck replay -w: %s", r)
+	}
 	cases := []exitCase{
 		// 0
 		{"plan", []string{"plan", "--pool-size", "60"}, false, exitOK, ""},
@@ -50,6 +54,7 @@ func TestExitCodes(t *testing.T) {
 		{"regress", []string{"regress", "../../captures/expected/vlan-qinq.json"}, false, exitOK, ""},
 		{"explain", []string{"explain", "B9"}, false, exitOK, ""},
 		{"demo", []string{"demo"}, false, exitOK, ""},
+		{"diff", []string{"diff", view, view}, false, exitOK, ""},
 		{"version", []string{"version"}, false, exitOK, ""},
 		{"--version", []string{"--version"}, false, exitOK, ""},
 		// 1
@@ -83,6 +88,7 @@ func TestExitCodes(t *testing.T) {
 		{"regress: missing expectation", []string{"regress", dir + "/none.json"}, false, exitInput, "could not be run"},
 		{"regress: not an expectation", []string{"regress", notJSON}, false, exitInput, "could not be run"},
 		{"regress: an expectation whose configuration the documents reject", []string{"regress", badExp}, false, exitInput, "could not be run"},
+		{"diff: a view that is none", []string{"diff", notJSON, view}, false, exitInput, "garbage.json"},
 		{"merge: not a report", []string{"merge", notJSON}, false, exitInput, "not a JSON report"},
 		{"merge > /dev/full", []string{"merge", notJSON}, true, exitInput, "not a JSON report"},
 		{"gen into a missing folder", []string{"gen", "azure-lb-rst-15s", "-o", missing + "/x.pcap"}, false, exitOutput, "no such file or directory"},
@@ -101,6 +107,7 @@ func TestExitCodes(t *testing.T) {
 		{"regress > /dev/full", []string{"regress", "../../captures/expected/vlan-qinq.json"}, true, exitOutput, "no space left on device"},
 		{"explain > /dev/full", []string{"explain", "B9"}, true, exitOutput, "no space left on device"},
 		{"demo > /dev/full", []string{"demo"}, true, exitOutput, "no space left on device"},
+		{"diff > /dev/full", []string{"diff", view, view}, true, exitOutput, "no space left on device"},
 		{"version > /dev/full", []string{"version"}, true, exitOutput, "no space left on device"},
 		{"--help > /dev/full", []string{"replay", "--help"}, true, exitOutput, "no space left on device"},
 	}

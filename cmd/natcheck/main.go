@@ -37,9 +37,9 @@ var exitCodes = []struct {
 	Meaning string
 }{
 	{exitOK, "success"},
-	{exitFailed, "a check failed: `--fail-on` triggered (replay), a behaviour does not conform (verify), a capture's outcome changed (regress, merge)"},
+	{exitFailed, "a check failed: `--fail-on` triggered (replay), a behaviour does not conform or a check could not be run without `--allow-unchecked` (verify), a capture's outcome changed (regress, merge), two outside views differ (diff)"},
 	{exitUsage, "bad usage: an unknown flag or command, a missing argument, a value out of range, flags that give a configuration the documents reject (B2–B4, B12, …), an output that would overwrite an input"},
-	{exitInput, "bad input: a capture that is missing, empty, not a capture, or damaged (the report of every packet before the fault is printed); an expectation file or report (regress, merge) that cannot be read or run"},
+	{exitInput, "bad input: a capture that is missing, empty, not a capture, or damaged (the report of every packet before the fault is printed); an expectation file, report or outside view (regress, merge, diff) that cannot be read or run"},
 	{exitOutput, "an output could not be written: a missing folder, no permission, a full disk, a closed standard output"},
 }
 

@@ -129,3 +129,30 @@ func TestGenCommand(t *testing.T) {
 		t.Errorf("natcheck gen nope: exit %d\n%s", code, out)
 	}
 }
+
+// TestDiffCommand: two replays that place the instance differently are
+// equivalent (exit 0); 8 against 16 ports differ (exit 1) at the first
+// refused flow; an unreadable view is bad input (exit 3).
+func TestDiffCommand(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "a.pcapng"), filepath.Join(dir, "b.pcapng"), filepath.Join(dir, "c.pcapng")
+	for _, args := range [][]string{
+		{"replay", "--backends", "10.0.0.227", "--ports-per-instance", "8", "-w", a, vpn},
+		{"replay", "--backends", "10.9.9.9,10.0.0.227", "--frontend", "192.0.2.1", "--ports-per-instance", "8", "-w", b, vpn},
+		{"replay", "--backends", "10.0.0.227", "--ports-per-instance", "16", "-w", c, vpn},
+	} {
+		if out, code := runOut(t, args...); code != exitOK {
+			t.Fatalf("natcheck %v: exit %d\n%s", args, code, out)
+		}
+	}
+	if out, code := runOut(t, "diff", a, b); code != exitOK || !strings.Contains(out, "equivalent") || !strings.Contains(out, "tcp 203.0.113.1:1024 → 192.0.2.1:1032") {
+		t.Errorf("natcheck diff (other placement): exit %d\n%s", code, out)
+	}
+	if out, code := runOut(t, "diff", a, c); code != exitFailed || !strings.Contains(out, "DIFFERENT: 16 differences") ||
+		!strings.Contains(out, "only in B") || !strings.Contains(out, "2019-09-28T16:14:27.481295Z: udp 203.0.113.1:1032 > 75.75.75.75:53") {
+		t.Errorf("natcheck diff (8 vs 16 ports): exit %d\n%s", code, out)
+	}
+	if out, code := runOut(t, "diff", a, vpn+".missing"); code != exitInput {
+		t.Errorf("natcheck diff of a missing file: exit %d\n%s", code, out)
+	}
+}
