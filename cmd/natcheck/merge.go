@@ -23,36 +23,39 @@ capture changed, 3 if one could not be run.`,
   natcheck merge --junit regress.xml --markdown summary.md shard-*.json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
+			if err := checkOutputs(files, outputPath{"--junit", junit}, outputPath{"--markdown", markdown}); err != nil {
+				return err
+			}
 			var reps []regress.Report
 			for _, name := range files {
 				b, err := os.ReadFile(name)
 				if err != nil {
-					return &exitError{exitInput, fmt.Errorf("merge: %w", err)}
+					return &exitError{code: exitInput, err: fmt.Errorf("merge: %w", err)}
 				}
 				var head struct {
 					Schema string `json:"schema"`
 				}
 				if err := json.Unmarshal(b, &head); err != nil {
-					return &exitError{exitInput, fmt.Errorf("merge: %s: not a JSON report: %w", name, err)}
+					return &exitError{code: exitInput, err: fmt.Errorf("merge: %s: not a JSON report: %w", name, err)}
 				}
 				switch head.Schema {
 				case regress.ReportSchema:
 					r, err := regress.ReadReport(name, b)
 					if err != nil {
-						return &exitError{exitInput, fmt.Errorf("merge: %w", err)}
+						return &exitError{code: exitInput, err: fmt.Errorf("merge: %w", err)}
 					}
 					reps = append(reps, r)
 				default:
-					return &exitError{exitInput, fmt.Errorf("merge: %s: schema %q: want the --json report of natcheck regress --shard (%s)",
+					return &exitError{code: exitInput, err: fmt.Errorf("merge: %s: schema %q: want the --json report of natcheck regress --shard (%s)",
 						name, head.Schema, regress.ReportSchema)}
 				}
 			}
 			m, err := regress.Merge(reps)
 			if err != nil {
-				return &exitError{exitInput, err}
+				return &exitError{code: exitInput, err: err}
 			}
 			if err := m.WriteJSON(cmd.OutOrStdout()); err != nil {
-				return err
+				return outputErr(err)
 			}
 			if err := writeRegressFiles(m, junit, markdown); err != nil {
 				return err
