@@ -32,6 +32,10 @@ type Result struct {
 	Shard *Shard `json:"shard,omitempty"`
 	// Samples are SNAT ports in use over time, for the plot.
 	Samples []Sample `json:"-"`
+	// Partial, when not empty, says why the replay stopped before the end
+	// of its input (the error, or an interruption): the report then covers
+	// only the packets before that point, and says so.
+	Partial string `json:"-"`
 }
 
 // ConfigSummary is the engine configuration a replay ran with.

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/natcheck/natcheck/reference"
 )
@@ -164,21 +166,63 @@ func sameReplay(q, p *Result) error {
 }
 
 // ReadJSON reads a result WriteJSON wrote (natcheck merge reads the
-// shards' reports with it). It is WriteJSON's inverse:
-// TestShardedReplayMerges checks the round trip byte for byte.
+// shards' reports with it): everything WriteJSON writes that is not
+// derived from the rest (durations in seconds, verdicts). It is
+// WriteJSON's inverse: TestShardedReplayMerges checks the round trip byte
+// for byte.
 func ReadJSON(name string, r io.Reader) (*Result, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read replay report %s: %w", name, err)
 	}
-	var res Result
+	var doc jsonReport
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&res); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("read replay report %s: %w", name, err)
 	}
-	if res.Drops == nil {
-		res.Drops = map[string]uint64{}
+	if doc.Schema != ReportSchema {
+		return nil, fmt.Errorf("read replay report %s: schema %q, want %q", name, doc.Schema, ReportSchema)
 	}
-	return &res, nil
+	c := doc.Config
+	res := &Result{Files: doc.Files, Backends: doc.Backends, BackendsHow: doc.BackendsHow, Shard: doc.Shard,
+		Config: ConfigSummary{Profile: c.Profile, Frontends: c.Frontends, PoolSize: c.PoolSize, PortsPerInstance: c.PortsPerInstance,
+			IdleTimeout: time.Duration(math.Round(c.IdleSeconds * 1e9)), TCPResetOnIdle: c.TCPResetOnIdle, Protocols: c.Protocols, Strict: c.Strict},
+		Counts: doc.Counts, Drops: map[string]uint64{}}
+	if doc.Status == "partial" {
+		res.Partial = doc.Error
+	}
+	if doc.Start != nil {
+		res.Start, res.End = *doc.Start, *doc.End
+	}
+	if d := doc.Drained; d != nil {
+		res.Drained = &DrainSummary{Until: d.Until, Releases: d.Releases}
+	}
+	pl := doc.Plan
+	res.Plan = reference.Plan{Profile: pl.Profile, PoolSize: pl.PoolSize, Manual: pl.Allocation == "outbound-rule", TierPorts: pl.TierPorts,
+		PerInstance: pl.PerInstance, MaxPool: pl.MaxPool}
+	for _, ip := range pl.Instances {
+		p := reference.InstancePlan{Index: ip.Index, Ports: ip.Ports}
+		if ip.Inside != nil {
+			p.Inside = *ip.Inside
+		}
+		for _, rg := range ip.Ranges {
+			p.Ranges = append(p.Ranges, reference.PortRange{IP: rg.IP, First: rg.First, Last: rg.Last})
+		}
+		res.Plan.Instances = append(res.Plan.Instances, p)
+	}
+	for _, f := range pl.Frontends {
+		res.Plan.Frontends = append(res.Plan.Frontends, reference.FrontendPlan{IP: f.IP, Allocated: f.Allocated, Free: f.Free})
+	}
+	for _, d := range doc.Drops {
+		res.Drops[d.Reason] = d.Packets
+	}
+	for _, ji := range doc.Instances {
+		ir := ji.InstanceReport
+		if m := ji.FirstExhaustion; m != nil {
+			ir.FirstExhaustion = &Mark{File: m.File, Packet: m.Packet, Time: m.Time}
+		}
+		res.Instances = append(res.Instances, ir)
+	}
+	return res, nil
 }

@@ -29,30 +29,33 @@ into the corpus's report; the exit code is the run's: 1 if a capture changed,
   natcheck merge replay-shard-*.json > report.json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
+			if err := checkOutputs(files, outputPath{"--junit", junit}, outputPath{"--markdown", markdown}); err != nil {
+				return err
+			}
 			var reps []regress.Report
 			var replays []*replay.Result
 			for _, name := range files {
 				b, err := os.ReadFile(name)
 				if err != nil {
-					return &exitError{exitInput, fmt.Errorf("merge: %w", err)}
+					return &exitError{code: exitInput, err: fmt.Errorf("merge: %w", err)}
 				}
 				var head struct {
 					Schema string `json:"schema"`
 				}
 				if err := json.Unmarshal(b, &head); err != nil {
-					return &exitError{exitInput, fmt.Errorf("merge: %s: not a JSON report: %w", name, err)}
+					return &exitError{code: exitInput, err: fmt.Errorf("merge: %s: not a JSON report: %w", name, err)}
 				}
 				switch head.Schema {
 				case regress.ReportSchema:
 					r, err := regress.ReadReport(name, b)
 					if err != nil {
-						return &exitError{exitInput, fmt.Errorf("merge: %w", err)}
+						return &exitError{code: exitInput, err: fmt.Errorf("merge: %w", err)}
 					}
 					reps = append(reps, r)
 				default:
 					r, err := replay.ReadJSON(name, bytes.NewReader(b))
 					if err != nil {
-						return &exitError{exitInput, fmt.Errorf("merge: %w (want the --json report of natcheck regress --shard or natcheck replay --shard)", err)}
+						return inputErr(fmt.Errorf("merge: %w (want the --json report of natcheck regress --shard or natcheck replay --shard)", err))
 					}
 					replays = append(replays, r)
 				}
@@ -66,16 +69,19 @@ into the corpus's report; the exit code is the run's: 1 if a capture changed,
 				}
 				m, err := replay.MergeResults(replays)
 				if err != nil {
-					return &exitError{exitInput, err}
+					return inputErr(err)
 				}
-				return replay.WriteJSON(cmd.OutOrStdout(), m)
+				if err := replay.WriteJSON(cmd.OutOrStdout(), m); err != nil {
+					return outputErr(err)
+				}
+				return nil
 			}
 			m, err := regress.Merge(reps)
 			if err != nil {
-				return &exitError{exitInput, err}
+				return &exitError{code: exitInput, err: err}
 			}
 			if err := m.WriteJSON(cmd.OutOrStdout()); err != nil {
-				return err
+				return outputErr(err)
 			}
 			if err := writeRegressFiles(m, junit, markdown); err != nil {
 				return err

@@ -64,7 +64,7 @@ func TestREADMEWorkflow(t *testing.T) {
 			}
 			args = append(args, f)
 		}
-		out, code := run(t, args...)
+		out, code := runOut(t, args...)
 		if outFile != "" {
 			os.WriteFile(filepath.Join(dir, strings.TrimSpace(outFile)), []byte(out), 0o644)
 		}
@@ -90,7 +90,7 @@ func TestREADMEWorkflow(t *testing.T) {
 			ran++
 		}
 	}
-	whole, code := run(t, "regress", "--json")
+	whole, code := runOut(t, "regress", "--json")
 	merged, _ := os.ReadFile(filepath.Join(dir, "regress.json"))
 	junit, _ := os.ReadFile(filepath.Join(dir, "regress.xml"))
 	summary, _ := os.ReadFile(filepath.Join(dir, "summary.md"))
