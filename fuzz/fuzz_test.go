@@ -22,17 +22,6 @@ import (
 	"github.com/natcheck/natcheck/replay/frame"
 )
 
-// seeds are hand-made scenarios: a burst to one server (exhaustion), FIN
-// and RST closes, UDP to many ports, timers on their boundaries, a pool
-// change.
-var seeds = [][]byte{
-	{0, 0, 0, 0, 0, 0, 1, 0, 4, 0, 1, 0, 8, 0, 1, 0, 12, 0, 1, 0, 16, 0, 1, 0, 20, 0, 1, 0, 24, 0, 1, 0, 28, 0, 1, 0, 32, 0, 1},
-	{1, 4, 1, 0, 0, 0, 0, 8, 0, 0, 2, 12, 3, 0, 0, 0, 0, 0, 5, 14, 2, 0, 0, 0, 0, 0, 2},
-	{2, 1, 2, 0, 0, 1, 1, 0, 4, 9, 1, 0, 8, 17, 1, 8, 0, 0, 0, 14, 1, 0, 0, 0, 0, 0, 0},
-	{0, 0, 2, 0, 0, 0, 0, 8, 0, 0, 0, 14, 1, 1, 0, 0, 0, 0, 0, 15, 3, 0, 0, 0, 4, 0, 0, 14, 4, 0, 0},
-	{0, 4, 0, 0, 0, 0, 0, 8, 0, 0, 3, 0, 0, 0, 4, 14, 1, 0, 0, 0, 0, 0, 4},
-}
-
 func addSeeds(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s)
@@ -72,69 +61,21 @@ func FuzzEngineInvariants(f *testing.F) {
 	})
 }
 
+// FuzzEngineVsModel runs a scenario through the engine and the model of
+// internal/snatmodel side by side (snatmodel.Twin) and compares, after
+// every operation, pool changes included: verdicts, packets sent, flow
+// events, live flows, plans and configuration errors.
 func FuzzEngineVsModel(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sc := Decode(data)
-		e, err := reference.New(sc.Config)
-		if err != nil {
-			t.Fatal(err)
+		if len(sc.Ops) == 0 {
+			return
 		}
-		m, err := snatmodel.New(sc.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, op := range sc.Ops {
-			switch op.Kind {
-			case OpResize:
-				return // the model has a fixed pool
-			case OpAdvance:
-				got, err := e.Advance(op.Time, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := m.Advance(op.Time, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want)) {
-					t.Fatalf("op %d Advance(+%v): engine emitted %v, model %v", i, op.Time.Sub(T0), got, want)
-				}
-				continue
-			}
-			got, gotEmit, err := e.Process(op.Packet, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, wantEmit, err := m.Process(op.Packet, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Action != want.Action || got.Reason != want.Reason || got.Instance != want.Instance ||
-				(got.Action == reference.Translated && (got.Tuple != want.Tuple || got.NewFlow != want.NewFlow)) {
-				t.Fatalf("op %d at +%v %v %v %v:\n engine %+v\n model  %+v", i, op.Time.Sub(T0), op.Packet.Dir, op.Packet.Tuple, op.Packet.Flags, got, want)
-			}
-			if fmt.Sprint(sorted(gotEmit)) != fmt.Sprint(sorted(wantEmit)) {
-				t.Fatalf("op %d: engine emitted %v, model %v", i, gotEmit, wantEmit)
-			}
-			if e.Flows() != m.Flows() {
-				t.Fatalf("op %d: engine %d flows, model %d", i, e.Flows(), m.Flows())
-			}
+		if err := differ(sc, 0); err != nil {
+			failCapture(t, sc, err)
 		}
 	})
-}
-
-func sorted(ps []reference.Packet) []string {
-	var s []string
-	for _, p := range ps {
-		s = append(s, fmt.Sprint(p.Time.UnixNano(), p.Dir, p.Tuple, p.Flags))
-	}
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
 }
 
 // FuzzTranslateRoundTrip: any outbound TCP or UDP packet, translated by the
@@ -342,47 +283,31 @@ func mutantOf(f snatmodel.Fault) Opener {
 	return func(cfg reference.Config) (System, error) { return snatmodel.NewMutant(cfg, f) }
 }
 
-// differ runs sc on the engine and on the model with faults, and returns
-// the first difference in a verdict, an emitted packet or the number of
-// live flows, or nil.
+// differ runs sc on the engine and on the model with faults side by
+// side, and returns the first difference (a *snatmodel.Mismatch), or nil.
 func differ(sc Scenario, f snatmodel.Fault) error {
-	e, err := reference.New(sc.Config)
-	if err != nil {
-		return err
-	}
-	m, err := snatmodel.NewMutant(sc.Config, f)
+	tw, err := snatmodel.NewTwin(sc.Config, f)
 	if err != nil {
 		return err
 	}
 	for i, op := range sc.Ops {
-		var got, want []reference.Packet
-		var gv, wv reference.Verdict
-		var gerr, werr error
 		switch op.Kind {
 		case OpResize:
-			got, gerr = e.Advance(op.Time, nil)
-			want, werr = m.Advance(op.Time, nil)
-			if gerr == nil && werr == nil {
-				gerr, werr = e.SetPool(op.Time, sc.Backends[:op.Pool], 0), m.SetPool(op.Time, sc.Backends[:op.Pool], 0)
-			}
+			err = tw.SetPool(op.Time, sc.Backends[:op.Pool], 0)
 		case OpAdvance:
-			got, gerr = e.Advance(op.Time, nil)
-			want, werr = m.Advance(op.Time, nil)
+			_, err = tw.Advance(op.Time)
 		default:
-			gv, got, gerr = e.Process(op.Packet, nil)
-			wv, want, werr = m.Process(op.Packet, nil)
+			p := sc.Resolve(op, func(out reference.Tuple) (netip.AddrPort, bool) {
+				a, ok, lerr := tw.Lookup(out)
+				err = lerr
+				return a, ok
+			})
+			if err == nil {
+				_, _, err = tw.Process(p)
+			}
 		}
-		if (gerr == nil) != (werr == nil) {
-			return fmt.Errorf("op %d: engine error %v, model error %v", i, gerr, werr)
-		}
-		if gv.Action != wv.Action || gv.Reason != wv.Reason || gv.Instance != wv.Instance || gv.Tuple != wv.Tuple || gv.NewFlow != wv.NewFlow {
-			return fmt.Errorf("op %d: engine %+v, model %+v", i, gv, wv)
-		}
-		if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want)) {
-			return fmt.Errorf("op %d: engine emitted %v, model %v", i, got, want)
-		}
-		if e.Flows() != m.Flows() {
-			return fmt.Errorf("op %d: engine %d flows, model %d", i, e.Flows(), m.Flows())
+		if errors.Is(err, snatmodel.ErrMismatch) {
+			return fmt.Errorf("op %d: %w", i, err)
 		}
 	}
 	return nil
@@ -401,6 +326,7 @@ func mutantScenarios() []Scenario {
 			Tuple: reference.Tuple{Proto: reference.TCP, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst)}, Flags: fl}}
 	}
 	wait := func(d time.Duration) Op { return Op{Kind: OpAdvance, Time: at(d)} }
+	backends := backendList(4)
 	cfg := reference.Config{Frontends: frontends[:1], Backends: backends[:2], PortsPerInstance: 8}
 	const srv = "198.51.100.1:443"
 	var burst []Op
@@ -454,10 +380,10 @@ func TestScenarioCaptureReplays(t *testing.T) {
 				resized = true
 				break
 			}
-			if op.Kind != OpPacket {
+			if op.Kind == OpAdvance {
 				continue
 			}
-			v, _, err := e.Process(op.Packet, nil)
+			v, _, err := e.Process(sc.Resolve(op, e.Lookup), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -162,6 +162,7 @@ type System interface {
 	Process(p reference.Packet, emit []reference.Packet) (reference.Verdict, []reference.Packet, error)
 	Advance(t time.Time, emit []reference.Packet) ([]reference.Packet, error)
 	SetPool(t time.Time, backends []netip.Addr, poolSize int) error
+	Lookup(out reference.Tuple) (netip.AddrPort, bool)
 	Plan() reference.Plan
 	Flows() int
 }
@@ -223,15 +224,22 @@ func runShadow(sc Scenario, open Opener) (string, error) {
 		case OpAdvance:
 			emit, err = e.Advance(op.Time, emit[:0])
 		case OpResize:
-			// A pool change keeps the instances' order (B16).
-			err = e.SetPool(op.Time, sc.Backends[:op.Pool], 0)
+			// A pool change keeps the instances' order (B16); one the
+			// configuration refuses changes nothing.
+			if emit, err = e.Advance(op.Time, emit[:0]); err != nil {
+				break
+			}
+			if err = e.SetPool(op.Time, sc.Backends[:op.Pool], 0); errors.Is(err, reference.ErrConfig) {
+				fmt.Fprintf(&s.log, "op %d pool of %d refused: %v\n", i, op.Pool, err)
+				err = nil
+			}
 			s.plan = e.Plan()
-		case OpPacket:
+		default:
 			var v reference.Verdict
-			v, emit, err = e.Process(op.Packet, emit[:0])
-			fmt.Fprintf(&s.log, "op %d %v %v %v -> %v %v %v %v\n", i, op.Packet.Dir, op.Packet.Tuple, op.Packet.Flags, v.Action, v.Reason, v.Tuple, emit)
+			p := sc.Resolve(op, e.Lookup)
+			v, emit, err = e.Process(p, emit[:0])
+			fmt.Fprintf(&s.log, "op %d %v %v %v -> %v %v %v %v\n", i, p.Dir, p.Tuple, p.Flags, v.Action, v.Reason, v.Tuple, emit)
 			if err == nil && v.Action == reference.Translated {
-				p := op.Packet
 				var f *shadowFlow
 				if p.Dir == reference.Outbound {
 					f = s.flows[shadowKey{p.Tuple.Proto, p.Tuple.Src, keyPort(p.Tuple.Proto, p.Tuple.Dst)}]

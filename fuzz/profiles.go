@@ -21,7 +21,7 @@ func ProfileConfig(p reference.Profile, b0, b1, b2 byte) reference.Config {
 	cfg := reference.Config{
 		Profile:   p,
 		Frontends: frontends[:1+int(b0)%2],
-		Backends:  append([]netip.Addr(nil), backends[:1+int(b2)%3]...),
+		Backends:  backendList(1 + int(b2)%3),
 	}
 	switch p.Name {
 	case reference.NameLinux:

@@ -60,7 +60,8 @@ func TestB2BlocksOfEight(t *testing.T) {
 		ok    bool
 		want  Behavior
 	}{
-		{8, true, 0}, {16, true, 0}, {6400, true, 0}, {7, false, B4}, {12, false, B2}, {1001, false, B2}, {63999, false, B2},
+		{8, true, 0}, {16, true, 0}, {6400, true, 0}, {7, false, B2}, {12, false, B2}, {1001, false, B2}, {63999, false, B2},
+		{-8, false, B4}, {64008, false, B4},
 	} {
 		cfg := oneIP("10.0.0.1")
 		cfg.PortsPerInstance = tc.ports

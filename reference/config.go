@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
 	"time"
 )
 
@@ -100,7 +102,11 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
-	s := fmt.Sprintf("config: %s %v: %s", e.Field, e.Value, e.Reason)
+	v := e.Value
+	if d, ok := v.(time.Duration); ok {
+		v = FormatDuration(d)
+	}
+	s := fmt.Sprintf("config: %s %v: %s", e.Field, v, e.Reason)
 	if e.Behavior != NoBehavior {
 		s += " (" + e.Behavior.String() + ")"
 	}
@@ -130,6 +136,9 @@ func (c Config) normalize() (Config, error) {
 			inv = R3
 		}
 	}
+	if err := p.validate(); err != nil {
+		return c, err
+	}
 	if len(c.Frontends) == 0 {
 		return c, &ConfigError{Field: "frontends", Value: "[]", Behavior: inv, Reason: "want at least one frontend IPv4 address"}
 	}
@@ -144,6 +153,11 @@ func (c Config) normalize() (Config, error) {
 	}
 	if err := checkAddrs("backend", c.Backends); err != nil {
 		return c, err
+	}
+	for i, b := range c.Backends {
+		if slices.Contains(c.Frontends, b) {
+			return c, &ConfigError{Field: fmt.Sprintf("backend #%d", i+1), Value: b, Reason: "is also a frontend IP; a NAT's inside and outside addresses differ"}
+		}
 	}
 	if c.PoolSize == 0 {
 		c.PoolSize = len(c.Backends)
@@ -172,7 +186,7 @@ func (c Config) normalize() (Config, error) {
 		}
 		if c.IdleTimeout < p.IdleMin || c.IdleTimeout > p.IdleMax || c.IdleTimeout%p.IdleStep != 0 {
 			return c, &ConfigError{Field: "idle timeout", Value: c.IdleTimeout, Behavior: idleID,
-				Reason: fmt.Sprintf("want whole %v steps from %v to %v", p.IdleStep, p.IdleMin, p.IdleMax)}
+				Reason: fmt.Sprintf("want whole %s steps from %s to %s", FormatDuration(p.IdleStep), FormatDuration(p.IdleMin), FormatDuration(p.IdleMax))}
 		}
 	} else if c.IdleTimeout != 0 {
 		return c, &ConfigError{Field: "idle timeout", Value: c.IdleTimeout,
@@ -257,13 +271,13 @@ func checkAllocation(p *Profile, n, k, perInstance int) error {
 		}
 		return nil
 	}
-	if perInstance < p.BlockSize || perInstance > p.PortsPerIP {
-		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
-			Reason: fmt.Sprintf("want %d to %d (0 for the default table)", p.BlockSize, p.PortsPerIP)}
-	}
 	if perInstance%p.BlockSize != 0 {
 		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B2,
 			Reason: fmt.Sprintf("want a multiple of %d (ports are handed out in blocks of %d)", p.BlockSize, p.BlockSize)}
+	}
+	if perInstance < p.BlockSize || perInstance > p.PortsPerIP {
+		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
+			Reason: fmt.Sprintf("want %d to %d (0 for the default table)", p.BlockSize, p.PortsPerIP)}
 	}
 	if n*perInstance > k*p.PortsPerIP {
 		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
@@ -287,4 +301,41 @@ func instanceTarget(p *Profile, n, k, perInstance int) int {
 		return perInstance
 	}
 	return min(p.tierPorts(n)*k, p.MaxInstancePorts)
+}
+
+// FormatDuration writes d as reports and errors say it: "4 min", "15 s",
+// "1 h 30 min", "1.5 s", "250 ms", "0 s"; the largest units first, zero
+// parts left out, and a fraction only on the last unit.
+func FormatDuration(d time.Duration) string {
+	if d == 0 {
+		return "0 s"
+	}
+	sign := ""
+	if d < 0 {
+		sign, d = "-", -d
+	}
+	if d < time.Second {
+		if d%time.Millisecond == 0 {
+			return sign + strconv.FormatInt(int64(d/time.Millisecond), 10) + " ms"
+		}
+		return sign + strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64) + " ms"
+	}
+	var parts []string
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "h"}, {time.Minute, "min"}} {
+		if d >= u.d {
+			parts = append(parts, strconv.FormatInt(int64(d/u.d), 10)+" "+u.name)
+			d %= u.d
+		}
+	}
+	if d > 0 {
+		parts = append(parts, strconv.FormatFloat(d.Seconds(), 'f', -1, 64)+" s")
+	}
+	out := sign + parts[0]
+	for _, p := range parts[1:] {
+		out += " " + p
+	}
+	return out
 }

@@ -172,6 +172,13 @@ func Load(path string) (*Expectation, error) {
 	return &e, nil
 }
 
+// New returns an expectation, not yet written, to be kept at path: it
+// replays capture (relative to path's folder, or absolute) with setup.
+// Record writes it with an outcome.
+func New(path, capture, scenario string, setup Setup) *Expectation {
+	return &Expectation{Capture: capture, Scenario: scenario, Setup: setup, path: path}
+}
+
 // Path is the expectation file's path, as given to Load.
 func (e *Expectation) Path() string { return e.path }
 

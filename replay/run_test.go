@@ -487,7 +487,8 @@ func TestWritePlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(svg)
-	for _, want := range []string{"<svg", "instance 0 (10.0.0.227) udp", "instance 0 allocation (8)", "SNAT ports in use"} {
+	for _, want := range []string{"<svg", "instance 0 (10.0.0.227) udp: 8 refused", "allocation per instance: 8 ports", "SNAT ports in use: ndpi__anyconnect-vpn.pcap",
+		"first refused flow (B9)", "time since the first packet, 2019-"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("the SVG plot lacks %q", want)
 		}

@@ -118,7 +118,7 @@ func Mutants() []Mutant {
 		model(snatmodel.HighestPortFirst, "port choice starts at the instance's highest port", reference.C3),
 		conf("strict-always", "mid-stream TCP packets dropped with strict mode off", []B{reference.C5},
 			func(c *reference.Config) { c.Strict = true }),
-		model(snatmodel.ResetUnestablished, "tcpResetOnIdle also resets flows that never saw a packet inbound", reference.C6),
+		model(snatmodel.ResetUnestablished, "tcpResetOnIdle also resets flows that never saw a packet inbound", reference.B14, reference.C6),
 		model(snatmodel.ShortMemory, "a flow reset at idle expiry is remembered for half an idle timeout", reference.C7),
 	}
 }

@@ -53,8 +53,9 @@ type Delivery struct {
 var Origin = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Capabilities are what an implementation can do or be made to do. A check
-// lists those it needs; an implementation that lacks one is reported as
-// deviating for that check, with the missing capability as its evidence.
+// lists those it needs; on an implementation that lacks one, the check is
+// not run and reads "not checked (lacks …)": its own status, never a
+// deviation or a pass.
 type Capabilities uint32
 
 // Capabilities.

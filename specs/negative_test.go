@@ -150,3 +150,41 @@ func TestModelConforms(t *testing.T) {
 		t.Errorf("Verify(model) = %d rows, conforms=%v; want %d rows, conforms", len(mx.Rows), mx.Conforms(), want)
 	}
 }
+
+// TestChecksCatchTheirMutant: a check that claims a property must fail on
+// a mutant that breaks exactly that property; each row is a check whose
+// property a row-level negative control would not single out (another
+// check of the same behaviour may be the one that fails).
+func TestChecksCatchTheirMutant(t *testing.T) {
+	byName := map[string]Impl{}
+	for _, m := range Mutants() {
+		byName[m.Name] = m.Impl
+	}
+	for _, tc := range []struct{ mutant, check string }{
+		// B14: RSTs at idle expiry for the established flow only.
+		{"mutant:reset-unestablished", "B14: with tcpResetOnIdle an established flow that idles out gets a RST"},
+		// B7: one mapping for every port of a destination IP.
+		{"mutant:udp-full-tuple", "B7: one inside endpoint uses one UDP mapping for every port of a destination IP"},
+	} {
+		im, ok := byName[tc.mutant]
+		if !ok {
+			t.Fatalf("no mutant %s", tc.mutant)
+		}
+		var found int
+		for _, c := range Checks() {
+			if !strings.HasPrefix(c.Text(), tc.check) {
+				continue
+			}
+			found++
+			if r := Run(context.Background(), im, c); r.Status != Fails {
+				t.Errorf("%s on %s: %v, want fails\n%s", c.Text(), tc.mutant, r.Status, r.Report())
+			}
+			if r := Run(context.Background(), Reference(), c); r.Status != Conforms {
+				t.Errorf("%s on the reference: %v, want conforms\n%s", c.Text(), r.Status, r.Report())
+			}
+		}
+		if found != 1 {
+			t.Errorf("%d checks start with %q, want 1", found, tc.check)
+		}
+	}
+}

@@ -180,9 +180,10 @@ type flow struct {
 }
 
 type tomb struct {
-	until     time.Time
-	reclaimed bool // B16: drop; otherwise B14: answer with a RST
-	inst      int
+	until        time.Time
+	reclaimed    bool // B16: drop; otherwise B14: answer with a RST
+	inst         int
+	inside, snat netip.AddrPort
 }
 
 // Model is one SNAT configuration's state. Use New or NewMutant.
@@ -199,8 +200,6 @@ type Model struct {
 	obs       reference.Observer
 	owner     []int   // per block (IP-major), the instance holding it, or -1
 	blocks    [][]int // per instance, its blocks in C3 order
-	ports     [][]netip.AddrPort
-	portIndex []map[netip.AddrPort]int
 	flows     []*flow // creation order; released ones are dropped lazily
 	nLive     int
 	out       map[outKey]*flow
@@ -287,10 +286,10 @@ func (m *Model) configure(c reference.Config) error {
 	switch {
 	case ppi == 0 && pool > 1000:
 		return cfgErr("pool size", pool, reference.B3, "the default table covers pools of 1 to 1,000")
+	case ppi%blockSize != 0: // B2's own message for any value that is not whole blocks, 7 included
+		return cfgErr("ports per instance", ppi, reference.B2, "want a multiple of 8")
 	case ppi != 0 && (ppi < 8 || ppi > 64000):
 		return cfgErr("ports per instance", ppi, reference.B4, "want 8 to 64,000")
-	case ppi%blockSize != 0:
-		return cfgErr("ports per instance", ppi, reference.B2, "want a multiple of 8")
 	case ppi != 0 && pool*ppi > k*portsPerIP && !m.faults.has(SkipCapacityCheck):
 		return cfgErr("ports per instance", ppi, reference.B4, "instances × ports exceed frontend IPs × 64,000")
 	}
@@ -324,7 +323,6 @@ func (m *Model) configure(c reference.Config) error {
 		m.blocks[i] = m.take(i, m.target(pool))
 	}
 	m.pool = pool
-	m.rebuildPorts()
 	return nil
 }
 
@@ -347,35 +345,66 @@ func (m *Model) take(i, n int) []int {
 	return got
 }
 
-// rebuildPorts lists every instance's ports in C3 order: its blocks by
-// frontend IP in configuration order, then by number.
-func (m *Model) rebuildPorts() {
-	m.ports = make([][]netip.AddrPort, len(m.blocks))
-	m.portIndex = make([]map[netip.AddrPort]int, len(m.blocks))
-	for i, bs := range m.blocks {
-		sort.Ints(bs)
-		var ps []netip.AddrPort
+// give adds blocks to instance i's, keeping them in C3 order.
+func (m *Model) give(i int, more []int) {
+	m.blocks[i] = append(m.blocks[i], more...)
+	sort.Ints(m.blocks[i])
+}
+
+// nPorts is how many ports instance i chooses from.
+func (m *Model) nPorts(i int) int {
+	bs := m.blocks[i]
+	if m.faults.has(FirstIPOnly) && len(bs) > 0 {
+		n := 0
 		for _, g := range bs {
-			ip := m.frontends[g/nBlocksPerIP]
-			base := firstPort + (g%nBlocksPerIP)*blockSize
-			for j := range blockSize {
-				ps = append(ps, netip.AddrPortFrom(ip, uint16(base+j)))
+			if g/nBlocksPerIP == bs[0]/nBlocksPerIP {
+				n++
 			}
 		}
-		if m.faults.has(FirstIPOnly) && len(ps) > 0 {
-			first := ps[0].Addr()
-			ps = slices.DeleteFunc(ps, func(a netip.AddrPort) bool { return a.Addr() != first })
-		}
-		if m.faults.has(HighestPortFirst) {
-			slices.Reverse(ps)
-		}
-		m.ports[i] = ps
-		idx := make(map[netip.AddrPort]int, len(ps))
-		for j, p := range ps {
-			idx[p] = j
-		}
-		m.portIndex[i] = idx
+		return n * blockSize
 	}
+	return len(bs) * blockSize
+}
+
+// portAt is instance i's j-th port in C3 order: its blocks by frontend IP
+// in configuration order, then by number (blocks are kept sorted).
+func (m *Model) portAt(i, j int) netip.AddrPort {
+	if m.faults.has(HighestPortFirst) {
+		j = m.nPorts(i) - 1 - j
+	}
+	g := m.blocks[i][j/blockSize]
+	return netip.AddrPortFrom(m.frontends[g/nBlocksPerIP], uint16(firstPort+(g%nBlocksPerIP)*blockSize+j%blockSize))
+}
+
+// indexOf is the position of snat among instance i's ports, or -1 when
+// the instance does not hold it.
+func (m *Model) indexOf(i int, snat netip.AddrPort) int {
+	ip := slices.Index(m.frontends, snat.Addr())
+	off := int(snat.Port()) - firstPort
+	if i >= len(m.blocks) || ip < 0 || off < 0 || off >= portsPerIP {
+		return -1
+	}
+	k, found := slices.BinarySearch(m.blocks[i], ip*nBlocksPerIP+off/blockSize)
+	j := k*blockSize + off%blockSize
+	if !found || j >= m.nPorts(i) {
+		return -1
+	}
+	if m.faults.has(HighestPortFirst) {
+		j = m.nPorts(i) - 1 - j
+	}
+	return j
+}
+
+// holds reports whether instance i holds the block of snat (B16: a flow on
+// a port its instance no longer holds is reclaimed).
+func (m *Model) holds(i int, snat netip.AddrPort) bool {
+	ip := slices.Index(m.frontends, snat.Addr())
+	off := int(snat.Port()) - firstPort
+	if i >= len(m.blocks) || ip < 0 || off < 0 || off >= portsPerIP {
+		return false
+	}
+	_, found := slices.BinarySearch(m.blocks[i], ip*nBlocksPerIP+off/blockSize)
+	return found
 }
 
 // Plan returns the allocation: per instance its port ranges (B1–B5, C1,
@@ -444,16 +473,16 @@ func (m *Model) NextDeadline(i int) (time.Time, bool) {
 	return fs[i%len(fs)].deadline, true
 }
 
-// SomeFlow returns the SNAT endpoint, protocol and remote endpoint of a
-// live flow picked by i (modulo the number of flows), or false when there
-// is none.
-func (m *Model) SomeFlow(i int) (snat netip.AddrPort, proto reference.Proto, remote netip.AddrPort, ok bool) {
+// SomeFlow returns the outbound tuple (protocol, inside endpoint, first
+// remote endpoint) and the SNAT endpoint of a live flow picked by i
+// (modulo the number of flows), or false when there is none.
+func (m *Model) SomeFlow(i int) (out reference.Tuple, snat netip.AddrPort, ok bool) {
 	fs := m.live()
 	if len(fs) == 0 {
-		return netip.AddrPort{}, 0, netip.AddrPort{}, false
+		return reference.Tuple{}, netip.AddrPort{}, false
 	}
 	f := fs[i%len(fs)]
-	return f.snat, f.proto, f.remote, true
+	return reference.Tuple{Proto: f.proto, Src: f.inside, Dst: f.remote}, f.snat, true
 }
 
 // remoteKey is the part of the remote endpoint that keys a flow: all of it
@@ -525,6 +554,7 @@ func (m *Model) expire(t time.Time, emit []reference.Packet) []reference.Packet 
 				reference.Packet{Time: f.deadline, Dir: reference.Inbound, Tuple: reference.Tuple{Proto: reference.TCP, Src: f.remote, Dst: f.inside}, Flags: reference.RST | reference.ACK},
 				reference.Packet{Time: f.deadline, Dir: reference.Outbound, Tuple: reference.Tuple{Proto: reference.TCP, Src: f.snat, Dst: f.remote}, Flags: reference.RST | reference.ACK})
 			m.remember(f, f.deadline, false)
+			m.event(f, f.deadline, reference.ResetSent, reference.B14, 0)
 		}
 		m.release(f, f.deadline, why)
 	}
@@ -537,7 +567,7 @@ func (m *Model) remember(f *flow, at time.Time, reclaimed bool) {
 	if m.faults.has(ShortMemory) && !reclaimed {
 		keep /= 2
 	}
-	tb := tomb{until: at.Add(keep), reclaimed: reclaimed, inst: f.inst}
+	tb := tomb{until: at.Add(keep), reclaimed: reclaimed, inst: f.inst, inside: f.inside, snat: f.snat}
 	m.tombOut[outKey{f.proto, f.inside, m.remoteKey(f.proto, f.remote)}] = tb
 	m.tombIn[inKey{f.proto, f.snat, m.remoteKey(f.proto, f.remote)}] = tb
 }
@@ -653,11 +683,15 @@ func (m *Model) answer(p reference.Packet, tb tomb, emit []reference.Packet) (re
 	if tb.reclaimed {
 		return verdictDrop(reference.DropReleased, reference.B16, tb.inst), emit
 	}
-	dir := reference.Inbound
+	dir, remote := reference.Inbound, p.Tuple.Dst
 	if p.Dir == reference.Inbound {
-		dir = reference.Outbound
+		dir, remote = reference.Outbound, p.Tuple.Src
 	}
 	emit = append(emit, reference.Packet{Time: p.Time, Dir: dir, Tuple: p.Tuple.Reverse(), Flags: reference.RST | reference.ACK})
+	if m.obs != nil {
+		m.obs(reference.Event{Time: p.Time, Kind: reference.ResetSent, Behavior: reference.B14, Instance: tb.inst,
+			Proto: reference.TCP, Inside: tb.inside, Remote: remote, SNAT: tb.snat})
+	}
 	return reference.Verdict{Action: reference.Reset, Reason: reference.DropReleased, Behavior: reference.B14, Instance: tb.inst}, emit
 }
 
@@ -718,7 +752,7 @@ func (m *Model) outbound(p reference.Packet, emit []reference.Packet) (reference
 	}
 	owner, index := inst, m.choose(inst, tu.Proto, tu.Dst)
 	if index < 0 && m.faults.has(BorrowPorts) {
-		for j := range m.ports {
+		for j := range m.blocks {
 			if j != inst {
 				if index = m.choose(j, tu.Proto, tu.Dst); index >= 0 {
 					owner = j
@@ -731,7 +765,7 @@ func (m *Model) outbound(p reference.Packet, emit []reference.Packet) (reference
 		return reference.Verdict{Action: reference.Dropped, Reason: reference.DropExhausted, Behavior: reference.B9, Instance: inst}, emit
 	}
 	m.seq++
-	f := &flow{seq: m.seq, proto: tu.Proto, inst: owner, inside: tu.Src, remote: tu.Dst, snat: m.ports[owner][index],
+	f := &flow{seq: m.seq, proto: tu.Proto, inst: owner, inside: tu.Src, remote: tu.Dst, snat: m.portAt(owner, index),
 		slot: m.slotOf(owner, tu.Proto, tu.Dst), live: true, peers: map[uint16]bool{tu.Dst.Port(): true}}
 	m.flows = append(m.flows, f)
 	m.nLive++
@@ -776,7 +810,7 @@ func (m *Model) choose(inst int, proto reference.Proto, remote netip.AddrPort) i
 	// s holds distinct indices in increasing order, so s[j] >= j, and the
 	// first j with s[j] != j is the lowest index missing from s.
 	j := sort.Search(len(s), func(j int) bool { return s[j] != j })
-	if j >= len(m.ports[inst]) {
+	if j >= m.nPorts(inst) {
 		return -1
 	}
 	return j
@@ -835,7 +869,7 @@ func (m *Model) SetPool(t time.Time, backends []netip.Addr, poolSize int) error 
 	// instances last.
 	for i, bs := range m.blocks {
 		if lack := target - len(bs)*blockSize; lack > 0 && (m.perInst == 0 || len(bs) == 0) {
-			m.blocks[i] = append(bs, m.take(i, lack)...)
+			m.give(i, m.take(i, lack))
 		}
 	}
 	for i := len(m.blocks); i < poolSize; i++ {
@@ -843,14 +877,11 @@ func (m *Model) SetPool(t time.Time, backends []netip.Addr, poolSize int) error 
 	}
 	m.backends = slices.Clone(backends)
 	m.pool = poolSize
-	m.rebuildPorts()
 	// Flows on ports their instance no longer holds are released (B16)
 	// and remembered, so that their late packets are dropped (C7).
 	for _, f := range m.live() {
-		if f.inst < len(m.blocks) {
-			if _, ok := m.portIndex[f.inst][f.snat]; ok {
-				continue
-			}
+		if m.holds(f.inst, f.snat) {
+			continue
 		}
 		if m.faults.has(ReclaimedFlowsSurvive) {
 			continue
@@ -863,12 +894,21 @@ func (m *Model) SetPool(t time.Time, backends []netip.Addr, poolSize int) error 
 	for _, f := range m.live() {
 		wasShared := f.index < 0
 		f.index = -1
-		if f.inst >= len(m.portIndex) || wasShared && m.faults.has(TCPSameDestination) {
+		if wasShared && m.faults.has(TCPSameDestination) {
 			continue
 		}
-		if j, ok := m.portIndex[f.inst][f.snat]; ok {
+		if j := m.indexOf(f.inst, f.snat); j >= 0 {
 			m.mark(f, j)
 		}
 	}
 	return nil
+}
+
+// Lookup returns the SNAT endpoint of the live flow an outbound packet
+// with tuple out would use, changing nothing.
+func (m *Model) Lookup(out reference.Tuple) (netip.AddrPort, bool) {
+	if f := m.out[outKey{out.Proto, out.Src, m.remoteKey(out.Proto, out.Dst)}]; f != nil {
+		return f.snat, true
+	}
+	return netip.AddrPort{}, false
 }
