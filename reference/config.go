@@ -204,8 +204,9 @@ func (c Config) normalize() (Config, error) {
 	return c, nil
 }
 
-// check validates a profile's own values: its strategies, and timers a
-// packet can set within the engine's range of time.
+// check validates what validate does not: a profile's strategies, and
+// the timers of the linux and rfc profiles (R4, R5's minimums; every one
+// within the engine's range of time).
 func (p *Profile) check() error {
 	bad := func(field string, v any, b Behavior, reason string) error {
 		return &ConfigError{Field: "profile " + p.Name + ": " + field, Value: v, Behavior: b, Reason: reason}
@@ -213,16 +214,11 @@ func (p *Profile) check() error {
 	if p.Mapping > MappingFiveTuple || p.PortChoice > PortParity || p.Quota > QuotaShared || p.Timers > TimersRFC || p.Filtering > FilterEndpointIndependent {
 		return bad("strategy", p.Name, NoBehavior, "unknown mapping, port choice, quota, timers or filtering")
 	}
-	if p.PortsPerIP < 1 || int(p.FirstPort)+p.PortsPerIP-1 > 65535 || p.BlockSize < 1 || p.PortsPerIP%p.BlockSize != 0 {
-		return bad("port range", p.PortsPerIP, NoBehavior, "want FirstPort + PortsPerIP − 1 ≤ 65535, whole blocks")
-	}
 	if p.PortChoice == PortParity && p.FirstPort != 1 {
 		return bad("port range", p.FirstPort, R3, "port parity and range (R3) want the inventory to start at port 1")
 	}
-	var ds []time.Duration
+	ds := []time.Duration{p.Gateway.UDPIdle, p.Gateway.UDPHoldDown, p.Gateway.HalfOpen}
 	switch p.Timers {
-	case TimersHold:
-		ds = []time.Duration{p.FINHold, p.RSTHold, p.IdleMax, p.Gateway.UDPIdle, p.Gateway.UDPHoldDown, p.Gateway.HalfOpen}
 	case TimersConntrack:
 		c := p.Conntrack
 		ds = []time.Duration{c.SynSent, c.SynRecv, c.Established, c.FinWait, c.CloseWait, c.LastAck, c.TimeWait, c.Close, c.Unacknowledged, c.UDP, c.UDPStream, c.ICMP}
@@ -241,8 +237,8 @@ func (p *Profile) check() error {
 		ds = []time.Duration{t.UDP, t.TCPEstablished, t.TCPTransitory, t.ICMP}
 	}
 	for _, d := range ds {
-		if d < 0 || d > maxTimer {
-			return bad("timer", d, NoBehavior, fmt.Sprintf("want 0 to %v", maxTimer))
+		if d < 0 || d > maxHold {
+			return bad("timer", d, NoBehavior, fmt.Sprintf("want 0 to %v", maxHold))
 		}
 	}
 	return nil

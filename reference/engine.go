@@ -46,14 +46,11 @@ func (e *RangeError) Error() string {
 func (e *RangeError) Is(target error) bool { return target == ErrTimeOutOfRange }
 
 // timeMargin keeps every deadline and timing-wheel bucket start the engine
-// computes from a valid time within int64 nanoseconds: it exceeds the
-// longest timer a profile takes (maxTimer) plus the wheel's span (about
-// 2.3 years in all).
+// computes from a valid time within int64 nanoseconds: it exceeds twice
+// the longest timer a profile takes (maxHold, about 1.1 years: Linux's
+// default ESTABLISHED timeout is 5 days, and a sysctl may say more) plus
+// the wheel's span.
 const timeMargin = 1 << 56
-
-// maxTimer bounds every timer of a profile (about 1.1 years): Linux's
-// default ESTABLISHED timeout is 5 days, and a sysctl may say more.
-const maxTimer = time.Duration(1 << 55)
 
 // EarliestTime and LatestTime bound the packet times the engine takes
 // (years 1677 and 2262, less a margin).
