@@ -129,6 +129,9 @@ func (c Config) normalize() (Config, error) {
 	if p.Mapping != MappingPerDestination || p.PortChoice != PortLowestFree || p.Quota != QuotaPerInstance {
 		return c, &ConfigError{Field: "profile", Value: p.Name, Reason: "only per-destination mapping, lowest-free port choice and per-instance quotas are implemented"}
 	}
+	if err := p.validate(); err != nil {
+		return c, err
+	}
 	if len(c.Frontends) == 0 {
 		return c, &ConfigError{Field: "frontends", Value: "[]", Behavior: B1, Reason: "want at least one frontend IPv4 address"}
 	}

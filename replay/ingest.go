@@ -339,6 +339,9 @@ func (in *ingest) packet(file string, rec *capture.Record) error {
 		n.NotThroughNAT++
 		return nil
 	}
+	if sh := in.cfg.Shard; sh != nil && !sh.Owns(int(inst)) {
+		return nil // another machine's instance (--shard); its time still moved the clock
+	}
 	if in.sync {
 		w := in.workers[0]
 		it := &in.one

@@ -58,6 +58,11 @@ type Config struct {
 	// the clock stops at the last record's time and the flows still live
 	// are reported in use at the end.
 	Drain bool
+	// Shard, if set, replays only the instances it owns (instance i of
+	// shard i mod n, Shard.Owns); MergeResults joins the n shards' results
+	// into the unsharded one. Only for profiles whose instances own their
+	// ports (B5).
+	Shard *Shard
 }
 
 // maxWorkers bounds the engines: past it the one reading goroutine is the
@@ -112,6 +117,10 @@ func Run(files []string, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("replay: no backend instances: %s found none (name them with --backends)", how)
 	}
 	ec := cfg.Engine
+	if err := cfg.Shard.check(ec.Profile); err != nil {
+		return res, err
+	}
+	res.Shard = cfg.Shard
 	ec.Backends = backends
 	ec.PoolSize = max(cfg.PoolSize, len(backends))
 	nw := cfg.Workers

@@ -34,6 +34,7 @@ func newReplayCmd() *cobra.Command {
 		failOn      []string
 		workers     int
 		drain       bool
+		shard       string
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -53,7 +54,8 @@ default, detected: private sources that open flows to public addresses.`,
 		Example: `  natcheck replay captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --ports-per-instance 8 --plot usage.png captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --backends 10.0.0.0/24 --frontend 203.0.113.1 --ports-per-instance 64 -w out.pcapng --events ev.jsonl trace.pcap
-  natcheck replay --fail-on exhaustion --json trace.pcap > report.json`,
+  natcheck replay --fail-on exhaustion --json trace.pcap > report.json
+  natcheck replay --shard 1/4 --json huge.pcap > shard-1.json   # then: natcheck merge shard-*.json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			fr, err := frontendAddrs(frontends, 1)
@@ -85,6 +87,17 @@ default, detected: private sources that open flows to public addresses.`,
 					return usageErr(fmt.Errorf("--fail-on %q: want exhaustion and/or drop", f))
 				}
 			}
+			var sh *replay.Shard
+			if shard != "" {
+				v, err := replay.ParseShard(shard)
+				if err != nil {
+					return usageErr(err)
+				}
+				if outPath != "" || eventsPath != "" || plotPath != "" {
+					return usageErr(fmt.Errorf("--shard %s: -w, --events and --plot would hold one shard's instances only; merge the shards' --json reports with natcheck merge, or replay unsharded for them", shard))
+				}
+				sh = &v
+			}
 			if plotPath != "" {
 				if _, err := replay.PlotFormat(plotPath); err != nil {
 					return usageErr(err)
@@ -99,7 +112,7 @@ default, detected: private sources that open flows to public addresses.`,
 			cfg := replay.Config{
 				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
 					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
-				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain,
+				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain, Shard: sh,
 				Stdin: cmd.InOrStdin(),
 			}
 			// The report goes to standard output, unless an output file
@@ -183,6 +196,7 @@ default, detected: private sources that open flows to public addresses.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
 	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
 	f.IntVar(&workers, "workers", 0, "engines to spread the instances over (0: one per CPU, at most 8); the result is the same for any number")
+	f.StringVar(&shard, "shard", "", "replay only the instances i mod n (i/n) and report them, for natcheck merge (profiles whose instances own their ports, B5)")
 	f.BoolVar(&drain, "drain", false, "after the last packet, run the clock on until every flow has ended and report those releases apart (C9)")
 	completeValues(cmd, "protocol", "all", "tcp", "udp")
 	completeValues(cmd, "fail-on", "exhaustion", "drop")
