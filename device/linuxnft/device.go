@@ -47,6 +47,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// ErrBudget is matched by the error of a call whose profile time falls
+// after the deadline of its context: the device does not start a wait it
+// cannot finish.
+var ErrBudget = errors.New("beyond the time budget")
+
 // Name is the implementation's name in the matrix: "linux-nft".
 const Name = "linux-nft"
 
@@ -179,6 +184,9 @@ func (n *NAT) sleepUntil(ctx context.Context, t time.Time) error {
 		return fmt.Errorf("linux-nft: time %v before %v: %w", t, n.last, reference.ErrTimeWentBackwards)
 	}
 	n.last = t
+	if dl, ok := ctx.Deadline(); ok && n.wall(t).After(dl) {
+		return fmt.Errorf("linux-nft: profile time +%v is %v of wall clock away: %w", t.Sub(specs.Origin), time.Until(n.wall(t)).Round(time.Second), ErrBudget)
+	}
 	d := time.Until(n.wall(t))
 	if d <= 0 {
 		return nil
@@ -432,3 +440,7 @@ func (n *NAT) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// NSFd is the file descriptor of the device's nat namespace, for conntrack
+// and nftables handles.
+func (n *NAT) NSFd() int { return n.topo.NAT.Fd() }

@@ -14,7 +14,8 @@ import (
 
 func TestForwardsAndTranslatesBack(t *testing.T) {
 	sandboxtest.Require(t, linuxnft.Preflight)
-	cfg := reference.Config{Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")}, Backends: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}, PortsPerInstance: 8}
+	cfg := oneBackend(8)
+	cfg.Backends = append(cfg.Backends, netip.MustParseAddr("10.0.0.2"))
 	n, err := linuxnft.Open(context.Background(), cfg, linuxnft.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -46,4 +47,10 @@ func TestForwardsAndTranslatesBack(t *testing.T) {
 	}
 	c, err := n.Counters()
 	t.Logf("counters %v %v", c, err)
+}
+
+// oneBackend is one frontend IP (203.0.113.1) and one backend (10.0.0.1)
+// with ports ports.
+func oneBackend(ports int) reference.Config {
+	return reference.Config{Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")}, Backends: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, PortsPerInstance: ports}
 }

@@ -108,7 +108,18 @@ func (rs ruleset) install(conn *nftables.Conn) error {
 	guard := filter("guard", nftables.ChainHookPostrouting, nftables.ChainPriorityRef(300))
 	nat := conn.AddChain(&nftables.Chain{Name: "snat", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
 
-	add := func(c *nftables.Chain, e []expr.Any) { conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: e}) }
+	// Rules go in batches: one netlink message for thousands of rules is
+	// too long for the socket (and its acknowledgements overflow it).
+	const batch = 32
+	pending := 0
+	var flushErr error
+	add := func(c *nftables.Chain, e []expr.Any) {
+		conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: e})
+		if pending++; pending == batch && flushErr == nil {
+			flushErr = conn.Flush()
+			pending = 0
+		}
+	}
 	// L11: invalid packets are not tracked and would leave untranslated.
 	add(fwd, cat(ctState(expr.CtStateBitINVALID), countDrop(cntInvalid)))
 	add(fwd, cat(ifIndex(expr.MetaKeyIIF, rs.outIndex), ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}))
@@ -135,8 +146,11 @@ func (rs ruleset) install(conn *nftables.Conn) error {
 			add(nat, cat(ifIndex(expr.MetaKeyOIF, rs.outIndex), saddr(inst.Inside), l4proto(reference.ICMP), snatTo(r.IP, 0, 0, false)))
 		}
 	}
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("nftables: install table %s: %w", tableName, err)
+	if flushErr == nil {
+		flushErr = conn.Flush()
+	}
+	if flushErr != nil {
+		return fmt.Errorf("nftables: install table %s: %w", tableName, flushErr)
 	}
 	return nil
 }

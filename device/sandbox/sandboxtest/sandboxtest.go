@@ -39,9 +39,16 @@ var (
 	preflightErr  error
 )
 
+// TB is what Require needs of a test: testing.TB and Ginkgo's GinkgoT()
+// both have it.
+type TB interface {
+	Helper()
+	Skip(args ...any)
+}
+
 // Require skips t unless it runs inside a sandbox whose preflight passes
 // (preflight runs once per process; nil means none).
-func Require(t testing.TB, preflight func() error) {
+func Require(t TB, preflight func() error) {
 	t.Helper()
 	if !sandbox.Inside() {
 		why := unavailable
