@@ -18,8 +18,8 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/natcheck
 
-# All tests: unit tests, randomized model tests, the Ginkgo specs, the fuzz
-# seed corpora, and (as root) the live-device specs in network namespaces.
+# All tests: unit tests, randomized model tests, the Ginkgo specs and the
+# fuzz seed corpora.
 test:
 	mkdir -p $(BUILD)
 	$(GO) vet ./...

@@ -15,24 +15,12 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/natcheck/natcheck/internal/fault"
 	"github.com/natcheck/natcheck/internal/pcapgen"
 	"github.com/natcheck/natcheck/internal/snatmodel"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay"
 	"github.com/natcheck/natcheck/replay/frame"
 )
-
-// seeds are hand-made scenarios: a burst to one server (exhaustion), FIN
-// and RST closes, UDP to many ports, timers on their boundaries, a pool
-// change.
-var seeds = [][]byte{
-	{0, 0, 0, 0, 0, 0, 1, 0, 4, 0, 1, 0, 8, 0, 1, 0, 12, 0, 1, 0, 16, 0, 1, 0, 20, 0, 1, 0, 24, 0, 1, 0, 28, 0, 1, 0, 32, 0, 1},
-	{1, 4, 1, 0, 0, 0, 0, 8, 0, 0, 2, 12, 3, 0, 0, 0, 0, 0, 5, 14, 2, 0, 0, 0, 0, 0, 2},
-	{2, 1, 2, 0, 0, 1, 1, 0, 4, 9, 1, 0, 8, 17, 1, 8, 0, 0, 0, 14, 1, 0, 0, 0, 0, 0, 0},
-	{0, 0, 2, 0, 0, 0, 0, 8, 0, 0, 0, 14, 1, 1, 0, 0, 0, 0, 0, 15, 3, 0, 0, 0, 4, 0, 0, 14, 4, 0, 0},
-	{0, 4, 0, 0, 0, 0, 0, 8, 0, 0, 3, 0, 0, 0, 4, 14, 1, 0, 0, 0, 0, 0, 4},
-}
 
 func addSeeds(f *testing.F) {
 	for _, s := range seeds {
@@ -73,62 +61,21 @@ func FuzzEngineInvariants(f *testing.F) {
 	})
 }
 
+// FuzzEngineVsModel runs a scenario through the engine and the model of
+// internal/snatmodel side by side (snatmodel.Twin) and compares, after
+// every operation, pool changes included: verdicts, packets sent, flow
+// events, live flows, plans and configuration errors.
 func FuzzEngineVsModel(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sc := Decode(data)
-		e, err := reference.New(sc.Config)
-		if err != nil {
-			t.Fatal(err)
+		if len(sc.Ops) == 0 {
+			return
 		}
-		m, err := snatmodel.New(sc.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, op := range sc.Ops {
-			switch op.Kind {
-			case OpResize:
-				return // the model has a fixed pool
-			case OpAdvance:
-				got, err := e.Advance(op.Time, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want := m.Expire(op.Time); fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want)) {
-					t.Fatalf("op %d Advance(+%v): engine emitted %v, model %v", i, op.Time.Sub(T0), got, want)
-				}
-				continue
-			}
-			got, gotEmit, err := e.Process(op.Packet, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, wantEmit := m.Process(op.Packet)
-			if got.Action != want.Action || got.Reason != want.Reason || got.Instance != want.Instance ||
-				(got.Action == reference.Translated && (got.Tuple != want.Tuple || got.NewFlow != want.NewFlow)) {
-				t.Fatalf("op %d at +%v %v %v %v:\n engine %+v\n model  %+v", i, op.Time.Sub(T0), op.Packet.Dir, op.Packet.Tuple, op.Packet.Flags, got, want)
-			}
-			if fmt.Sprint(sorted(gotEmit)) != fmt.Sprint(sorted(wantEmit)) {
-				t.Fatalf("op %d: engine emitted %v, model %v", i, gotEmit, wantEmit)
-			}
-			if e.Flows() != m.Flows() {
-				t.Fatalf("op %d: engine %d flows, model %d", i, e.Flows(), m.Flows())
-			}
+		if err := differ(sc, 0); err != nil {
+			failCapture(t, sc, err)
 		}
 	})
-}
-
-func sorted(ps []reference.Packet) []string {
-	var s []string
-	for _, p := range ps {
-		s = append(s, fmt.Sprint(p.Time.UnixNano(), p.Dir, p.Tuple, p.Flags))
-	}
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
 }
 
 // FuzzTranslateRoundTrip: any outbound TCP or UDP packet, translated by the
@@ -280,40 +227,90 @@ func FuzzReplayBytes(f *testing.F) {
 	})
 }
 
-// TestInvariantsCatchFaults is the fuzzers' negative control: with a fault
-// that breaks a behaviour switched on, the invariant checker must report
-// it on the seed scenarios, and the differential against the model must
-// disagree; without faults every seed passes.
+// TestInvariantsCatchFaults is the fuzzers' negative control: the
+// invariant checker, run on the model of internal/snatmodel with a fault
+// that breaks a behaviour switched on, must report it on some scenario,
+// and the differential against the engine must disagree there too. The
+// engine and the faithful model pass every scenario, so what the checker
+// reports is the fault.
 func TestInvariantsCatchFaults(t *testing.T) {
+	scs := mutantScenarios()
 	for _, s := range seeds {
-		if _, err := CheckInvariants(Decode(s)); err != nil {
-			t.Fatalf("seed %v: %v", s, err)
+		scs = append(scs, Decode(s))
+	}
+	for i, sc := range scs {
+		for _, sys := range []struct {
+			name string
+			open Opener
+		}{{"engine", Engine}, {"model", mutantOf(0)}} {
+			if _, err := CheckInvariantsOf(sc, sys.open); err != nil {
+				t.Fatalf("scenario %d on the %s: %v", i, sys.name, err)
+			}
+		}
+		if err := differ(sc, 0); err != nil {
+			t.Fatalf("scenario %d: engine and model differ: %v", i, err)
 		}
 	}
-	for _, tc := range []struct {
-		name  string
-		fault fault.Set
-	}{
-		{"TCPSameDestination (B6)", fault.TCPSameDestination},
-		{"BorrowPorts (B5)", fault.BorrowPorts},
-		{"FINRestart (B10)", fault.FINRestart},
-		{"RSTLengthensFIN (B11)", fault.RSTLengthensFIN},
-		{"InboundNoRefresh (B12)", fault.InboundNoRefresh},
-		{"LateRelease (B13)", fault.LateRelease},
-		{"UDPFullTuple (B7)", fault.UDPFullTuple},
+	for _, f := range []snatmodel.Fault{
+		snatmodel.TCPSameDestination, // B6
+		snatmodel.BorrowPorts,        // B5
+		snatmodel.FINRestart,         // B10
+		snatmodel.RSTLengthensFIN,    // B11
+		snatmodel.InboundNoRefresh,   // B12
+		snatmodel.LateRelease,        // B13
+		snatmodel.UDPFullTuple,       // B7
 	} {
-		caught := false
-		for _, sc := range mutantScenarios() {
-			sc.Config.Faults = tc.fault
-			if _, err := CheckInvariants(sc); errors.Is(err, ErrInvariant) {
+		caught, differs := false, false
+		for _, sc := range scs {
+			if _, err := CheckInvariantsOf(sc, mutantOf(f)); errors.Is(err, ErrInvariant) {
 				caught = true
-				break
+			}
+			if differ(sc, f) != nil {
+				differs = true
 			}
 		}
 		if !caught {
-			t.Errorf("fault %s: no scenario broke an invariant", tc.name)
+			t.Errorf("fault %v: no scenario broke an invariant", f)
+		}
+		if !differs {
+			t.Errorf("fault %v: the engine and the mutated model agree on every scenario", f)
 		}
 	}
+}
+
+// mutantOf opens the model with faults switched on.
+func mutantOf(f snatmodel.Fault) Opener {
+	return func(cfg reference.Config) (System, error) { return snatmodel.NewMutant(cfg, f) }
+}
+
+// differ runs sc on the engine and on the model with faults side by
+// side, and returns the first difference (a *snatmodel.Mismatch), or nil.
+func differ(sc Scenario, f snatmodel.Fault) error {
+	tw, err := snatmodel.NewTwin(sc.Config, f)
+	if err != nil {
+		return err
+	}
+	for i, op := range sc.Ops {
+		switch op.Kind {
+		case OpResize:
+			err = tw.SetPool(op.Time, sc.Backends[:op.Pool], 0)
+		case OpAdvance:
+			_, err = tw.Advance(op.Time)
+		default:
+			p := sc.Resolve(op, func(out reference.Tuple) (netip.AddrPort, bool) {
+				a, ok, lerr := tw.Lookup(out)
+				err = lerr
+				return a, ok
+			})
+			if err == nil {
+				_, _, err = tw.Process(p)
+			}
+		}
+		if errors.Is(err, snatmodel.ErrMismatch) {
+			return fmt.Errorf("op %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // mutantScenarios are short scenarios aimed at the faults above, built
@@ -329,6 +326,7 @@ func mutantScenarios() []Scenario {
 			Tuple: reference.Tuple{Proto: reference.TCP, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst)}, Flags: fl}}
 	}
 	wait := func(d time.Duration) Op { return Op{Kind: OpAdvance, Time: at(d)} }
+	backends := backendList(4)
 	cfg := reference.Config{Frontends: frontends[:1], Backends: backends[:2], PortsPerInstance: 8}
 	const srv = "198.51.100.1:443"
 	var burst []Op
@@ -382,10 +380,10 @@ func TestScenarioCaptureReplays(t *testing.T) {
 				resized = true
 				break
 			}
-			if op.Kind != OpPacket {
+			if op.Kind == OpAdvance {
 				continue
 			}
-			v, _, err := e.Process(op.Packet, nil)
+			v, _, err := e.Process(sc.Resolve(op, e.Lookup), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -119,6 +119,28 @@ func (s *shadow) observe(ev reference.Event) {
 	}
 }
 
+// checkInUse: no instance uses more SNAT ports of a protocol than its
+// allocation holds (B5, counted from the shadow's own flows).
+func (s *shadow) checkInUse(op int) {
+	type ik struct {
+		inst  int
+		proto reference.Proto
+	}
+	ports := map[ik]map[netip.AddrPort]bool{}
+	for k, f := range s.flows {
+		x := ik{f.inst, k.proto}
+		if ports[x] == nil {
+			ports[x] = map[netip.AddrPort]bool{}
+		}
+		ports[x][f.snat] = true
+	}
+	for x, ps := range ports {
+		if x.inst < 0 || x.inst >= len(s.plan.Instances) || len(ps) > s.plan.Instances[x.inst].Ports {
+			s.fail("op %d: instance %d uses %d %v ports, more than its allocation", op, x.inst, len(ps), x.proto)
+		}
+	}
+}
+
 // touch applies B10–B12 to a translated packet.
 func (s *shadow) touch(f *shadowFlow, p reference.Packet) {
 	if p.Tuple.Proto == reference.TCP && p.Flags.Has(reference.RST) {
@@ -132,6 +154,25 @@ func (s *shadow) touch(f *shadowFlow, p reference.Packet) {
 	f.lastSeen = p.Time
 }
 
+// System is what the invariant checker drives: the reference engine, or
+// the model of internal/snatmodel (faithful, or with a fault switched on,
+// for the checker's own negative control). It reports its flows to the
+// configuration's Observer (MappingCreated, MappingReused, Released).
+type System interface {
+	Process(p reference.Packet, emit []reference.Packet) (reference.Verdict, []reference.Packet, error)
+	Advance(t time.Time, emit []reference.Packet) ([]reference.Packet, error)
+	SetPool(t time.Time, backends []netip.Addr, poolSize int) error
+	Lookup(out reference.Tuple) (netip.AddrPort, bool)
+	Plan() reference.Plan
+	Flows() int
+}
+
+// Opener builds a System for a configuration.
+type Opener func(reference.Config) (System, error)
+
+// Engine opens the reference engine.
+func Engine(cfg reference.Config) (System, error) { return reference.New(cfg) }
+
 // ErrInvariant is matched by every invariant violation CheckInvariants
 // reports.
 var ErrInvariant = errors.New("invariant violated")
@@ -144,12 +185,15 @@ var ErrInvariant = errors.New("invariant violated")
 // exactly when B10–B13 say, and none late; and that a second run of the
 // same scenario gives the same events and verdicts (determinism). It
 // returns the run's log and an error wrapping ErrInvariant.
-func CheckInvariants(sc Scenario) (string, error) {
-	first, err := runShadow(sc)
+func CheckInvariants(sc Scenario) (string, error) { return CheckInvariantsOf(sc, Engine) }
+
+// CheckInvariantsOf is CheckInvariants on the system open builds.
+func CheckInvariantsOf(sc Scenario, open Opener) (string, error) {
+	first, err := runShadow(sc, open)
 	if err != nil {
 		return first, err
 	}
-	second, err := runShadow(sc)
+	second, err := runShadow(sc, open)
 	if err != nil {
 		return second, err
 	}
@@ -159,16 +203,19 @@ func CheckInvariants(sc Scenario) (string, error) {
 	return first, nil
 }
 
-func runShadow(sc Scenario) (string, error) {
+func runShadow(sc Scenario, open Opener) (string, error) {
 	s := &shadow{flows: map[shadowKey]*shadowFlow{}, slots: map[slotKey]shadowKey{}, backends: sc.Backends}
 	cfg := sc.Config
 	cfg.Backends = append([]netip.Addr(nil), cfg.Backends...)
 	cfg.Observer = s.observe
-	e, err := reference.New(cfg)
+	e, err := open(cfg)
 	if err != nil {
 		return "", fmt.Errorf("scenario config: %w", err)
 	}
-	s.idle = e.Config().IdleTimeout
+	s.idle = cfg.IdleTimeout
+	if s.idle == 0 {
+		s.idle = 4 * time.Minute
+	}
 	s.plan = e.Plan()
 	var emit []reference.Packet
 	for i, op := range sc.Ops {
@@ -177,15 +224,22 @@ func runShadow(sc Scenario) (string, error) {
 		case OpAdvance:
 			emit, err = e.Advance(op.Time, emit[:0])
 		case OpResize:
-			// A pool change keeps the instances' order (B16).
-			err = e.SetPool(op.Time, sc.Backends[:op.Pool], 0)
+			// A pool change keeps the instances' order (B16); one the
+			// configuration refuses changes nothing.
+			if emit, err = e.Advance(op.Time, emit[:0]); err != nil {
+				break
+			}
+			if err = e.SetPool(op.Time, sc.Backends[:op.Pool], 0); errors.Is(err, reference.ErrConfig) {
+				fmt.Fprintf(&s.log, "op %d pool of %d refused: %v\n", i, op.Pool, err)
+				err = nil
+			}
 			s.plan = e.Plan()
-		case OpPacket:
+		default:
 			var v reference.Verdict
-			v, emit, err = e.Process(op.Packet, emit[:0])
-			fmt.Fprintf(&s.log, "op %d %v %v %v -> %v %v %v %v\n", i, op.Packet.Dir, op.Packet.Tuple, op.Packet.Flags, v.Action, v.Reason, v.Tuple, emit)
+			p := sc.Resolve(op, e.Lookup)
+			v, emit, err = e.Process(p, emit[:0])
+			fmt.Fprintf(&s.log, "op %d %v %v %v -> %v %v %v %v\n", i, p.Dir, p.Tuple, p.Flags, v.Action, v.Reason, v.Tuple, emit)
 			if err == nil && v.Action == reference.Translated {
-				p := op.Packet
 				var f *shadowFlow
 				if p.Dir == reference.Outbound {
 					f = s.flows[shadowKey{p.Tuple.Proto, p.Tuple.Src, keyPort(p.Tuple.Proto, p.Tuple.Dst)}]
@@ -210,9 +264,12 @@ func runShadow(sc Scenario) (string, error) {
 		if e.Flows() != len(s.flows) {
 			s.fail("op %d: engine has %d flows, shadow %d", i, e.Flows(), len(s.flows))
 		}
-		for _, st := range e.Stats() {
-			if st.InUse > st.Allocated {
-				s.fail("op %d: instance %d uses %d %v ports of %d", i, st.Instance, st.InUse, st.Proto, st.Allocated)
+		s.checkInUse(i)
+		if en, ok := e.(*reference.Engine); ok {
+			for _, st := range en.Stats() {
+				if st.InUse > st.Allocated {
+					s.fail("op %d: instance %d uses %d %v ports of %d", i, st.Instance, st.InUse, st.Proto, st.Allocated)
+				}
 			}
 		}
 		if len(s.errs) > 0 {

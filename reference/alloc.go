@@ -5,8 +5,6 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
-
-	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // blockRef names one block of BlockSize ports: frontend IP index and block
@@ -33,16 +31,12 @@ type allocator struct {
 	used        []uint64 // bit per block, IP-major: C3 order
 	firstFree   int      // no free block below this global index
 	inst        [][]blockRef
-	faults      fault.Set // NoReclaim, ReversePlacement
 }
 
-func newAllocator(p *Profile, nIP, pool, perInstance int, faults fault.Set) *allocator {
-	a := &allocator{prof: p, perInstance: perInstance, nIP: nIP, blocksPerIP: p.PortsPerIP / p.BlockSize, faults: faults}
+func newAllocator(p *Profile, nIP, pool, perInstance int) *allocator {
+	a := &allocator{prof: p, perInstance: perInstance, nIP: nIP, blocksPerIP: p.PortsPerIP / p.BlockSize}
 	a.used = make([]uint64, (nIP*a.blocksPerIP+63)/64)
 	a.resize(pool)
-	if faults.Has(fault.ReversePlacement) {
-		slices.Reverse(a.inst)
-	}
 	return a
 }
 
@@ -108,7 +102,7 @@ func (a *allocator) resize(n int) (lost [][]blockRef) {
 		a.inst = a.inst[:n]
 	}
 	for i, blocks := range a.inst {
-		if len(blocks) > target && a.perInstance == 0 && !a.faults.Has(fault.NoReclaim) {
+		if len(blocks) > target && a.perInstance == 0 {
 			lost[i] = slices.Clone(blocks[target:])
 			a.free(blocks[target:])
 			a.inst[i] = blocks[:target:target]
@@ -181,7 +175,7 @@ func PlanFor(cfg Config) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	a := newAllocator(&c.Profile, len(c.Frontends), c.PoolSize, c.PortsPerInstance, c.Faults)
+	a := newAllocator(&c.Profile, len(c.Frontends), c.PoolSize, c.PortsPerInstance)
 	return a.plan(c.Frontends, c.Backends), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,7 +60,8 @@ func TestB2BlocksOfEight(t *testing.T) {
 		ok    bool
 		want  Behavior
 	}{
-		{8, true, 0}, {16, true, 0}, {6400, true, 0}, {7, false, B4}, {12, false, B2}, {1001, false, B2}, {63999, false, B2},
+		{8, true, 0}, {16, true, 0}, {6400, true, 0}, {7, false, B2}, {12, false, B2}, {1001, false, B2}, {63999, false, B2},
+		{-8, false, B4}, {64008, false, B4},
 	} {
 		cfg := oneIP("10.0.0.1")
 		cfg.PortsPerInstance = tc.ports
@@ -754,17 +756,69 @@ func TestLookupHasNoSideEffects(t *testing.T) {
 
 func TestBehaviorNamesRoundTrip(t *testing.T) {
 	bs := Behaviors()
-	if len(bs) != 21 || bs[0].String() != "B1" || bs[15].String() != "B16" || bs[16].String() != "C1" || bs[20].String() != "C5" {
-		t.Fatalf("Behaviors() = %v, want B1…B16, C1…C5", bs)
+	if len(bs) != 16+9+11+8+7 {
+		t.Fatalf("Behaviors() has %d IDs, want 51: %v", len(bs), bs)
 	}
 	for _, b := range bs {
 		got, err := ParseBehavior(b.String())
 		if err != nil || got != b {
 			t.Errorf("ParseBehavior(%q) = %v, %v; want %v", b.String(), got, err, b)
 		}
-		if b.Documented() != (b.String()[0] == 'B') {
+		lower := string(b.String()[0]|0x20) + b.String()[1:]
+		if got, err := ParseBehavior(lower); err != nil || got != b {
+			t.Errorf("ParseBehavior(%q) = %v, %v; want %v", lower, got, err, b)
+		}
+		if b.Documented() != (b.String()[0] != 'C') {
 			t.Errorf("%v.Documented() = %v", b, b.Documented())
 		}
+	}
+	for _, s := range []string{"", "B", "B0", "B17", "C10", "L0", "L12", "G9", "R8", "X1", "b 1", "B01", "behavior-3"} {
+		if b, err := ParseBehavior(s); err == nil {
+			t.Errorf("ParseBehavior(%q) = %v, want an error", s, b)
+		}
+	}
+	if NoBehavior.String() != "" || NoBehavior.Profile() != "" || NoBehavior.Documented() {
+		t.Errorf("NoBehavior: %q, profile %q, documented %v", NoBehavior.String(), NoBehavior.Profile(), NoBehavior.Documented())
+	}
+}
+
+// TestBehaviorsByProfile: each profile lists exactly its own IDs, in
+// SEMANTICS.md order, and every ID knows its profile.
+func TestBehaviorsByProfile(t *testing.T) {
+	for _, tc := range []struct {
+		profile     string
+		first, last string
+		n           int
+		letters     string
+	}{
+		{NameAzureLB, "B1", "C9", 25, "BC"},
+		{NameLinux, "L1", "L11", 11, "L"},
+		{NameAzureNATGW, "G1", "G8", 8, "G"},
+		{NameRFC, "R1", "R7", 7, "R"},
+	} {
+		bs := BehaviorsOf(tc.profile)
+		if len(bs) != tc.n || bs[0].String() != tc.first || bs[len(bs)-1].String() != tc.last {
+			t.Errorf("BehaviorsOf(%q) = %v, want %d IDs %s…%s", tc.profile, bs, tc.n, tc.first, tc.last)
+			continue
+		}
+		for i, b := range bs {
+			if b.Profile() != tc.profile || !strings.ContainsRune(tc.letters, rune(b.String()[0])) {
+				t.Errorf("BehaviorsOf(%q)[%d] = %v of profile %q", tc.profile, i, b, b.Profile())
+			}
+			if i > 0 && b != bs[i-1]+1 {
+				t.Errorf("BehaviorsOf(%q): %v follows %v", tc.profile, b, bs[i-1])
+			}
+		}
+	}
+	total := 0
+	for _, name := range ProfileNames() {
+		total += len(BehaviorsOf(name))
+	}
+	if total != len(Behaviors()) {
+		t.Errorf("the profiles' IDs add up to %d, want every ID (%d)", total, len(Behaviors()))
+	}
+	if BehaviorsOf("cisco") != nil {
+		t.Errorf("BehaviorsOf(\"cisco\") = %v, want nil", BehaviorsOf("cisco"))
 	}
 }
 

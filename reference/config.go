@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
 	"time"
-
-	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // Protocols says which protocols an outbound rule carries (B15).
@@ -86,11 +86,6 @@ type Config struct {
 	Strict bool
 	// Observer, if set, receives every event.
 	Observer Observer
-	// Faults are negative-control mutations for natcheck's own spec tests
-	// (package specs): each breaks one behaviour on purpose, to prove the
-	// specs notice. Zero in every real use; the type lives in an internal
-	// package, so only natcheck's own packages can set it.
-	Faults fault.Set
 }
 
 // ErrConfig is matched by every configuration error:
@@ -107,7 +102,11 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
-	s := fmt.Sprintf("config: %s %v: %s", e.Field, e.Value, e.Reason)
+	v := e.Value
+	if d, ok := v.(time.Duration); ok {
+		v = FormatDuration(d)
+	}
+	s := fmt.Sprintf("config: %s %v: %s", e.Field, v, e.Reason)
 	if e.Behavior != NoBehavior {
 		s += " (" + e.Behavior.String() + ")"
 	}
@@ -130,6 +129,9 @@ func (c Config) normalize() (Config, error) {
 	if p.Mapping != MappingPerDestination || p.PortChoice != PortLowestFree || p.Quota != QuotaPerInstance {
 		return c, &ConfigError{Field: "profile", Value: p.Name, Reason: "only per-destination mapping, lowest-free port choice and per-instance quotas are implemented"}
 	}
+	if err := p.validate(); err != nil {
+		return c, err
+	}
 	if len(c.Frontends) == 0 {
 		return c, &ConfigError{Field: "frontends", Value: "[]", Behavior: B1, Reason: "want at least one frontend IPv4 address"}
 	}
@@ -142,6 +144,11 @@ func (c Config) normalize() (Config, error) {
 	if err := checkAddrs("backend", c.Backends); err != nil {
 		return c, err
 	}
+	for i, b := range c.Backends {
+		if slices.Contains(c.Frontends, b) {
+			return c, &ConfigError{Field: fmt.Sprintf("backend #%d", i+1), Value: b, Reason: "is also a frontend IP; a NAT's inside and outside addresses differ"}
+		}
+	}
 	if c.PoolSize == 0 {
 		c.PoolSize = len(c.Backends)
 	}
@@ -151,7 +158,7 @@ func (c Config) normalize() (Config, error) {
 	if c.PoolSize < len(c.Backends) {
 		return c, &ConfigError{Field: "pool size", Value: c.PoolSize, Reason: fmt.Sprintf("smaller than the %d backends given", len(c.Backends))}
 	}
-	if err := checkAllocation(p, c.PoolSize, len(c.Frontends), c.PortsPerInstance, c.Faults); err != nil {
+	if err := checkAllocation(p, c.PoolSize, len(c.Frontends), c.PortsPerInstance); err != nil {
 		return c, err
 	}
 	if c.IdleTimeout == 0 {
@@ -159,7 +166,7 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.IdleTimeout < p.IdleMin || c.IdleTimeout > p.IdleMax || c.IdleTimeout%p.IdleStep != 0 {
 		return c, &ConfigError{Field: "idle timeout", Value: c.IdleTimeout, Behavior: B12,
-			Reason: fmt.Sprintf("want whole %v steps from %v to %v", p.IdleStep, p.IdleMin, p.IdleMax)}
+			Reason: fmt.Sprintf("want whole %s steps from %s to %s", FormatDuration(p.IdleStep), FormatDuration(p.IdleMin), FormatDuration(p.IdleMax))}
 	}
 	if c.Protocols > UDPOnly {
 		return c, &ConfigError{Field: "protocol", Value: c.Protocols, Behavior: B15, Reason: "want all, tcp or udp"}
@@ -182,7 +189,7 @@ func checkAddrs(what string, addrs []netip.Addr) error {
 }
 
 // checkAllocation applies B2–B4 to a pool of n instances on k frontend IPs.
-func checkAllocation(p *Profile, n, k, perInstance int, faults fault.Set) error {
+func checkAllocation(p *Profile, n, k, perInstance int) error {
 	if perInstance == 0 {
 		if n > p.maxPool() {
 			return &ConfigError{Field: "pool size", Value: n, Behavior: B3,
@@ -190,15 +197,15 @@ func checkAllocation(p *Profile, n, k, perInstance int, faults fault.Set) error 
 		}
 		return nil
 	}
-	if perInstance < p.BlockSize || perInstance > p.PortsPerIP {
-		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
-			Reason: fmt.Sprintf("want %d to %d (0 for the default table)", p.BlockSize, p.PortsPerIP)}
-	}
 	if perInstance%p.BlockSize != 0 {
 		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B2,
 			Reason: fmt.Sprintf("want a multiple of %d (ports are handed out in blocks of %d)", p.BlockSize, p.BlockSize)}
 	}
-	if n*perInstance > k*p.PortsPerIP && !faults.Has(fault.SkipCapacityCheck) {
+	if perInstance < p.BlockSize || perInstance > p.PortsPerIP {
+		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
+			Reason: fmt.Sprintf("want %d to %d (0 for the default table)", p.BlockSize, p.PortsPerIP)}
+	}
+	if n*perInstance > k*p.PortsPerIP {
 		return &ConfigError{Field: "ports per instance", Value: perInstance, Behavior: B4,
 			Reason: fmt.Sprintf("%d instances × %d ports = %d exceeds %d frontend IP(s) × %d = %d; at most %d per instance",
 				n, perInstance, n*perInstance, k, p.PortsPerIP, k*p.PortsPerIP, maxPerInstance(p, n, k))}
@@ -220,4 +227,41 @@ func instanceTarget(p *Profile, n, k, perInstance int) int {
 		return perInstance
 	}
 	return min(p.tierPorts(n)*k, p.MaxInstancePorts)
+}
+
+// FormatDuration writes d as reports and errors say it: "4 min", "15 s",
+// "1 h 30 min", "1.5 s", "250 ms", "0 s"; the largest units first, zero
+// parts left out, and a fraction only on the last unit.
+func FormatDuration(d time.Duration) string {
+	if d == 0 {
+		return "0 s"
+	}
+	sign := ""
+	if d < 0 {
+		sign, d = "-", -d
+	}
+	if d < time.Second {
+		if d%time.Millisecond == 0 {
+			return sign + strconv.FormatInt(int64(d/time.Millisecond), 10) + " ms"
+		}
+		return sign + strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64) + " ms"
+	}
+	var parts []string
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "h"}, {time.Minute, "min"}} {
+		if d >= u.d {
+			parts = append(parts, strconv.FormatInt(int64(d/u.d), 10)+" "+u.name)
+			d %= u.d
+		}
+	}
+	if d > 0 {
+		parts = append(parts, strconv.FormatFloat(d.Seconds(), 'f', -1, 64)+" s")
+	}
+	out := sign + parts[0]
+	for _, p := range parts[1:] {
+		out += " " + p
+	}
+	return out
 }

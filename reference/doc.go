@@ -1,6 +1,6 @@
 // Package reference is natcheck's reference SNAT engine: an exact,
 // deterministic model of outbound source NAT as a cloud load balancer
-// documents it (profile azure-lb, behaviours B1–B16 and conventions C1–C5
+// documents it (profile azure-lb, behaviours B1–B16 and conventions C1–C9
 // of SEMANTICS.md).
 //
 // The engine is driven by packet timestamps (virtual time) and never reads

@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // ErrTimeWentBackwards is matched by the error of a call whose time is
@@ -67,8 +65,7 @@ const (
 	stInDue    // the flow is in the due list, not in a wheel bucket
 	stOut      // an outbound packet was translated
 	stIn       // an inbound packet was translated
-	stUDPPeers // the UDP mapping has more peer ports in Engine.peers
-	stFullKey  // fault.UDPFullTuple: this UDP mapping is keyed by the destination port too
+	stUDPPeers // the UDP mapping has more peer ports in Engine.peers (peers.go)
 )
 
 // flow is one live flow: a TCP connection or a UDP mapping. It is 40 bytes;
@@ -103,12 +100,7 @@ func destPort(proto Proto, port uint16) uint16 {
 }
 
 // keyPort is destPort for a stored flow.
-func (f *flow) keyPort() uint16 {
-	if f.proto == UDP && f.state&stFullKey == 0 {
-		return 0
-	}
-	return f.dstPort
-}
+func (f *flow) keyPort() uint16 { return destPort(f.proto, f.dstPort) }
 
 func (f *flow) outKey() key {
 	return packKey(f.inIP, f.inPort, f.dstIP, f.keyPort(), f.proto)
@@ -118,25 +110,12 @@ func (f *flow) inKey() key {
 	return packKey(uint32(f.snatIP), f.snatPort, f.dstIP, f.keyPort(), f.proto)
 }
 
-// keyPort is destPort for a packet: the same, except that under
-// fault.UDPFullTuple (udpKeyMask all ones) a UDP mapping is keyed by the
-// destination port too. The mask costs no branch.
-func (e *Engine) keyPort(proto Proto, port uint16) uint16 {
-	if proto == UDP {
-		return port & e.udpKeyMask
-	}
-	return port
-}
-
 // instance is one backend instance: its blocks in C3 order and its counters.
 type instance struct {
 	addr   netip.Addr
 	blocks []blockRef
 	ports  int
 	stat   [2]protoStat // TCP, UDP
-	// firstIPPorts and faultHint serve fault.FirstIPOnly and
-	// fault.NoPortReuse only.
-	firstIPPorts, faultHint int
 }
 
 type protoStat struct {
@@ -181,9 +160,12 @@ type destRec struct {
 	words []uint64
 }
 
+// dueEntry is a flow due in the bucket being fired, with its sort key:
+// release time, then instance and outbound key (see load).
 type dueEntry struct {
 	deadline int64
-	id       uint32
+	inst, id uint32
+	ka, kb   uint64
 }
 
 type tombKind uint8
@@ -193,11 +175,20 @@ const (
 	tombReclaimed                     // B16: drop
 )
 
+// tomb is what the engine remembers of a flow ended by B14 or B16, for one
+// idle timeout after its release (C7): enough to name the flow in events
+// and to answer or drop its late packets on either side.
 type tomb struct {
-	until int64
-	kind  tombKind
-	inst  int32
+	until    int64
+	inst     int32
+	kind     tombKind
+	snatIP   uint16
+	snatPort uint16
+	inPort   uint16
+	inIP     uint32
 }
+
+func (tb *tomb) inside() netip.AddrPort { return netip.AddrPortFrom(addr4(tb.inIP), tb.inPort) }
 
 type tombEntry struct {
 	k       key
@@ -227,7 +218,7 @@ type Engine struct {
 	live    int
 	out, in flowIndex
 	dests   map[destKey]*destRec
-	peers   map[uint32][]uint16
+	peers   peerSet
 	refs    [2][][]uint32
 
 	// The timing wheel: buckets of 2^wheelShift ns; flows sit in the bucket
@@ -244,16 +235,8 @@ type Engine struct {
 	tombOut, tombIn map[key]tomb
 	tombQ           []tombEntry
 
-	drops [DropNoInstance + 1]uint64
+	drops [dropEnd]uint64
 	emit  []Packet
-
-	// faults are the negative-control mutations of Config.Faults; every
-	// test of them sits off the established-flow path, except one field
-	// test per inbound packet (InboundNoRefresh). udpKeyMask and
-	// fullKeyState are 0 unless fault.UDPFullTuple is set.
-	faults       fault.Set
-	udpKeyMask   uint16
-	fullKeyState uint8
 }
 
 // wheelShift makes a bucket 2^30 ns, about 1.07 s: below the shortest hold
@@ -273,12 +256,8 @@ func New(cfg Config) (*Engine, error) {
 		frontIdx: make(map[uint32]uint16, len(c.Frontends)),
 		backIdx:  make(map[uint32]int32, len(c.Backends)),
 		out:      newFlowIndex(1024), in: newFlowIndex(1024),
-		dests: map[destKey]*destRec{}, peers: map[uint32][]uint16{},
+		dests: map[destKey]*destRec{}, peers: newPeerSet(),
 		tombOut: map[key]tomb{}, tombIn: map[key]tomb{},
-		faults: c.Faults,
-	}
-	if c.Faults.Has(fault.UDPFullTuple) {
-		e.udpKeyMask, e.fullKeyState = 0xffff, stFullKey
 	}
 	e.prof = &e.cfg.Profile
 	for i, a := range c.Frontends {
@@ -295,7 +274,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.wheel = make([]uint32, n)
 	e.wheelMask = n - 1
-	e.alloc = newAllocator(e.prof, len(c.Frontends), c.PoolSize, c.PortsPerInstance, c.Faults)
+	e.alloc = newAllocator(e.prof, len(c.Frontends), c.PoolSize, c.PortsPerInstance)
 	e.insts = make([]instance, c.PoolSize)
 	for i := range e.insts {
 		if i < len(c.Backends) {
@@ -303,10 +282,6 @@ func New(cfg Config) (*Engine, error) {
 			e.backIdx[v4(c.Backends[i])] = int32(i)
 		}
 		e.setBlocks(i, e.alloc.inst[i])
-		if c.Faults.Has(fault.HighestBlockFirst) {
-			e.insts[i].blocks = slices.Clone(e.insts[i].blocks)
-			slices.Reverse(e.insts[i].blocks)
-		}
 	}
 	return e, nil
 }
@@ -322,12 +297,6 @@ func (e *Engine) setBlocks(i int, blocks []blockRef) {
 	in := &e.insts[i]
 	in.blocks = blocks
 	in.ports = len(blocks) * e.prof.BlockSize
-	in.firstIPPorts = 0
-	for _, b := range blocks {
-		if b.ip == blocks[0].ip {
-			in.firstIPPorts += e.prof.BlockSize
-		}
-	}
 	for p := range in.stat {
 		st := &in.stat[p]
 		for j := range st.ips {
@@ -421,13 +390,26 @@ func (e *Engine) Process(p Packet, emit []Packet) (Verdict, []Packet, error) {
 	return v, emit, nil
 }
 
-// admit applies B15 to a packet in either direction.
+// admitBehavior is the behaviour that refuses a packet admit turned away:
+// B15, except for a malformed packet, which no behaviour covers.
+func admitBehavior(r DropReason) Behavior {
+	if r == DropMalformed {
+		return NoBehavior
+	}
+	return B15
+}
+
+// admit applies B15 to a packet in either direction, and refuses a packet
+// whose ports cannot be read (Packet.Malformed).
 func (e *Engine) admit(p *Packet) DropReason {
-	if p.Fragment && !e.faults.Has(fault.TranslateFragments) {
+	if p.Malformed {
+		return DropMalformed
+	}
+	if p.Fragment {
 		return DropFragment
 	}
 	pr := p.Tuple.Proto
-	if (pr != TCP && pr != UDP) || (!e.cfg.Protocols.carries(pr) && !e.faults.Has(fault.IgnoreProtocolRule)) || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
+	if (pr != TCP && pr != UDP) || !e.cfg.Protocols.carries(pr) || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
 		return DropUnsupported
 	}
 	return NotDropped
@@ -463,11 +445,11 @@ func behaviorOf(p Proto) Behavior {
 
 func (e *Engine) outbound(p *Packet, t int64) Verdict {
 	if r := e.admit(p); r != NotDropped {
-		return e.drop(p, r, B15, -1)
+		return e.drop(p, r, admitBehavior(r), -1)
 	}
 	tu := &p.Tuple
 	inIP, dstIP := v4(tu.Src.Addr()), v4(tu.Dst.Addr())
-	k := packKey(inIP, tu.Src.Port(), dstIP, e.keyPort(tu.Proto, tu.Dst.Port()), tu.Proto)
+	k := packKey(inIP, tu.Src.Port(), dstIP, destPort(tu.Proto, tu.Dst.Port()), tu.Proto)
 	h := hashKey(k)
 	if id, ok := e.lookup(&e.out, h, k, false); ok {
 		f := &e.flows[id]
@@ -496,20 +478,10 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32
 			delete(e.tombOut, k)
 		}
 	}
-	if tu.Proto == TCP && !syn && (e.cfg.Strict || e.faults.Has(fault.StrictAlways)) {
+	if tu.Proto == TCP && !syn && e.cfg.Strict {
 		return e.drop(p, DropNotSYN, C5, int(inst))
 	}
-	slot, ok := e.allocSlot(uint32(inst), tu.Proto, dstIP, e.keyPort(tu.Proto, tu.Dst.Port()))
-	if !ok && e.faults.Has(fault.BorrowPorts) {
-		for j := range e.insts {
-			if j != int(inst) {
-				if slot, ok = e.allocSlot(uint32(j), tu.Proto, dstIP, e.keyPort(tu.Proto, tu.Dst.Port())); ok {
-					inst = int32(j)
-					break
-				}
-			}
-		}
-	}
+	slot, ok := e.allocSlot(uint32(inst), tu.Proto, dstIP, destPort(tu.Proto, tu.Dst.Port()))
 	if !ok {
 		return e.exhausted(p, t, int(inst))
 	}
@@ -528,9 +500,6 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32
 	*f = flow{inIP: inIP, dstIP: dstIP, inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
 		snatIP: blk.ip, snatPort: e.prof.FirstPort + blk.idx*uint16(bs) + uint16(slot%bs), slot: uint16(slot),
 		inst: uint32(inst), proto: tu.Proto, state: stLive, deadline: t + e.idle}
-	if tu.Proto == UDP {
-		f.state |= e.fullKeyState
-	}
 	e.live++
 	e.out.insert(h, id)
 	e.in.insert(hashKey(f.inKey()), id)
@@ -553,7 +522,7 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32
 
 func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	if r := e.admit(p); r != NotDropped {
-		return e.drop(p, r, B15, -1)
+		return e.drop(p, r, admitBehavior(r), -1)
 	}
 	tu := &p.Tuple
 	dst := v4(tu.Dst.Addr())
@@ -561,7 +530,7 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	if !ok {
 		return e.drop(p, DropUnsolicited, B8, -1)
 	}
-	k := packKey(uint32(fi), tu.Dst.Port(), v4(tu.Src.Addr()), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
+	k := packKey(uint32(fi), tu.Dst.Port(), v4(tu.Src.Addr()), destPort(tu.Proto, tu.Src.Port()), tu.Proto)
 	h := hashKey(k)
 	if id, ok := e.lookup(&e.in, h, k, true); ok {
 		return e.inboundFlow(p, t, id)
@@ -581,20 +550,9 @@ func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 	tu := &p.Tuple
 	f := &e.flows[id]
 	if f.proto == UDP && !e.peerAllowed(f, id, tu.Src.Port()) {
-		if e.faults.Has(fault.DroppedRefresh) && f.state&stFixed == 0 {
-			f.deadline = t + e.idle
-		}
 		return e.drop(p, DropUnsolicited, B8, int(f.inst))
 	}
-	if e.faults != 0 && e.faults.Has(fault.InboundNoRefresh) {
-		d := f.deadline
-		e.touch(f, id, t, p.Flags, stIn)
-		if f.state&stFixed == 0 {
-			f.deadline = d
-		}
-	} else {
-		e.touch(f, id, t, p.Flags, stIn)
-	}
+	e.touch(f, id, t, p.Flags, stIn)
 	return Verdict{Action: Translated, Behavior: B8, Instance: int(f.inst),
 		Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
 }
@@ -612,17 +570,24 @@ func (e *Engine) frontIndex(a uint32) (uint16, bool) {
 	return i, ok
 }
 
-// tombVerdict answers a packet of a flow that ended by B14 (a RST back to
-// its sender) or by B16 (dropped).
+// tombVerdict answers a late packet of a flow that ended by B14 (a RST back
+// to its sender) or by B16 (dropped), on either side of the NAT (C7). An
+// inbound p is addressed to the flow's SNAT endpoint.
 func (e *Engine) tombVerdict(p *Packet, tb tomb) Verdict {
 	if tb.kind == tombReclaimed {
 		return e.drop(p, DropReleased, B16, int(tb.inst))
 	}
 	rst := Packet{Time: p.Time, Dir: Inbound, Tuple: p.Tuple.Reverse(), Flags: RST | ACK}
+	remote := p.Tuple.Dst
 	if p.Dir == Inbound {
 		rst.Dir = Outbound
+		remote = p.Tuple.Src
 	}
 	e.emit = append(e.emit, rst)
+	if e.obs != nil {
+		e.obs(Event{Time: p.Time, Kind: ResetSent, Behavior: B14, Instance: int(tb.inst), Proto: TCP,
+			Inside: tb.inside(), Remote: remote, SNAT: netip.AddrPortFrom(e.cfg.Frontends[tb.snatIP], tb.snatPort)})
+	}
 	v := e.drop(p, DropReleased, B14, int(tb.inst))
 	v.Action = Reset
 	return v
@@ -668,7 +633,7 @@ func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) {
 	f.state |= dir
 	if f.proto == TCP && flags&(FIN|RST) != 0 {
 		d := f.deadline
-		if flags&RST != 0 && (f.state&stFixed == 0 || t+e.rstHl < d || e.faults.Has(fault.RSTLengthensFIN)) {
+		if flags&RST != 0 && (f.state&stFixed == 0 || t+e.rstHl < d) {
 			d = t + e.rstHl
 			f.state |= stFixed | stRSTSet
 		}
@@ -685,27 +650,17 @@ func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) {
 	}
 	if f.state&stFixed == 0 {
 		f.deadline = t + e.idle
-	} else if e.faults.Has(fault.FINRestart) && f.state&stRSTSet == 0 {
-		f.deadline = t + e.finHold
 	}
 }
 
 func (e *Engine) addPeer(f *flow, id uint32, port uint16) {
-	if f.state&stUDPPeers != 0 {
-		ps := e.peers[id]
-		if slices.Contains(ps, port) {
-			return
-		}
-		e.peers[id] = append(ps, port)
-		return
-	}
 	f.state |= stUDPPeers
-	e.peers[id] = []uint16{port}
+	e.peers.add(id, port)
 }
 
 // peerAllowed is B8 for UDP: the mapping has sent to the source port.
 func (e *Engine) peerAllowed(f *flow, id uint32, port uint16) bool {
-	return f.dstPort == port || (f.state&stUDPPeers != 0 && slices.Contains(e.peers[id], port)) || e.faults.Has(fault.UDPFullCone)
+	return f.dstPort == port || (f.state&stUDPPeers != 0 && e.peers.contains(id, port))
 }
 
 // allocSlot picks the instance's lowest slot with no flow to the
@@ -716,14 +671,6 @@ func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16)
 		return 0, false
 	}
 	ports := in.ports
-	if e.faults != 0 {
-		if s, ok, done := e.faultySlot(inst, proto, dstIP, dport); done {
-			return s, ok
-		}
-		if e.faults.Has(fault.FirstIPOnly) {
-			ports = in.firstIPPorts
-		}
-	}
 	dk := destKey{inst: inst, ip: dstIP, port: dport, proto: proto}
 	if len(e.dests) > 0 {
 		if r, ok := e.dests[dk]; ok {
@@ -748,45 +695,6 @@ func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16)
 	r.set(1)
 	e.dests[dk] = r
 	return 1, true
-}
-
-// faultySlot is allocSlot under fault.TCPSameDestination (the second flow
-// to a destination shares the first one's slot 0; later ones go on as
-// usual) and fault.NoPortReuse (the next slot, round robin, whose port
-// carries no flow of the protocol; it keeps no destRecs); done is false
-// when allocSlot should go on as usual.
-func (e *Engine) faultySlot(inst uint32, proto Proto, dstIP uint32, dport uint16) (slot int, ok, done bool) {
-	in := &e.insts[inst]
-	switch {
-	case proto == TCP && e.faults.Has(fault.TCPSameDestination):
-		dk := destKey{inst: inst, ip: dstIP, port: dport, proto: proto}
-		if _, ok := e.dests[dk]; ok {
-			return 0, false, false
-		}
-		b := in.blocks[0]
-		k0 := packKey(uint32(b.ip), e.prof.FirstPort+b.idx*uint16(e.prof.BlockSize), dstIP, dport, proto)
-		if _, taken := e.lookup(&e.in, hashKey(k0), k0, true); !taken {
-			return 0, false, false
-		}
-		r := &destRec{}
-		r.set(0)
-		r.set(0) // both flows on slot 0 clear it when released
-		e.dests[dk] = r
-		return 0, true, true
-	case e.faults.Has(fault.NoPortReuse):
-		bs := e.prof.BlockSize
-		for i := range in.ports {
-			s := (in.faultHint + i) % in.ports
-			b := in.blocks[s/bs]
-			refs := e.refs[protoIndex(proto)][b.ip]
-			if refs == nil || refs[int(b.idx)*bs+s%bs] == 0 {
-				in.faultHint = s + 1
-				return s, true, true
-			}
-		}
-		return 0, false, true
-	}
-	return 0, false, false
 }
 
 func (r *destRec) lowestFree(ports int) int {

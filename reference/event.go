@@ -21,17 +21,23 @@ const (
 	// PacketDropped: a packet was dropped (or answered with a RST);
 	// Drop says why.
 	PacketDropped
-	// Exhausted: an instance had no port for a new flow (B9). It comes
-	// with the PacketDropped event of the same packet.
+	// Exhausted: an instance had no port for a new flow (B9): the new
+	// flow's first packet was dropped. Drop is DropExhausted; no
+	// PacketDropped event comes with it.
 	Exhausted
 	// PickedUp: a TCP flow was created by a packet that is not a SYN (C5).
 	PickedUp
 	// ConfigChanged: the pool changed and an instance's allocation with it
 	// (B16).
 	ConfigChanged
+	// ResetSent: the NAT itself sent RSTs for a flow (B14): to both
+	// endpoints when an established flow idled out with tcpResetOnIdle
+	// (then a Released event follows), or to the sender of a late packet
+	// of such a flow. Inside, Remote and SNAT name the flow.
+	ResetSent
 )
 
-var kindNames = [...]string{"", "mapping-created", "mapping-reused", "released", "dropped", "exhausted", "picked-up", "config"}
+var kindNames = [...]string{"", "mapping-created", "mapping-reused", "released", "dropped", "exhausted", "picked-up", "config", "reset-sent"}
 
 // String returns the kind as the events file writes it.
 func (k EventKind) String() string {

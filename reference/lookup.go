@@ -23,10 +23,15 @@ func (e *Engine) Lookup(out Tuple) (netip.AddrPort, bool) {
 // inbound path. reply travels from a server to an inside endpoint; the
 // server sent it to the SNAT IP:port of that endpoint's flow toward it, so
 // that is where it enters the NAT. ProcessReply is Lookup, then Process of
-// the reply addressed to the SNAT endpoint, in one step: timers fire first,
-// and a reply whose flow has no SNAT endpoint (never created, refused, or
-// released) is dropped as unsolicited (B8). It returns the verdict and the
-// SNAT endpoint the reply was addressed to, invalid when there was none.
+// the reply addressed to the SNAT endpoint, in one step: timers fire first.
+// A late reply of a flow ended by B14 or B16 is addressed to the SNAT
+// endpoint the flow had, remembered for one idle timeout (C7): it is
+// answered with a RST (B14) or dropped as released (B16), exactly as the
+// same packet recorded on the outside would be. A reply whose flow has no
+// SNAT endpoint (it began before the capture, was refused, or is
+// forgotten) is dropped as unsolicited (B8, C8). It returns the verdict
+// and the SNAT endpoint the reply was addressed to, invalid when there was
+// none.
 func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrPort, []Packet, error) {
 	e.emit = emit
 	t, err := e.setTime(reply.Time)
@@ -42,14 +47,18 @@ func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrP
 	// since the SNAT endpoint is unknown.
 	asOut := Packet{Time: p.Time, Dir: Outbound, Tuple: p.Tuple.Reverse(), Flags: p.Flags}
 	if r := e.admit(p); r != NotDropped {
-		v = e.drop(&asOut, r, B15, -1)
+		v = e.drop(&asOut, r, admitBehavior(r), -1)
 	} else {
 		tu := &p.Tuple
-		k := packKey(v4(tu.Dst.Addr()), tu.Dst.Port(), v4(tu.Src.Addr()), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
+		k := packKey(v4(tu.Dst.Addr()), tu.Dst.Port(), v4(tu.Src.Addr()), destPort(tu.Proto, tu.Src.Port()), tu.Proto)
 		if id, ok := e.lookup(&e.out, hashKey(k), k, false); ok {
 			snat = e.snat(&e.flows[id])
 			tu.Dst = snat
 			v = e.inboundFlow(p, t, id)
+		} else if tb, ok := e.tombOut[k]; ok && tb.until > t {
+			snat = netip.AddrPortFrom(e.cfg.Frontends[tb.snatIP], tb.snatPort)
+			tu.Dst = snat
+			v = e.tombVerdict(p, tb)
 		} else {
 			v = e.drop(&asOut, DropUnsolicited, B8, -1)
 		}

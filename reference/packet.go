@@ -104,7 +104,9 @@ func (f TCPFlags) String() string {
 
 // Packet is what the engine needs to know of one packet. For an outbound
 // packet Tuple.Src is the inside endpoint; for an inbound one Tuple.Dst is
-// the SNAT IP:port it was sent to.
+// the SNAT IP:port it was sent to. An ICMP echo (L10, R6) carries its
+// identifier as the inside (or SNAT) endpoint's port, and port 0 on the
+// remote side.
 type Packet struct {
 	Time  time.Time
 	Dir   Dir
@@ -114,6 +116,10 @@ type Packet struct {
 	// Fragment is set for an IPv4 fragment (MF set or a non-zero offset):
 	// its transport header, if any, is not trusted (B15).
 	Fragment bool
+	// Malformed is set for a packet whose transport header is cut or
+	// impossible: the NAT cannot read its ports, so it drops it
+	// (DropMalformed). Tuple then holds the addresses and protocol only.
+	Malformed bool
 }
 
 // Action is what the NAT did with a packet.
@@ -125,17 +131,24 @@ const (
 	// Translated: the packet was forwarded with the Verdict's Tuple.
 	Translated
 	// Reset: the packet was not forwarded and the NAT answered its sender
-	// with a RST (B14).
+	// with a RST (B14, G6).
 	Reset
+	// Hairpinned: an outbound packet to a public endpoint of the NAT was
+	// sent back inside to the endpoint mapped there (R7); the Verdict's
+	// Tuple is the packet as delivered, from the sender's public endpoint
+	// to that inside endpoint.
+	Hairpinned
 )
 
-// String returns "dropped", "translated" or "reset".
+// String returns "dropped", "translated", "reset" or "hairpinned".
 func (a Action) String() string {
 	switch a {
 	case Translated:
 		return "translated"
 	case Reset:
 		return "reset"
+	case Hairpinned:
+		return "hairpinned"
 	}
 	return "dropped"
 }
@@ -164,9 +177,23 @@ const (
 	// DropNoInstance: an outbound packet whose source is not a backend
 	// instance of the configuration.
 	DropNoInstance
+	// DropMalformed: a packet whose transport header is cut or impossible
+	// (Packet.Malformed): the NAT cannot read its ports.
+	DropMalformed
+	// DropInvalid: a TCP packet that connection tracking holds invalid (a
+	// flag combination TCP forbids, or a packet its state table refuses,
+	// such as a FIN or RST with no flow): dropped, never sent on with an
+	// inside address (L11).
+	DropInvalid
+
+	dropEnd
 )
 
-var dropNames = [...]string{"", "exhausted", "unsolicited", "unsupported-protocol", "fragment", "released", "not-syn", "no-instance"}
+// NumDropReasons is the length of the slice Engine.Drops returns: every
+// DropReason is below it.
+const NumDropReasons = int(dropEnd)
+
+var dropNames = [...]string{"", "exhausted", "unsolicited", "unsupported-protocol", "fragment", "released", "not-syn", "no-instance", "malformed", "invalid"}
 
 // String returns the reason as reports print it, "exhausted" or
 // "unsolicited" for instance, and "" for NotDropped.

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/natcheck/natcheck/internal/fault"
 )
 
 // SetPool changes the backend pool at time t (B16). backends must extend
@@ -53,7 +51,7 @@ func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error
 			lostSet[uint64(i)<<32|uint64(b.ip)<<16|uint64(b.idx)] = true
 		}
 	}
-	if len(lostSet) > 0 && !e.faults.Has(fault.ReclaimedFlowsSurvive) {
+	if len(lostSet) > 0 {
 		bsz := uint16(e.prof.BlockSize)
 		for id := range e.flows {
 			f := &e.flows[id]
@@ -189,5 +187,16 @@ func (e *Engine) Stats() []InstanceStats {
 }
 
 // Drops returns how many packets were dropped (or answered with a RST) for
-// each reason, indexed by DropReason.
-func (e *Engine) Drops() [DropNoInstance + 1]uint64 { return e.drops }
+// each reason, indexed by DropReason (NumDropReasons long).
+func (e *Engine) Drops() []uint64 { return slices.Clone(e.drops[:]) }
+
+// InUse returns how many of instance inst's SNAT ports carry at least one
+// flow now, for TCP and for UDP: what Stats reports as InUse, without
+// building the statistics.
+func (e *Engine) InUse(inst int) (tcp, udp int) {
+	if inst < 0 || inst >= len(e.insts) {
+		return 0, 0
+	}
+	st := &e.insts[inst].stat
+	return st[0].inUse, st[1].inUse
+}

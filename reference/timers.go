@@ -1,11 +1,11 @@
 package reference
 
 import (
+	"cmp"
 	"math/bits"
 	"net/netip"
 	"slices"
-
-	"github.com/natcheck/natcheck/internal/fault"
+	"time"
 )
 
 func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
@@ -46,7 +46,7 @@ func (e *Engine) fire(t int64) {
 	for {
 		for e.duePos < len(e.due) {
 			d := e.due[e.duePos]
-			if d.deadline > t || (d.deadline == t && e.faults.Has(fault.LateRelease)) {
+			if d.deadline > t {
 				e.nextTimer = d.deadline
 				return
 			}
@@ -78,8 +78,11 @@ func (e *Engine) fire(t int64) {
 }
 
 // load moves bucket c's flows that are due within it to the due list,
-// sorted by deadline then flow ID (deterministic), and files the others
-// again.
+// and files the others again. Flows due at the same nanosecond are
+// released in the order of (instance, outbound key): an order that depends
+// only on the flows, not on their slab IDs, so that engines that split the
+// instances between them release (and report) in the same order as one
+// engine holding them all (C9).
 func (e *Engine) load(c int64) {
 	b := c & e.wheelMask
 	next := e.wheel[b]
@@ -95,17 +98,21 @@ func (e *Engine) load(c int64) {
 			continue
 		}
 		f.state |= stInDue
-		e.due = append(e.due, dueEntry{f.deadline, id})
+		k := f.outKey()
+		e.due = append(e.due, dueEntry{deadline: f.deadline, inst: f.inst, id: id, ka: k.a, kb: k.b})
 	}
 	if len(e.due) > 1 {
 		slices.SortFunc(e.due, func(a, b dueEntry) int {
-			if a.deadline != b.deadline {
-				if a.deadline < b.deadline {
-					return -1
-				}
-				return 1
+			if c := cmp.Compare(a.deadline, b.deadline); c != 0 {
+				return c
 			}
-			return int(a.id) - int(b.id)
+			if c := cmp.Compare(a.inst, b.inst); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.ka, b.ka); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.kb, b.kb)
 		})
 	}
 }
@@ -120,11 +127,7 @@ func (e *Engine) expire(id uint32, at int64) {
 	case f.state&stFixed != 0:
 		reason = ReleaseFIN
 	}
-	reset := e.cfg.TCPResetOnIdle
-	if e.faults != 0 {
-		reset = (reset && !e.faults.Has(fault.NoResetOnIdle)) || e.faults.Has(fault.NoisyExpiry)
-	}
-	if reason == ReleaseIdle && reset && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
+	if reason == ReleaseIdle && e.cfg.TCPResetOnIdle && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
 		// B14: an established flow that idles out is reset both ways, and
 		// its later packets are answered with a RST.
 		inside := netip.AddrPortFrom(addr4(f.inIP), f.inPort)
@@ -133,6 +136,9 @@ func (e *Engine) expire(id uint32, at int64) {
 		e.emit = append(e.emit,
 			Packet{Time: ts, Dir: Inbound, Tuple: Tuple{Proto: TCP, Src: remote, Dst: inside}, Flags: RST | ACK},
 			Packet{Time: ts, Dir: Outbound, Tuple: Tuple{Proto: TCP, Src: e.snat(f), Dst: remote}, Flags: RST | ACK})
+		if e.obs != nil {
+			e.event(f, at, ResetSent, B14)
+		}
 		e.addTomb(f, at, tombReset)
 	}
 	e.release(id, at, reason)
@@ -159,7 +165,7 @@ func (e *Engine) release(id uint32, at int64, reason ReleaseReason) {
 	st := &e.insts[f.inst].stat[protoIndex(f.proto)]
 	st.releases[reason]++
 	if f.state&stUDPPeers != 0 {
-		delete(e.peers, id)
+		e.peers.drop(id)
 	}
 	if e.obs != nil {
 		ev := Event{Time: utc(at), Kind: Released, Instance: int(f.inst), Proto: f.proto,
@@ -187,8 +193,25 @@ func (e *Engine) addTomb(f *flow, at int64, kind tombKind) {
 		}
 		e.tombQ = e.tombQ[1:]
 	}
-	tb := tomb{until: at + e.idle, kind: kind, inst: int32(f.inst)}
+	tb := tomb{until: at + e.idle, kind: kind, inst: int32(f.inst), snatIP: f.snatIP, snatPort: f.snatPort,
+		inIP: f.inIP, inPort: f.inPort}
 	e.tombOut[f.outKey()] = tb
 	e.tombIn[f.inKey()] = tb
 	e.tombQ = append(e.tombQ, tombEntry{f.outKey(), false, tb.until}, tombEntry{f.inKey(), true, tb.until})
+}
+
+// Drain lets time pass until every live flow has been released (B10–B12)
+// and appends the packets the NAT sends meanwhile (B14 RSTs). It returns
+// the time it stopped at: the last release time, or the engine's current
+// time when no flow was live. A replay calls it after the last packet to
+// see how the flows still open would end.
+func (e *Engine) Drain(emit []Packet) (time.Time, []Packet, error) {
+	last := e.now
+	for id := range e.flows {
+		if f := &e.flows[id]; f.state&stLive != 0 {
+			last = max(last, f.deadline)
+		}
+	}
+	emit, err := e.Advance(utc(last), emit)
+	return utc(last), emit, err
 }

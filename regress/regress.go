@@ -1,20 +1,24 @@
 // Package regress is natcheck's regression suite over recorded captures:
 // each expectation file names a capture, the replay configuration to run
-// it with, and the outcome it must give (counts, drops by reason, the
-// verdict line of every instance). A team records its own captures and
-// expectations the same way; `natcheck regress` runs them and says, for
-// each, what changed.
+// it with, and the outcome it must give: counts, drops by reason, per
+// instance and protocol the flows, releases by reason (FIN, RST, idle,
+// reclaimed) and the ports in use at the end, the verdict line of every
+// instance, and the events and the outside view as SHA-256 digests with a
+// fingerprint per record, so that a change names its first differing
+// packet or event. A team records its own captures and expectations the
+// same way; `natcheck regress` runs them and says, for each, what changed.
+// Only Record (natcheck regress --update) writes an expectation file.
 package regress
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/natcheck/natcheck/reference"
@@ -32,6 +36,64 @@ type Setup struct {
 	Protocol         string       `json:"protocol,omitempty"`
 	Strict           bool         `json:"strict,omitempty"`
 	TCPResetOnIdle   bool         `json:"tcp_reset_on_idle,omitempty"`
+	// Drain runs the clock on after the last record until every flow has
+	// ended (natcheck replay --drain).
+	Drain bool `json:"drain,omitempty"`
+}
+
+// Args returns the natcheck replay flags that give this setup, in a fixed
+// order.
+func (s Setup) Args() []string {
+	var a []string
+	for _, f := range s.Frontends {
+		a = append(a, "--frontend", f.String())
+	}
+	if s.Backends != "" {
+		a = append(a, "--backends", s.Backends)
+	}
+	if s.PortsPerInstance != 0 {
+		a = append(a, "--ports-per-instance", strconv.Itoa(s.PortsPerInstance))
+	}
+	if s.PoolSize != 0 {
+		a = append(a, "--pool-size", strconv.Itoa(s.PoolSize))
+	}
+	if s.IdleTimeout != "" {
+		a = append(a, "--idle-timeout", s.IdleTimeout)
+	}
+	if s.Protocol != "" {
+		a = append(a, "--protocol", s.Protocol)
+	}
+	if s.Strict {
+		a = append(a, "--strict")
+	}
+	if s.TCPResetOnIdle {
+		a = append(a, "--tcp-reset-on-idle")
+	}
+	if s.Drain {
+		a = append(a, "--drain")
+	}
+	return a
+}
+
+// Config returns the replay configuration of the setup (one worker: the
+// outcome is the same for any number).
+func (s Setup) Config() (replay.Config, error) {
+	specs, err := replay.ParseBackends(s.Backends)
+	if err != nil {
+		return replay.Config{}, err
+	}
+	protos, err := reference.ParseProtocols(s.Protocol)
+	if err != nil {
+		return replay.Config{}, err
+	}
+	var idle time.Duration
+	if s.IdleTimeout != "" {
+		if idle, err = time.ParseDuration(s.IdleTimeout); err != nil {
+			return replay.Config{}, fmt.Errorf("idle timeout: %w", err)
+		}
+	}
+	return replay.Config{Engine: reference.Config{Frontends: s.Frontends, PortsPerInstance: s.PortsPerInstance, IdleTimeout: idle,
+		Protocols: protos, Strict: s.Strict, TCPResetOnIdle: s.TCPResetOnIdle}, Backends: specs, PoolSize: s.PoolSize, Workers: 1, Drain: s.Drain}, nil
 }
 
 // Outcome is what a replay must give: stable across runs and machines.
@@ -39,15 +101,46 @@ type Outcome struct {
 	Backends []netip.Addr      `json:"backends"`
 	Counts   replay.Counts     `json:"counts"`
 	Drops    map[string]uint64 `json:"drops"`
-	Verdicts []string          `json:"verdicts"`
+	// Instances are the rows of the report: per instance, protocol and
+	// frontend IP, the flows, releases and ports in use at the end.
+	Instances []InstanceOutcome `json:"instances"`
+	// Drained is what happened after the last record (Setup.Drain).
+	Drained  *replay.ReleaseCount `json:"drained,omitempty"`
+	Verdicts []string             `json:"verdicts"`
+	// Events is the events file (natcheck replay --events), one record a
+	// line; Outside is the outside view (-w), one record a packet.
+	Events  *Digest `json:"events"`
+	Outside *Digest `json:"outside_view"`
+}
+
+// InstanceOutcome is one row of the report: an instance's use of one
+// protocol on one frontend IP. Releases and exhaustion are counted per
+// instance and protocol, on its first frontend row.
+type InstanceOutcome struct {
+	Instance  int        `json:"instance"`
+	Inside    netip.Addr `json:"inside"`
+	Frontend  netip.Addr `json:"frontend,omitzero"`
+	Proto     string     `json:"proto"`
+	Allocated int        `json:"allocated"`
+	Peak      int        `json:"peak_in_use"`
+	InUse     int        `json:"in_use_at_end"`
+	Flows     uint64     `json:"flows"`
+	Exhausted uint64     `json:"exhausted"`
+	// FirstExhausted is the packet number of the first refused flow.
+	FirstExhausted  int64                `json:"first_exhausted_packet,omitempty"`
+	Releases        replay.ReleaseCount  `json:"releases"`
+	DrainedReleases *replay.ReleaseCount `json:"drained_releases,omitempty"`
 }
 
 // Expectation is one expectation file.
 type Expectation struct {
 	// Capture is the capture's path, relative to the expectation file.
-	Capture string  `json:"capture"`
-	Setup   Setup   `json:"setup"`
-	Outcome Outcome `json:"outcome"`
+	Capture string `json:"capture"`
+	// Scenario names the natcheck gen scenario the capture was made by,
+	// if it was generated.
+	Scenario string  `json:"scenario,omitempty"`
+	Setup    Setup   `json:"setup"`
+	Outcome  Outcome `json:"outcome"`
 
 	path string
 }
@@ -56,24 +149,38 @@ type Expectation struct {
 // from its expectation.
 var ErrMismatch = errors.New("outcome differs from expectation")
 
+// ErrExpectation is matched by the error of an expectation file that
+// cannot be read or makes no sense (bad input, as opposed to a change).
+var ErrExpectation = errors.New("bad expectation file")
+
 // Load reads an expectation file.
 func Load(path string) (*Expectation, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load expectation: %w", err)
+		return nil, fmt.Errorf("load expectation: %w: %w", ErrExpectation, err)
 	}
 	var e Expectation
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
-		return nil, fmt.Errorf("load expectation %s: %w", path, err)
+		return nil, fmt.Errorf("load expectation %s: %w: %w", path, ErrExpectation, err)
 	}
 	if e.Capture == "" {
-		return nil, fmt.Errorf("load expectation %s: no capture named", path)
+		return nil, fmt.Errorf("load expectation %s: %w: no capture named", path, ErrExpectation)
 	}
 	e.path = path
 	return &e, nil
 }
+
+// New returns an expectation, not yet written, to be kept at path: it
+// replays capture (relative to path's folder, or absolute) with setup.
+// Record writes it with an outcome.
+func New(path, capture, scenario string, setup Setup) *Expectation {
+	return &Expectation{Capture: capture, Scenario: scenario, Setup: setup, path: path}
+}
+
+// Path is the expectation file's path, as given to Load.
+func (e *Expectation) Path() string { return e.path }
 
 // CapturePath is the capture's path: Capture itself if absolute, else
 // relative to the expectation file.
@@ -85,40 +192,99 @@ func (e *Expectation) CapturePath() string {
 }
 
 // Run replays the capture with the expectation's setup and returns what
-// came out.
+// came out. The events and the outside view are written to a temporary
+// folder, read back for their digests, and removed.
 func (e *Expectation) Run() (Outcome, error) {
-	s := e.Setup
-	specs, err := replay.ParseBackends(s.Backends)
+	got, err := e.run()
 	if err != nil {
-		return Outcome{}, fmt.Errorf("regress %s: %w", e.path, err)
+		return Outcome{}, err
 	}
-	protos, err := reference.ParseProtocols(s.Protocol)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("regress %s: %w", e.path, err)
-	}
-	var idle time.Duration
-	if s.IdleTimeout != "" {
-		if idle, err = time.ParseDuration(s.IdleTimeout); err != nil {
-			return Outcome{}, fmt.Errorf("regress %s: idle timeout: %w", e.path, err)
-		}
-	}
-	cfg := replay.Config{Engine: reference.Config{Frontends: s.Frontends, PortsPerInstance: s.PortsPerInstance, IdleTimeout: idle,
-		Protocols: protos, Strict: s.Strict, TCPResetOnIdle: s.TCPResetOnIdle}, Backends: specs, PoolSize: s.PoolSize, Workers: 1}
-	res, err := replay.Run([]string{e.CapturePath()}, cfg)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("regress %s: %w", e.path, err)
-	}
-	return Outcome{Backends: res.Backends, Counts: res.Counts, Drops: res.Drops, Verdicts: res.Verdicts()}, nil
+	got.remove()
+	return got.Outcome, nil
 }
 
-// Check runs the expectation and returns the differences from it, one
-// line each, and an error wrapping ErrMismatch if there are any.
-func (e *Expectation) Check() ([]string, error) {
-	got, err := e.Run()
+// run is Run keeping the outputs, for Check to find the first differing
+// record in; the caller removes them.
+func (e *Expectation) run() (*run, error) {
+	cfg, err := e.Setup.Config()
+	if err != nil {
+		return nil, fmt.Errorf("regress %s: %w: %w", e.path, ErrExpectation, err)
+	}
+	dir, err := os.MkdirTemp("", "natcheck-regress-")
+	if err != nil {
+		return nil, fmt.Errorf("regress %s: %w", e.path, err)
+	}
+	r := &run{dir: dir, events: filepath.Join(dir, "events.jsonl"), outside: filepath.Join(dir, "outside.pcapng")}
+	ev, err := os.Create(r.events)
+	if err != nil {
+		r.remove()
+		return nil, fmt.Errorf("regress %s: %w", e.path, err)
+	}
+	cfg.Events, cfg.Output = ev, r.outside
+	res, err := replay.Run([]string{e.CapturePath()}, cfg)
+	if cerr := ev.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.remove()
+		return nil, fmt.Errorf("regress %s: %w", e.path, err)
+	}
+	r.start = res.Start
+	o := Outcome{Backends: res.Backends, Counts: res.Counts, Drops: res.Drops, Verdicts: res.Verdicts(),
+		Instances: []InstanceOutcome{}}
+	if res.Drained != nil {
+		d := res.Drained.Releases
+		o.Drained = &d
+	}
+	for _, ir := range res.Instances {
+		io := InstanceOutcome{Instance: ir.Instance, Inside: ir.Inside, Frontend: ir.Frontend, Proto: ir.Proto,
+			Allocated: ir.Allocated, Peak: ir.Peak, InUse: ir.InUse, Flows: ir.Flows, Exhausted: ir.ExhaustionDrops,
+			Releases: ir.Releases, DrainedReleases: ir.DrainedReleases}
+		if ir.FirstExhaustion != nil {
+			io.FirstExhausted = ir.FirstExhaustion.Packet
+		}
+		o.Instances = append(o.Instances, io)
+	}
+	if o.Events, err = digestLines(r.events); err != nil {
+		r.remove()
+		return nil, fmt.Errorf("regress %s: %w", e.path, err)
+	}
+	if o.Outside, err = digestCapture(r.outside); err != nil {
+		r.remove()
+		return nil, fmt.Errorf("regress %s: %w", e.path, err)
+	}
+	r.Outcome = o
+	return r, nil
+}
+
+// run is one replay of an expectation: its outcome and, until removed,
+// its events and outside view.
+type run struct {
+	Outcome
+	dir, events, outside string
+	start                time.Time
+}
+
+func (r *run) remove() { os.RemoveAll(r.dir) }
+
+// Check runs the expectation and returns the differences from it, and an
+// error wrapping ErrMismatch if there are any. A digest that changed is
+// reported with its first differing record, read from the new outputs.
+func (e *Expectation) Check() ([]Difference, error) {
+	got, err := e.run()
 	if err != nil {
 		return nil, err
 	}
-	diff := Diff(e.Outcome, got)
+	defer got.remove()
+	diff := Compare(e.Outcome, got.Outcome)
+	for i, d := range diff {
+		switch d.Field {
+		case fieldEvents:
+			diff[i] = explainEvents(d, e.Outcome.Events, got.Events, got.events)
+		case fieldOutside:
+			diff[i] = explainOutside(d, e.Outcome.Outside, got.Outside, got.outside, e.CapturePath(), got.start)
+		}
+	}
 	if len(diff) > 0 {
 		return diff, fmt.Errorf("regress %s: %w (%d differences)", e.path, ErrMismatch, len(diff))
 	}
@@ -131,64 +297,19 @@ func (e *Expectation) Update() error {
 	if err != nil {
 		return err
 	}
+	return e.Record(got)
+}
+
+// Record writes got as the expectation's outcome, to its file: the only
+// way an expectation file changes. Its errors are those of writing.
+func (e *Expectation) Record(got Outcome) error {
 	e.Outcome = got
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return fmt.Errorf("update %s: %w", e.path, err)
 	}
-	return os.WriteFile(e.path, append(b, '\n'), 0o644)
-}
-
-// Diff lists how got differs from want, field by field.
-func Diff(want, got Outcome) []string {
-	var d []string
-	if !slices.Equal(want.Backends, got.Backends) {
-		d = append(d, fmt.Sprintf("backends: want %v, got %v", want.Backends, got.Backends))
+	if err := os.WriteFile(e.path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("update %s: %w", e.path, err)
 	}
-	wc, gc := want.Counts, got.Counts
-	for _, f := range []struct {
-		name string
-		w, g int64
-	}{
-		{"packets", wc.Packets, gc.Packets}, {"ipv6", wc.IPv6, gc.IPv6}, {"non-ip", wc.NonIP, gc.NonIP}, {"cut", wc.Cut, gc.Cut},
-		{"tcp", wc.TCP, gc.TCP}, {"udp", wc.UDP, gc.UDP}, {"icmp", wc.ICMP, gc.ICMP}, {"other", wc.Other, gc.Other},
-		{"fragments", wc.Fragments, gc.Fragments}, {"outbound", wc.Outbound, gc.Outbound}, {"replies", wc.Replies, gc.Replies},
-		{"not through the NAT", wc.NotThroughNAT, gc.NotThroughNAT}, {"replies without flow", wc.RepliesNoFlow, gc.RepliesNoFlow},
-		{"translated", wc.Translated, gc.Translated}, {"dropped", wc.Dropped, gc.Dropped}, {"reset", wc.Reset, gc.Reset},
-		{"emitted", wc.Emitted, gc.Emitted},
-	} {
-		if f.w != f.g {
-			d = append(d, fmt.Sprintf("%s: want %d, got %d", f.name, f.w, f.g))
-		}
-	}
-	reasons := map[string]bool{}
-	for r := range want.Drops {
-		reasons[r] = true
-	}
-	for r := range got.Drops {
-		reasons[r] = true
-	}
-	var rs []string
-	for r := range reasons {
-		rs = append(rs, r)
-	}
-	slices.Sort(rs)
-	for _, r := range rs {
-		if want.Drops[r] != got.Drops[r] {
-			d = append(d, fmt.Sprintf("drops %s: want %d, got %d", r, want.Drops[r], got.Drops[r]))
-		}
-	}
-	for i := range max(len(want.Verdicts), len(got.Verdicts)) {
-		var w, g string
-		if i < len(want.Verdicts) {
-			w = want.Verdicts[i]
-		}
-		if i < len(got.Verdicts) {
-			g = got.Verdicts[i]
-		}
-		if w != g {
-			d = append(d, fmt.Sprintf("verdict %d: want %q, got %q", i+1, w, g))
-		}
-	}
-	return d
+	return nil
 }

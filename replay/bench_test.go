@@ -19,6 +19,15 @@ import (
 
 const benchPackets = 2_000_000
 
+// benchSpecs are benchCapture's 50 instances, 10.0.0.1-10.0.0.50.
+func benchSpecs() []netip.Prefix {
+	var specs []netip.Prefix
+	for i := range 50 {
+		specs = append(specs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 32))
+	}
+	return specs
+}
+
 // benchCapture writes (once per machine, cached in the temp folder) a
 // 2,000,000-packet capture: 50 instances, 40,000 TCP flows to distinct
 // servers, each a SYN, a SYN-ACK and 48 data segments alternating
@@ -26,10 +35,7 @@ const benchPackets = 2_000_000
 func benchCapture(b *testing.B, gap time.Duration) (string, []netip.Prefix) {
 	b.Helper()
 	path := filepath.Join(os.TempDir(), fmt.Sprintf("natcheck-bench-%d-%v.pcap", benchPackets, gap))
-	var specs []netip.Prefix
-	for i := range 50 {
-		specs = append(specs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 32))
-	}
+	specs := benchSpecs()
 	if st, err := os.Stat(path); err == nil && st.Size() > benchPackets*60 {
 		return path, specs
 	}
@@ -81,16 +87,91 @@ func benchCapture(b *testing.B, gap time.Duration) (string, []netip.Prefix) {
 	return path, specs
 }
 
-// BenchmarkReplayEndToEnd replays the 2,000,000-packet capture: read,
-// decode, engine, verdict, and the translated outside view written as
-// pcapng. Packets are 1 µs apart (a million in the 1 s re-ordering window)
-// or 10 µs apart (100,000: a busy link). It uses one engine per CPU: run
-// it with -cpu 1 for one core and -cpu 2 for the speed-up of spreading
-// instances over cores.
+// busyCapture writes (once per machine, cached in the temp folder) the
+// input class of issue 11 (pcapgen.Issue11) with the given number of
+// packets: 200,000 flows (70 % TCP) of 20,000 hosts in 10.0.0.0/8, each
+// packet's flow drawn at random, IMIX-like sizes, 1 µs apart. 2,000,000
+// packets make a 704 MB file, 20,000,000 about 7 GB.
+func busyCapture(b *testing.B, packets int) string {
+	b.Helper()
+	c := pcapgen.Issue11()
+	c.Packets = packets
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("natcheck-busy-%d-%d-%d.pcap", c.Packets, c.Flows, c.Seed))
+	if st, err := os.Stat(path); err == nil && st.Size() > int64(packets)*64 {
+		return path
+	}
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Write(f); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// busyConfig is how issue 11 replays its class: --backends 10.0.0.0/8,
+// four frontend IPs, --ports-per-instance 8.
+func busyConfig(out string, workers int) Config {
+	return Config{Engine: reference.Config{PortsPerInstance: 8, Frontends: []netip.Addr{
+		netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2"),
+		netip.MustParseAddr("203.0.113.3"), netip.MustParseAddr("203.0.113.4")}},
+		Backends: []netip.Prefix{pcapgen.BusyBackends}, Output: out, Workers: workers}
+}
+
+// BenchmarkReplayEndToEnd replays a capture end to end: read, decode,
+// engine, verdict, and the translated outside view written as pcapng. It
+// uses one engine per CPU: run it with -cpu 1 for one core and -cpu 2 for
+// the speed-up of spreading instances over cores (never with -benchtime
+// 1x: the one run would be the probe, made before -cpu takes effect).
+//
+//   - best-case/gap=1µs and best-case/gap=10µs: the 2,000,000-packet
+//     capture of benchCapture, 70-byte TCP packets of 40,000 flows of 50
+//     instances in batches of 1,000 (each lookup near the last), packets
+//     1 µs apart (a million in the 1 s re-ordering window) or 10 µs apart;
+//   - worst-case/busy-subnet/packets=2M: issue 11's class (busyCapture),
+//     replayed as the issue says (busyConfig).
 func BenchmarkReplayEndToEnd(b *testing.B) {
 	for _, gap := range []time.Duration{time.Microsecond, 10 * time.Microsecond} {
-		b.Run("gap="+gap.String(), func(b *testing.B) { benchReplay(b, gap) })
+		b.Run("best-case/gap="+gap.String(), func(b *testing.B) { benchReplay(b, gap) })
 	}
+	b.Run("worst-case/busy-subnet/packets=2M", func(b *testing.B) { benchBusy(b, 2_000_000) })
+}
+
+// BenchmarkReplayLength replays issue 11's class at 2, 10 and 20 million
+// packets (the same 200,000 flows, a longer capture): the time per packet
+// should not depend on the length. The first run writes about 11 GB of
+// captures to the temp folder.
+func BenchmarkReplayLength(b *testing.B) {
+	for _, n := range []int{2_000_000, 10_000_000, 20_000_000} {
+		b.Run(fmt.Sprintf("busy-subnet/packets=%dM", n/1_000_000), func(b *testing.B) { benchBusy(b, n) })
+	}
+}
+
+func benchBusy(b *testing.B, packets int) {
+	path := busyCapture(b, packets)
+	out := filepath.Join(b.TempDir(), "out.pcapng")
+	workers := runtime.GOMAXPROCS(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		res, err := Run([]string{path}, busyConfig(out, workers))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Counts.Packets != int64(packets) {
+			b.Fatalf("counts %+v", res.Counts)
+		}
+	}
+	b.ReportMetric(float64(packets*b.N)/time.Since(start).Seconds(), "pkts/s")
+	b.ReportMetric(float64(workers), "workers")
 }
 
 func benchReplay(b *testing.B, gap time.Duration) {

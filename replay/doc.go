@@ -1,6 +1,6 @@
-// Package replay drives recorded captures through a SNAT: the reference
-// engine (offline, in the capture's own time) or, through the same steps,
-// a real device. It reads captures (package replay/capture), decodes each
+// Package replay drives recorded captures through the reference SNAT
+// engine, offline, in the capture's own time (one virtual clock for every
+// engine, C9). It reads captures (package replay/capture), decodes each
 // frame (replay/frame), decides which side of the NAT a packet belongs to,
 // sends outbound packets through the NAT and turns each recorded reply into
 // what the server would have sent to the SNAT IP:port of its flow, then

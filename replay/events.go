@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -45,4 +46,12 @@ func encodeEvent(enc *json.Encoder, packet int64, ev reference.Event) error {
 		rec.Ports = &p
 	}
 	return enc.Encode(rec)
+}
+
+// appendEvent appends ev, seen while the given packet was processed (0 for
+// none), to b as one JSON line: the same line encodeEvent writes.
+func appendEvent(b []byte, packet int64, ev reference.Event) []byte {
+	var buf bytes.Buffer
+	_ = encodeEvent(json.NewEncoder(&buf), packet, ev) // a bytes.Buffer does not fail
+	return append(b, buf.Bytes()...)
 }

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/capture"
@@ -22,17 +21,20 @@ const (
 	kindOutside         // recorded on the outside, to a frontend IP: sent as it is
 )
 
-// item is one packet on its way through the pipeline; its bytes are in the
-// batch's arena. The worker decodes them again (15 ns) rather than the
-// item carrying the ingest's decoded frame: copying that 200-byte struct
-// into the batch cost more, in the replay's CPU profile.
+// item is one packet on its way to a worker; its bytes are in the batch's
+// arena. The worker decodes them again (15 ns) rather than the item
+// carrying the ingest's decoded frame: copying that 200-byte struct into
+// the batch cost more, in the replay's CPU profile.
 type item struct {
 	mark     Mark
 	linkType uint16
 	kind     uint8
-	length   int
-	start    int // data is arena[start:end]
-	end      int
+	// malformed: the frame's transport header is cut or impossible; its
+	// IPv4 header is whole, so it goes to the NAT, which drops it.
+	malformed bool
+	length    int
+	start     int // data is arena[start:end]
+	end       int
 
 	// Filled in by the worker.
 	write          bool
@@ -41,51 +43,47 @@ type item struct {
 	emitted        []reference.Packet
 }
 
-// batchSize is the number of items handed to a worker at once.
-const batchSize = 512
+// readerWorker marks, in a slice's order, a record the ingest itself
+// reports (a frame it could not decode far enough to give to a NAT).
+const readerWorker = 0xff
 
-// batch is a run of items for one worker, with the bytes they own.
-type batch struct {
-	items  []item
-	arena  []byte
-	events []byte
-	next   int // the writer's position
-}
-
-// ingest reads, decodes and classifies packets and dispatches them.
+// ingest reads the input files merged in time order, decodes and classifies
+// each record, and hands the packets that cross the NAT to the worker of
+// their instance, in slices of the input (or, with one worker, at once).
 type ingest struct {
 	res        *Result
 	cfg        Config
 	inst       *addrTable // backend IPv4 → instance
 	publicOnly bool       // only traffic with public addresses crosses the NAT
 	front      *addrTable // frontend IPv4 → index
-	owner      [][]int32  // per frontend, per port - FirstPort: the instance, or -1
+	owner      [][]int32  // per frontend, per port: the instance, or -1
 	firstPort  uint16
 	workers    []*worker
-	cur        []*batch // each worker's batch being filled
-	free       chan *batch
-	order      chan []uint8
-	orderBuf   []uint8 // the worker of each item dispatched since the last flush
-	// sync, when set, is the output that the one worker's batches go to
-	// at once, on this goroutine: with one engine there is nothing to
-	// overlap, and a replay with no goroutines is deterministic down to
-	// its code coverage, which the fuzzers need.
-	sync *output
+	out        *output
+
+	// With one worker, sync is set: each record is processed and written
+	// at once, on this goroutine, in the reader's buffer. With one engine
+	// there is nothing to overlap, and a replay with no goroutines is
+	// deterministic down to its code coverage, which the fuzzers need.
+	sync bool
 	one  item // the packet being processed, in synchronous mode
-	// failed is the first error of a pipeline worker; the reading loop
-	// checks it and stops soon after the fault (at once when synchronous).
-	failed atomic.Pointer[error]
-	f      frame.Frame
+	ev   []byte
+
+	// The pipeline: the slice being filled, free slices, and the writer's
+	// queue. failed is the first error of the writer.
+	cur     *slice
+	free    chan *slice
+	written chan *slice
+	failed  atomic.Pointer[error]
+
+	f frame.Frame
 }
 
-// orderFlush is how many items the writer is told about at once.
-const orderFlush = 4096
-
-func newIngest(res *Result, cfg Config, backends []netip.Addr, workers []*worker) *ingest {
+func newIngest(res *Result, cfg Config, backends []netip.Addr, workers []*worker, out *output) *ingest {
 	in := &ingest{res: res, cfg: cfg, inst: newAddrTable(len(backends)), front: newAddrTable(len(res.Plan.Frontends)),
 		// Detected instances talk to the Internet through the NAT; traffic
 		// between private addresses stays inside the virtual network.
-		publicOnly: len(cfg.Backends) == 0, workers: workers, cur: make([]*batch, len(workers))}
+		publicOnly: len(cfg.Backends) == 0, workers: workers, out: out, sync: len(workers) == 1}
 	for i, b := range backends {
 		in.inst.put(v4(b), int32(i))
 	}
@@ -113,17 +111,18 @@ func newIngest(res *Result, cfg Config, backends []netip.Addr, workers []*worker
 		}
 		in.owner = append(in.owner, own)
 	}
-	// Enough batches that no channel send ever blocks: every channel can
-	// hold them all.
-	n := 16 + 4*len(workers)
-	in.free = make(chan *batch, n)
-	in.order = make(chan []uint8, n)
+	if in.sync {
+		workers[0].direct = out
+		return in
+	}
+	n := slicesInFlight
+	in.free = make(chan *slice, n)
+	in.written = make(chan *slice, n)
 	for range n {
-		in.free <- &batch{items: make([]item, 0, batchSize), arena: make([]byte, 0, batchSize*128)}
+		in.free <- newSlice(len(workers))
 	}
 	for _, w := range workers {
-		w.in = make(chan *batch, n)
-		w.out = make(chan *batch, n)
+		w.in = make(chan *slice, n)
 	}
 	return in
 }
@@ -155,12 +154,40 @@ func (h *mergeHeap) Pop() any {
 	return x
 }
 
-// run reads every file, merged in time order, and dispatches its packets.
-// It always closes the order channel, so the writer ends.
-func (in *ingest) run(files []string) error {
+// run reads every file, merged in time order, through the NAT; then it
+// runs the clock to the last record's time (C9), and on until every flow
+// has ended when drain is set. It returns the first error: bad input, a
+// time the engine cannot take, or a failed write. Everything read before
+// the error is replayed and written.
+func (in *ingest) run(files []string, drain bool) error {
+	if in.sync {
+		err := in.read(files)
+		if ferr := in.workers[0].finish(in.res.End, drain); ferr != nil && err == nil {
+			err = ferr
+		}
+		return err
+	}
+	done := make(chan error, 1)
+	for _, w := range in.workers {
+		go w.run()
+	}
+	go func() { done <- in.out.run(in.written, len(in.workers), in.free, &in.failed) }()
 	err := in.read(files)
-	in.flush()
-	close(in.order)
+	s := in.slice()
+	s.last, s.drain, s.end = true, drain, in.res.End
+	in.dispatch()
+	close(in.written)
+	for _, w := range in.workers {
+		close(w.in)
+	}
+	if werr := <-done; werr != nil && err == nil {
+		err = werr
+	}
+	for _, w := range in.workers {
+		if w.err != nil && err == nil {
+			err = w.err
+		}
+	}
 	return err
 }
 
@@ -192,10 +219,12 @@ func (in *ingest) read(files []string) error {
 	var done, lastProgress int64 // bytes read, over all files
 	for len(h) > 0 {
 		if err := in.failure(); err != nil {
-			return err // a packet the engine refused (a time out of its range): stop, as for bad input
+			return err // a failed write: stop, as for bad input
 		}
 		it := h[0]
-		in.packet(it.name, &it.rec)
+		if err := in.packet(it.name, &it.rec); err != nil {
+			return err
+		}
 		done += it.rec.Offset - it.offset
 		it.offset = it.rec.Offset
 		if in.cfg.Progress != nil && done-lastProgress > 1<<20 {
@@ -221,36 +250,56 @@ func (in *ingest) read(files []string) error {
 }
 
 // packet counts, decodes and classifies one record, and hands it to the
-// worker of its instance.
-func (in *ingest) packet(file string, rec *capture.Record) {
+// worker of its instance. Every record moves the one virtual clock (C9),
+// whether or not it crosses the NAT. A record whose time the engine cannot
+// count in is an error, before any engine sees it.
+func (in *ingest) packet(file string, rec *capture.Record) error {
 	res := in.res
 	n := &res.Counts
-	n.Packets++
 	ts := rec.Time
 	if ts.IsZero() { // a pcapng simple packet block has no time
 		ts = res.End
 	}
+	if ts.Before(reference.EarliestTime) || ts.After(reference.LatestTime) {
+		return fmt.Errorf("replay: %s packet %d: %w", file, rec.Number, &reference.RangeError{Got: ts})
+	}
+	n.Packets++
 	if res.Start.IsZero() {
 		res.Start = ts
 	}
 	res.End = ts // records arrive in time order (Reorder, and the merge of files)
+	mark := Mark{File: file, Packet: int64(rec.Number), Time: ts}
 	f := &in.f
-	if in.sync != nil {
-		// One worker: decode straight into its frame and process the
-		// packet at once, in the reader's buffer, without a batch.
-		f = &in.workers[0].f
+	if in.sync {
+		// One worker: decode straight into its frame.
+		w := in.workers[0]
+		f = &w.f
+		if err := w.clock(ts); err != nil {
+			return err
+		}
+	} else {
+		s := in.slice()
+		if s.start.IsZero() {
+			s.start = res.Start
+		}
+		s.end = ts
 	}
+	malformed := false
 	if err := frame.Decode(rec.LinkType, rec.Data, f); err != nil {
-		n.Cut++
-		return
+		if f.Network != frame.IPv4 || !f.Src.IsValid() || !f.Dst.IsValid() {
+			// Not even the addresses: the frame cannot be given to a NAT.
+			n.Cut++
+			return in.unreadable(mark)
+		}
+		malformed = true // the IPv4 header is whole: the NAT drops it
 	}
 	switch f.Network {
 	case frame.IPv6:
 		n.IPv6++
-		return
+		return nil
 	case frame.NonIP:
 		n.NonIP++
-		return
+		return nil
 	}
 	switch {
 	case f.Fragment:
@@ -291,104 +340,84 @@ func (in *ingest) packet(file string, rec *capture.Record) {
 		kind, inst = kindReply, dstInst
 	default:
 		n.NotThroughNAT++
-		return
+		return nil
 	}
-	if in.sync != nil {
-		in.now(file, rec, ts, kind)
-		return
+	if in.sync {
+		w := in.workers[0]
+		it := &in.one
+		*it = item{mark: mark, linkType: uint16(rec.LinkType), kind: kind, malformed: malformed, length: rec.Length}
+		ev, err := w.one(it, rec.Data)
+		if err != nil {
+			return err
+		}
+		return in.out.item(it, rec.Data, ev)
 	}
 	wi := int(inst) % len(in.workers)
-	b := in.cur[wi]
-	if b == nil {
-		b = in.take()
-		in.cur[wi] = b
-	}
+	s := in.cur
+	b := s.batches[wi]
 	start := len(b.arena)
 	b.arena = append(b.arena, rec.Data...)
-	b.items = append(b.items, item{mark: Mark{File: file, Packet: int64(rec.Number), Time: ts}, linkType: uint16(rec.LinkType),
-		kind: kind, length: rec.Length, start: start, end: len(b.arena)})
-	if in.sync == nil {
-		in.orderBuf = append(in.orderBuf, uint8(wi))
+	b.items = append(b.items, item{mark: mark, linkType: uint16(rec.LinkType), kind: kind, malformed: malformed,
+		length: rec.Length, start: start, end: len(b.arena)})
+	s.order = append(s.order, uint8(wi))
+	if len(s.order) >= sliceItems || len(b.arena) >= sliceBytes {
+		in.dispatch()
 	}
-	if len(b.items) == batchSize {
-		in.send(wi, b)
-		in.cur[wi] = nil
+	return nil
+}
+
+// unreadable reports a record whose link or IPv4 header is cut or
+// impossible: no NAT can be given it, so the ingest itself records it as
+// dropped (malformed), with an event naming the packet.
+func (in *ingest) unreadable(m Mark) error {
+	in.res.Drops[reference.DropMalformed.String()]++
+	if in.out.events == nil {
+		return nil
 	}
-	if len(in.orderBuf) == orderFlush {
-		in.flush()
+	ev := reference.Event{Time: m.Time, Kind: reference.PacketDropped, Instance: -1, Drop: reference.DropMalformed}
+	if in.sync {
+		in.ev = appendEvent(in.ev[:0], m.Packet, ev)
+		return in.out.writeEvents(in.ev)
+	}
+	s := in.cur
+	start := len(s.readerEv)
+	s.readerEv = appendEvent(s.readerEv, m.Packet, ev)
+	s.reader = append(s.reader, readerItem{t: m.Time.UnixNano(), evStart: start, evEnd: len(s.readerEv)})
+	s.order = append(s.order, readerWorker)
+	return nil
+}
+
+// slice returns the slice being filled, taking a free one if needed.
+func (in *ingest) slice() *slice {
+	if in.cur == nil {
+		in.cur = <-in.free
+	}
+	return in.cur
+}
+
+// dispatch hands the slice being filled to every worker (each processes
+// its own batch, then runs its clock to the slice's end) and queues it for
+// the writer.
+func (in *ingest) dispatch() {
+	s := in.cur
+	if s == nil {
+		return
+	}
+	in.cur = nil
+	s.pending.Add(len(in.workers))
+	in.written <- s
+	for _, w := range in.workers {
+		w.in <- s
 	}
 }
 
-// now processes and writes one packet at once (synchronous mode, one
-// worker, whose frame already holds the packet decoded).
-func (in *ingest) now(file string, rec *capture.Record, ts time.Time, kind uint8) {
-	w, o := in.workers[0], in.sync
-	if w.err != nil || o.err != nil {
-		return
-	}
-	it := &in.one
-	*it = item{mark: Mark{File: file, Packet: int64(rec.Number), Time: ts}, linkType: uint16(rec.LinkType), kind: kind, length: rec.Length}
-	ev, err := w.one(it, rec.Data)
-	if err != nil {
-		w.err = err
-		return
-	}
-	o.err = o.item(it, rec.Data, ev)
-}
-
-// failure returns the error that stopped a worker or the output, if any.
-// Workers of the pipeline report theirs through failed.
+// failure returns the error that stopped the writer, if any.
 func (in *ingest) failure() error {
-	if in.sync != nil {
-		if w := in.workers[0]; w.err != nil {
-			return w.err
-		}
-		return in.sync.err
+	if in.sync {
+		return in.out.err
 	}
 	if e := in.failed.Load(); e != nil {
 		return *e
 	}
 	return nil
-}
-
-// send hands a batch to its worker, or, in synchronous mode, runs it
-// through the worker and the output and frees it.
-func (in *ingest) send(wi int, b *batch) {
-	if in.sync == nil {
-		in.workers[wi].in <- b
-		return
-	}
-	if w := in.workers[wi]; w.err == nil {
-		w.batch(b)
-	}
-	in.sync.batch(b)
-	b.items, b.arena, b.next = b.items[:0], b.arena[:0], 0
-	in.free <- b
-}
-
-// take returns a free batch. When none is free, the writer is first told
-// about every item dispatched, so that it can finish and free batches.
-func (in *ingest) take() *batch {
-	select {
-	case b := <-in.free:
-		return b
-	default:
-	}
-	in.flush()
-	return <-in.free
-}
-
-// flush sends every partly filled batch to its worker, then tells the
-// writer the order of the items dispatched since the last flush.
-func (in *ingest) flush() {
-	for wi, b := range in.cur {
-		if b != nil {
-			in.send(wi, b)
-			in.cur[wi] = nil
-		}
-	}
-	if len(in.orderBuf) > 0 {
-		in.order <- in.orderBuf
-		in.orderBuf = make([]uint8, 0, orderFlush)
-	}
 }

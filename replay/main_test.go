@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,13 +23,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// peakChild replays path (the benchmark capture, 50 instances) with the
-// outside view written, and prints "peak-rss-kB N" read from the kernel's
-// VmHWM: the most resident memory the process ever had.
+// peakChild replays path with the outside view written, as the parent's
+// case says (childEnv_CASE: "best" for benchCapture's capture and its 50
+// instances, "busy" for busyCapture's as busyConfig replays it), on the
+// number of workers the parent names (its GOMAXPROCS is set by the parent
+// too), and prints "peak-rss-kB N …" read from the kernel's VmHWM: the
+// most resident memory the process ever had.
 func peakChild(path string) int {
-	specs, err := ParseBackends(os.Getenv(childEnv + "_BACKENDS"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	workers, err := strconv.Atoi(os.Getenv(childEnv + "_WORKERS"))
+	if err != nil || workers < 1 {
+		fmt.Fprintf(os.Stderr, "%s_WORKERS=%q: want a worker count\n", childEnv, os.Getenv(childEnv+"_WORKERS"))
 		return 2
 	}
 	out, err := os.CreateTemp("", "natcheck-peak-*.pcapng")
@@ -38,7 +42,17 @@ func peakChild(path string) int {
 	}
 	out.Close()
 	defer os.Remove(out.Name())
-	if _, err := Run([]string{path}, Config{Engine: oneFrontend(0), Backends: specs, Output: out.Name()}); err != nil {
+	var cfg Config
+	switch c := os.Getenv(childEnv + "_CASE"); c {
+	case "best":
+		cfg = Config{Engine: oneFrontend(0), Backends: benchSpecs(), Output: out.Name(), Workers: workers}
+	case "busy":
+		cfg = busyConfig(out.Name(), workers)
+	default:
+		fmt.Fprintf(os.Stderr, "%s_CASE=%q: want best or busy\n", childEnv, c)
+		return 2
+	}
+	if _, err := Run([]string{path}, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -47,7 +61,7 @@ func peakChild(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	fmt.Printf("peak-rss-kB %d\n", kb)
+	fmt.Printf("peak-rss-kB %d gomaxprocs %d workers %d\n", kb, runtime.GOMAXPROCS(0), workers)
 	return 0
 }
 
@@ -66,26 +80,47 @@ func vmHWM() (int, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
 }
 
-// BenchmarkReplayPeakRSS replays the 2,000,000-packet capture in a fresh
-// process and reports its peak resident memory (VmHWM), which the heap
-// statistics of a long-lived benchmark process cannot give.
+// BenchmarkReplayPeakRSS replays a capture in a fresh process and reports
+// its peak resident memory (VmHWM), which the heap statistics of a
+// long-lived benchmark process cannot give. The child runs with this
+// benchmark's GOMAXPROCS (set by -cpu: the name's -N suffix) and one worker
+// per CPU, as BenchmarkReplayEndToEnd does; it reports both back, and the
+// "workers" metric labels the figure. Cases: best-case/gap=1µs is
+// benchCapture's 2,000,000 packets of 40,000 flows in batches; the
+// worst-case/busy-subnet ones are issue 11's class at 2 and 20 million
+// packets (the same 200,000 live flows: the peak should be the same).
 func BenchmarkReplayPeakRSS(b *testing.B) {
-	path, specs := benchCapture(b, time.Microsecond)
-	var names []string
-	for _, p := range specs {
-		names = append(names, p.Addr().String())
+	b.Run("best-case/gap=1µs", func(b *testing.B) {
+		path, _ := benchCapture(b, time.Microsecond)
+		benchPeakRSS(b, path, "best")
+	})
+	for _, n := range []int{2_000_000, 20_000_000} {
+		b.Run(fmt.Sprintf("worst-case/busy-subnet/packets=%dM", n/1_000_000), func(b *testing.B) {
+			benchPeakRSS(b, busyCapture(b, n), "busy")
+		})
 	}
+}
+
+func benchPeakRSS(b *testing.B, path, class string) {
+	procs := runtime.GOMAXPROCS(0)
+	workers := procs
 	var kb int
 	for range b.N {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+path, childEnv+"_BACKENDS="+strings.Join(names, ","))
+		cmd.Env = append(os.Environ(), childEnv+"="+path, childEnv+"_CASE="+class,
+			childEnv+"_WORKERS="+strconv.Itoa(workers), "GOMAXPROCS="+strconv.Itoa(procs))
 		out, err := cmd.Output()
 		if err != nil {
 			b.Fatalf("child: %v\n%s", err, out)
 		}
-		if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "peak-rss-kB %d", &kb); err != nil {
+		var gotProcs, gotWorkers int
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "peak-rss-kB %d gomaxprocs %d workers %d", &kb, &gotProcs, &gotWorkers); err != nil {
 			b.Fatalf("child said %q: %v", out, err)
+		}
+		if gotProcs != procs || gotWorkers != workers {
+			b.Fatalf("child ran with GOMAXPROCS %d and %d workers, want %d and %d", gotProcs, gotWorkers, procs, workers)
 		}
 	}
 	b.ReportMetric(float64(kb)/1024, "MB-peak-rss")
+	b.ReportMetric(float64(workers), "workers")
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/natcheck/natcheck/reference"
@@ -11,7 +13,9 @@ import (
 	"github.com/natcheck/natcheck/replay/frame"
 )
 
-// output writes, in the input's order, the outside view and the events.
+// output writes, in time order, the outside view and the events: each
+// packet of the input with its events, and between packets the events that
+// timers caused (C9).
 type output struct {
 	res    *Result
 	path   string
@@ -26,72 +30,119 @@ type output struct {
 
 	rst      []byte
 	comments [1]string // reused as Record.Comments
-	err      error     // the first write error, in synchronous mode
+	pos      []int     // per worker: the next item of its batch
+	apos     []int     // per worker: the next atom of its batch
+	// err is the first write error: every later write is skipped, and the
+	// ingest stops reading at it.
+	err error
 }
 
-// run takes the items in the order the ingest dispatched them, each from
-// its worker's processed batches, and recycles the batches.
-func (o *output) run(order <-chan []uint8, workers []*worker, free chan<- *batch) error {
-	cur := make([]*batch, len(workers))
-	var err error
-	for ids := range order {
-		for _, wi := range ids {
-			b := cur[wi]
-			if b == nil || b.next == len(b.items) {
-				if b != nil {
-					b.items, b.arena, b.next = b.items[:0], b.arena[:0], 0
-					free <- b
-				}
-				var ok bool
-				if b, ok = <-workers[wi].out; !ok {
-					return fmt.Errorf("replay: worker %d ended early", wi)
-				}
-				cur[wi] = b
-			}
-			it := &b.items[b.next]
-			b.next++
-			if err == nil {
-				err = o.item(it, b.arena[it.start:it.end], b.events[it.evStart:it.evEnd])
-			}
-		}
-	}
-	for wi, b := range cur {
-		if b != nil {
-			b.items, b.arena, b.next = b.items[:0], b.arena[:0], 0
-			free <- b
-		}
-		for b := range workers[wi].out { // drain: nothing is left unless a worker failed
-			b.items, b.arena, b.next = b.items[:0], b.arena[:0], 0
-			free <- b
-		}
-	}
-	return err
-}
-
-// batch writes every item of b, in order (synchronous mode); the first
-// error is kept in o.err.
-func (o *output) batch(b *batch) {
-	for i := range b.items {
-		it := &b.items[i]
+// run writes the slices in the order the ingest dispatched them, each once
+// every worker is done with it, and recycles them. The first write error
+// is also published in failed, for the ingest to stop at.
+func (o *output) run(written <-chan *slice, workers int, free chan<- *slice, failed *atomic.Pointer[error]) error {
+	o.pos, o.apos = make([]int, workers), make([]int, workers)
+	for s := range written {
+		s.pending.Wait()
 		if o.err == nil {
-			o.err = o.item(it, b.arena[it.start:it.end], b.events[it.evStart:it.evEnd])
+			o.slice(s)
+			if o.err != nil {
+				failed.CompareAndSwap(nil, &o.err)
+			}
 		}
+		s.reset()
+		free <- s
 	}
+	return o.err
+}
+
+// slice writes the items of s in input order; before each, the atoms of
+// every worker due by its time, in (time, instance) order; after the last,
+// the atoms that remain (the clock ran to the slice's end, or past it when
+// drained).
+func (o *output) slice(s *slice) {
+	clear(o.pos)
+	clear(o.apos)
+	r := 0
+	for _, wi := range s.order {
+		if wi == readerWorker {
+			ri := &s.reader[r]
+			r++
+			o.atomsUpTo(s, ri.t)
+			_ = o.writeEvents(s.readerEv[ri.evStart:ri.evEnd])
+			continue
+		}
+		b := s.batches[wi]
+		it := &b.items[o.pos[wi]]
+		o.pos[wi]++
+		o.atomsUpTo(s, it.mark.Time.UnixNano())
+		_ = o.item(it, b.arena[it.start:it.end], b.events[it.evStart:it.evEnd])
+	}
+	o.atomsUpTo(s, 1<<63-1)
+}
+
+// atomsUpTo writes every atom of s not yet written whose time is at or
+// before t, merging the workers' lists by (time, instance). An instance
+// belongs to one worker, and each worker's list is in that order already.
+func (o *output) atomsUpTo(s *slice, t int64) {
+	for {
+		best := -1
+		var ba *atom
+		for wi, b := range s.batches {
+			if o.apos[wi] == len(b.atoms) {
+				continue
+			}
+			a := &b.atoms[o.apos[wi]]
+			if a.t <= t && (ba == nil || a.t < ba.t || (a.t == ba.t && a.inst < ba.inst)) {
+				best, ba = wi, a
+			}
+		}
+		if best < 0 {
+			return
+		}
+		o.apos[best]++
+		b := s.batches[best]
+		_ = o.atom(ba, b.atomEv[ba.evStart:ba.evEnd])
+	}
+}
+
+// writeEvents writes event lines.
+func (o *output) writeEvents(events []byte) error {
+	if o.err != nil || o.events == nil || len(events) == 0 {
+		return o.err
+	}
+	if _, err := o.events.Write(events); err != nil {
+		o.err = fmt.Errorf("replay: write events: %w", err)
+	}
+	return o.err
+}
+
+// atom writes the events a timer caused and the RST it sent toward the
+// server, if any (B14).
+func (o *output) atom(a *atom, events []byte) error {
+	if err := o.writeEvents(events); err != nil {
+		return err
+	}
+	if a.rst && o.file != nil {
+		o.err = o.writeRST(time.Unix(0, a.t).UTC(), a.tuple)
+	}
+	return o.err
 }
 
 // item writes one processed packet, data, and its events.
 func (o *output) item(it *item, data, events []byte) error {
-	if o.events != nil && len(events) > 0 {
-		if _, err := o.events.Write(events); err != nil {
-			return fmt.Errorf("replay: write events: %w", err)
-		}
+	if err := o.writeEvents(events); err != nil {
+		return err
 	}
 	if o.file == nil {
 		return nil
 	}
 	for _, p := range it.emitted {
-		if err := o.writeRST(p); err != nil {
-			return err
+		if p.Dir != reference.Outbound || p.Tuple.Proto != reference.TCP {
+			continue // a RST toward the inside is not part of the outside view
+		}
+		if o.err = o.writeRST(p.Time, p.Tuple); o.err != nil {
+			return o.err
 		}
 	}
 	it.emitted = nil
@@ -100,7 +151,8 @@ func (o *output) item(it *item, data, events []byte) error {
 	}
 	idx, err := o.iface(layers.LinkType(it.linkType))
 	if err != nil {
-		return fmt.Errorf("replay: write %s: %w", o.path, err)
+		o.err = fmt.Errorf("replay: write %s: %w", o.path, err)
+		return o.err
 	}
 	rec := capture.Record{Number: int(it.mark.Packet), Time: it.mark.Time, Interface: idx, Data: data, Length: it.length}
 	if it.comment != "" {
@@ -109,28 +161,26 @@ func (o *output) item(it *item, data, events []byte) error {
 		it.comment = ""
 	}
 	if err := o.w.Write(rec); err != nil {
-		return fmt.Errorf("replay: write %s: %w", o.path, err)
+		o.err = fmt.Errorf("replay: write %s: %w", o.path, err)
+		return o.err
 	}
 	o.res.Counts.Written++
 	return nil
 }
 
-// writeRST writes a RST the NAT sent toward a server (B14); the ones it
-// sent toward the inside are not part of the outside view.
-func (o *output) writeRST(p reference.Packet) error {
-	if p.Dir != reference.Outbound || p.Tuple.Proto != reference.TCP {
-		return nil
-	}
+// writeRST writes a RST the NAT sent toward a server (B14), as a raw IPv4
+// packet.
+func (o *output) writeRST(t time.Time, tu reference.Tuple) error {
 	var err error
-	if o.rst, err = frame.AppendRST(o.rst[:0], p.Tuple, 0, p.Flags.Has(reference.ACK), 0); err != nil {
+	if o.rst, err = frame.AppendRST(o.rst[:0], tu, 0, true, 0); err != nil {
 		return nil // not an IPv4 TCP tuple: nothing to write
 	}
 	idx, err := o.iface(layers.LinkTypeRaw)
 	if err != nil {
 		return fmt.Errorf("replay: write %s: %w", o.path, err)
 	}
-	if err := o.w.Write(capture.Record{Time: p.Time, Interface: idx, Data: o.rst,
-		Comments: []string{"B14 RST sent by the NAT at idle expiry (tcpResetOnIdle)"}}); err != nil {
+	if err := o.w.Write(capture.Record{Time: t, Interface: idx, Data: o.rst,
+		Comments: []string{"B14 RST sent by the NAT (tcpResetOnIdle)"}}); err != nil {
 		return fmt.Errorf("replay: write %s: %w", o.path, err)
 	}
 	o.res.Counts.Written++

@@ -20,11 +20,19 @@ type Result struct {
 	Counts      Counts            `json:"counts"`
 	Drops       map[string]uint64 `json:"drops"`
 	Instances   []InstanceReport  `json:"instances"`
-	// Start and End are the first and last packet times.
+	// Start and End are the first and last packet times. The clock stops
+	// at End (C9): in use at the end means at End.
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
+	// Drained is set when the clock ran on past End until every flow had
+	// ended (Config.Drain).
+	Drained *DrainSummary `json:"drained,omitempty"`
 	// Samples are SNAT ports in use over time, for the plot.
 	Samples []Sample `json:"-"`
+	// Partial, when not empty, says why the replay stopped before the end
+	// of its input (the error, or an interruption): the report then covers
+	// only the packets before that point, and says so.
+	Partial string `json:"-"`
 }
 
 // ConfigSummary is the engine configuration a replay ran with.
@@ -82,6 +90,9 @@ type InstanceReport struct {
 	InUse     int          `json:"in_use_at_end"`
 	Flows     uint64       `json:"flows"`
 	Releases  ReleaseCount `json:"releases"`
+	// DrainedReleases counts releases after End (Config.Drain), on the
+	// instance's first frontend row.
+	DrainedReleases *ReleaseCount `json:"drained_releases,omitempty"`
 	// Exhaustion drops (B9) are counted per instance and protocol; they
 	// appear on the instance's first frontend row.
 	ExhaustionDrops uint64 `json:"exhaustion_drops"`
@@ -94,6 +105,20 @@ type ReleaseCount struct {
 	RST       uint64 `json:"rst"`
 	Idle      uint64 `json:"idle"`
 	Reclaimed uint64 `json:"reclaimed"`
+}
+
+// DrainSummary is what happened after the last record when the clock ran
+// on: every flow still live ended by Until.
+type DrainSummary struct {
+	Until    time.Time    `json:"until"`
+	Releases ReleaseCount `json:"releases"`
+}
+
+func (r *ReleaseCount) add(o ReleaseCount) {
+	r.FIN += o.FIN
+	r.RST += o.RST
+	r.Idle += o.Idle
+	r.Reclaimed += o.Reclaimed
 }
 
 // Mark is a point in the input: a packet number and its time.

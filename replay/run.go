@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -39,8 +38,14 @@ type Config struct {
 	// Workers is the number of engines the instances are spread over;
 	// 0 means one per CPU (GOMAXPROCS), at most 8. The azure-lb profile
 	// gives each instance its own ports (B5), so instances on different
-	// engines never interact: any number of workers gives the same result.
+	// engines never interact, and every engine's clock follows every
+	// record (C9): any number of workers gives the same result.
 	Workers int
+	// Drain runs the clock on past the last record until every flow has
+	// ended; those releases (and B14 RSTs) are reported apart. Without it
+	// the clock stops at the last record's time and the flows still live
+	// are reported in use at the end.
+	Drain bool
 }
 
 // maxWorkers bounds the engines: past it the one reading goroutine is the
@@ -51,11 +56,18 @@ const maxWorkers = 8
 // On damaged input it returns the Result of everything before the fault
 // together with an error naming the file, the packet and the byte offset.
 //
+// Time is the capture's own (C9): every engine's clock follows every
+// record of the merged input, timers fire at their exact times, and the
+// clock stops at the last record's time (or, with Config.Drain, runs on
+// until every flow has ended).
+//
 // With more than one worker, Run is a pipeline: one goroutine reads,
-// decodes and classifies packets and hands each to the worker that owns
-// its instance; each worker runs its own engine; one goroutine writes the
-// outside view and the events in the input's order. With one worker the
-// same steps run in turn on the caller's goroutine.
+// decodes and classifies records into slices of the input and hands each
+// slice to every worker (each processes the packets of its own instances,
+// then runs its clock to the slice's end); one goroutine writes each slice
+// in the input's order, with the timers' events merged in by time. With
+// one worker the same steps run in turn on the caller's goroutine. Either
+// way the outputs are the same, byte for byte.
 func Run(files []string, cfg Config) (*Result, error) {
 	res := &Result{Files: files, Drops: map[string]uint64{}}
 	census := newCensus()
@@ -99,15 +111,13 @@ func Run(files []string, cfg Config) (*Result, error) {
 	}
 	workers := make([]*worker, nw)
 	for i := range workers {
-		w, err := newWorker(ec, len(backends), cfg.Output != "", cfg.Events != nil)
+		w, err := newWorker(ec, i, nw, len(backends), cfg.Output != "", cfg.Events != nil)
 		if err != nil {
 			if out.file != nil {
 				out.file.Close()
 			}
 			return res, fmt.Errorf("replay: %w", err)
 		}
-		i := i
-		w.owned = func(inst int) bool { return inst%nw == i }
 		workers[i] = w
 	}
 	c := workers[0].e.Config()
@@ -116,33 +126,8 @@ func Run(files []string, cfg Config) (*Result, error) {
 		Protocols: c.Protocols.String(), Strict: c.Strict}
 	res.Plan = workers[0].e.Plan()
 
-	in := newIngest(res, cfg, backends, workers)
-	var runErr, outErr error
-	if nw == 1 {
-		in.sync = out
-		runErr = in.run(files)
-		outErr = out.err
-	} else {
-		done := make(chan error, 1)
-		for _, w := range workers {
-			w.failed = &in.failed
-			go w.run()
-		}
-		go func() { done <- out.run(in.order, workers, in.free) }()
-		runErr = in.run(files)
-		for _, w := range workers {
-			close(w.in)
-		}
-		outErr = <-done
-	}
-	for _, w := range workers {
-		if w.err != nil && runErr == nil {
-			runErr = w.err
-		}
-	}
-	if outErr != nil && runErr == nil {
-		runErr = outErr
-	}
+	in := newIngest(res, cfg, backends, workers, out)
+	runErr := in.run(files, cfg.Drain)
 	if events != nil {
 		if err := events.Flush(); err != nil && runErr == nil {
 			runErr = fmt.Errorf("replay: write events: %w", err)
@@ -183,10 +168,10 @@ func v4(a netip.Addr) uint32 {
 }
 
 // finish merges the workers' counters into the result. Instance i lives
-// on worker i % len(workers).
+// on worker i % len(workers). The per-instance rows are the statistics at
+// the last record's time; releases after it (--drain) are reported apart.
 func finish(res *Result, workers []*worker) {
 	n := &res.Counts
-	var samples []Sample
 	for _, w := range workers {
 		n.Translated += w.counts.Translated
 		n.Dropped += w.counts.Dropped
@@ -198,24 +183,40 @@ func finish(res *Result, workers []*worker) {
 				res.Drops[reference.DropReason(reason).String()] += v
 			}
 		}
-		if !res.End.IsZero() {
-			w.nextSample = time.Time{}
-			w.sample(res.End)
-		}
-		samples = append(samples, w.samples...)
 	}
-	slices.SortStableFunc(samples, func(a, b Sample) int { return a.Time.Compare(b.Time) })
-	res.Samples = samples
-	stats := make([][]reference.InstanceStats, len(workers))
+	res.Samples = mergeSamples(workers)
+	end := make([][]reference.InstanceStats, len(workers))
+	var now [][]reference.InstanceStats
 	for k, w := range workers {
-		stats[k] = w.e.Stats() // per instance, TCP then UDP
+		end[k] = w.atEnd // per instance, TCP then UDP
+		if end[k] == nil {
+			end[k] = w.e.Stats() // no record was read
+		}
+		if w.drained {
+			now = append(now, w.e.Stats())
+			if res.Drained == nil {
+				res.Drained = &DrainSummary{}
+			}
+			if w.drainedTo.After(res.Drained.Until) {
+				res.Drained.Until = w.drainedTo
+			}
+		}
 	}
 	for i := range res.Backends {
-		w := workers[i%len(workers)]
-		for _, s := range stats[i%len(workers)][2*i : 2*i+2] {
+		k := i % len(workers)
+		w := workers[k]
+		for j, s := range end[k][2*i : 2*i+2] {
 			p := protoIndex(s.Proto)
-			rel := ReleaseCount{FIN: s.Releases[reference.ReleaseFIN], RST: s.Releases[reference.ReleaseRST],
-				Idle: s.Releases[reference.ReleaseIdle], Reclaimed: s.Releases[reference.ReleaseReclaimed]}
+			rel := releaseCount(s.Releases)
+			var drained *ReleaseCount
+			if now != nil {
+				d := releaseCount(now[k][2*i+j].Releases)
+				d.FIN, d.RST, d.Idle, d.Reclaimed = d.FIN-rel.FIN, d.RST-rel.RST, d.Idle-rel.Idle, d.Reclaimed-rel.Reclaimed
+				res.Drained.Releases.add(d)
+				if d != (ReleaseCount{}) {
+					drained = &d
+				}
+			}
 			if s.Flows == 0 && s.ExhaustionDrops == 0 {
 				continue
 			}
@@ -224,6 +225,7 @@ func finish(res *Result, workers []*worker) {
 					Allocated: ip.Allocated, Peak: ip.Peak, InUse: ip.InUse, Flows: ip.Flows}
 				if j == 0 {
 					ir.Releases = rel
+					ir.DrainedReleases = drained
 					ir.ExhaustionDrops = s.ExhaustionDrops
 					ir.FirstExhaustion = w.firstEx[s.Instance][p]
 				}
@@ -231,10 +233,36 @@ func finish(res *Result, workers []*worker) {
 			}
 			if len(s.PerIP) == 0 {
 				res.Instances = append(res.Instances, InstanceReport{Instance: s.Instance, Inside: s.Inside, Proto: s.Proto.String(),
-					ExhaustionDrops: s.ExhaustionDrops, FirstExhaustion: w.firstEx[s.Instance][p], Releases: rel})
+					ExhaustionDrops: s.ExhaustionDrops, FirstExhaustion: w.firstEx[s.Instance][p], Releases: rel, DrainedReleases: drained})
 			}
 		}
 	}
+}
+
+func releaseCount(r [reference.ReleaseReclaimed + 1]uint64) ReleaseCount {
+	return ReleaseCount{FIN: r[reference.ReleaseFIN], RST: r[reference.ReleaseRST],
+		Idle: r[reference.ReleaseIdle], Reclaimed: r[reference.ReleaseReclaimed]}
+}
+
+// mergeSamples joins the workers' samples, taken on one grid, point by
+// point: each instance's figures come from the worker that owns it.
+func mergeSamples(workers []*worker) []Sample {
+	n := len(workers[0].samples)
+	for _, w := range workers[1:] {
+		n = min(n, len(w.samples))
+	}
+	out := make([]Sample, n)
+	for k := range out {
+		out[k] = workers[0].samples[k]
+		for _, w := range workers[1:] {
+			for i, v := range w.samples[k].InUse {
+				if w.owns(i) {
+					out[k].InUse[i] = v
+				}
+			}
+		}
+	}
+	return out
 }
 
 func protoIndex(p reference.Proto) int {

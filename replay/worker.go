@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -13,11 +13,91 @@ import (
 	"github.com/natcheck/natcheck/replay/frame"
 )
 
-// worker runs one engine over the packets of its instances, in the input's
-// order, and leaves in each item what the writer needs.
+// The pipeline's sizes: slices held at once (reading, processing,
+// writing), and how many items or bytes of input make a slice.
+const (
+	slicesInFlight = 6
+	sliceItems     = 4096
+	sliceBytes     = 4 << 20
+)
+
+// slice is a run of consecutive input records, handed to every worker at
+// once. Each worker processes the items of its own batch, then runs its
+// engine's clock to end, the time of the slice's last record (C9: every
+// engine sees time advance with every record, whichever worker owns it).
+// The writer waits until every worker is done with the slice, then writes
+// its items in input order, each preceded by the timer events of every
+// worker due by its time.
+type slice struct {
+	batches []*batch // one per worker
+	// order is the worker of each item in input order (readerWorker for
+	// a record the ingest reports itself, in reader).
+	order    []uint8
+	reader   []readerItem
+	readerEv []byte
+	// start is the replay's first record time: the origin of the sample
+	// grid, the same for every worker.
+	start, end time.Time
+	// last marks the final slice: after it, each worker's clock stops at
+	// end, and, with drain, runs on until every flow has ended.
+	last, drain bool
+	pending     sync.WaitGroup
+}
+
+// batch is one worker's part of a slice: its items with their bytes and
+// events, and the events that its engine's timers caused (atoms).
+type batch struct {
+	items  []item
+	arena  []byte
+	events []byte
+	atoms  []atom
+	atomEv []byte
+}
+
+// readerItem is a record the ingest reports itself: its time and event.
+type readerItem struct {
+	t              int64
+	evStart, evEnd int
+}
+
+// atom is one event a timer caused (B10–B12 releases, B14 RSTs at idle
+// expiry), with no packet of the input behind it: what the writer merges
+// between items, in (time, instance) order. Within one instance the
+// engine fires timers in a fixed order (reference: by instance, then flow),
+// so the merge gives the order of one engine holding every instance.
+type atom struct {
+	t              int64
+	inst           int32
+	evStart, evEnd int
+	// rst is set for the RST the NAT sent toward the server (B14), whose
+	// tuple is written to the outside view.
+	rst   bool
+	tuple reference.Tuple
+}
+
+func newSlice(workers int) *slice {
+	s := &slice{batches: make([]*batch, workers)}
+	for i := range s.batches {
+		s.batches[i] = &batch{}
+	}
+	return s
+}
+
+func (s *slice) reset() {
+	for _, b := range s.batches {
+		b.items, b.arena, b.events, b.atoms, b.atomEv = b.items[:0], b.arena[:0], b.events[:0], b.atoms[:0], b.atomEv[:0]
+	}
+	s.order, s.reader, s.readerEv = s.order[:0], s.reader[:0], s.readerEv[:0]
+	s.start, s.end, s.last, s.drain = time.Time{}, time.Time{}, false, false
+}
+
+// worker runs one engine over the packets of its instances (instance i
+// belongs to worker i mod n), in the input's order, and over the time of
+// every record.
 type worker struct {
+	idx, nw int
 	e       *reference.Engine
-	in, out chan *batch
+	in      chan *slice
 	err     error
 
 	counts  Counts
@@ -28,19 +108,30 @@ type worker struct {
 	evbuf   bytes.Buffer
 	comment []byte
 	emit    []reference.Packet
-	cur     *item
-	f       frame.Frame // the packet being processed
+	// cur is the packet being processed; nil while timers fire.
+	cur *item
+	f   frame.Frame // the packet being processed
 
-	failed *atomic.Pointer[error] // the ingest's, in a pipeline
+	// direct, with one worker, is the output that timer events go to at
+	// once; in the pipeline they go to b, the batch being processed.
+	direct *output
+	b      *batch
 
 	samples    []Sample
+	begun      bool
+	start      time.Time
 	nextSample time.Time
 	sampleStep time.Duration
-	owned      func(inst int) bool
+
+	// atEnd are the engine's statistics when its clock stopped at the last
+	// record's time; drained is set when the clock then ran on (--drain).
+	atEnd     []reference.InstanceStats
+	drained   bool
+	drainedTo time.Time
 }
 
-func newWorker(ec reference.Config, instances int, outside, events bool) (*worker, error) {
-	w := &worker{firstEx: make([][2]*Mark, instances), outside: outside}
+func newWorker(ec reference.Config, idx, nw, instances int, outside, events bool) (*worker, error) {
+	w := &worker{idx: idx, nw: nw, firstEx: make([][2]*Mark, instances), outside: outside}
 	if events {
 		w.enc = json.NewEncoder(&w.evbuf)
 	}
@@ -53,7 +144,13 @@ func newWorker(ec reference.Config, instances int, outside, events bool) (*worke
 	return w, nil
 }
 
+func (w *worker) owns(inst int) bool { return inst%w.nw == w.idx }
+
 func (w *worker) observe(ev reference.Event) {
+	if w.cur == nil {
+		w.timerEvent(ev)
+		return
+	}
 	m := w.cur.mark
 	if ev.Kind == reference.Exhausted && ev.Instance >= 0 && ev.Instance < len(w.firstEx) {
 		if p := protoIndex(ev.Proto); w.firstEx[ev.Instance][p] == nil {
@@ -84,32 +181,62 @@ func (w *worker) observe(ev reference.Event) {
 	}
 }
 
-// run processes batches until its input is closed, then closes its output.
+// timerEvent takes an event that a timer caused: written at once with one
+// worker, kept as an atom of the batch otherwise.
+func (w *worker) timerEvent(ev reference.Event) {
+	if !w.outside && w.enc == nil {
+		return
+	}
+	a := atom{t: ev.Time.UnixNano(), inst: int32(ev.Instance)}
+	if ev.Kind == reference.ResetSent && w.outside {
+		a.rst, a.tuple = true, reference.Tuple{Proto: reference.TCP, Src: ev.SNAT, Dst: ev.Remote}
+	}
+	var evb []byte
+	if w.enc != nil {
+		w.evbuf.Reset()
+		_ = encodeEvent(w.enc, 0, ev)
+		evb = w.evbuf.Bytes()
+	}
+	if w.direct != nil {
+		_ = w.direct.atom(&a, evb) // an error stays in the output; the ingest stops at it
+		return
+	}
+	a.evStart = len(w.b.atomEv)
+	w.b.atomEv = append(w.b.atomEv, evb...)
+	a.evEnd = len(w.b.atomEv)
+	w.b.atoms = append(w.b.atoms, a)
+}
+
+// run processes slices until its input is closed.
 func (w *worker) run() {
-	defer close(w.out)
-	for b := range w.in {
+	for s := range w.in {
 		if w.err == nil {
-			w.batch(b)
-			if w.err != nil && w.failed != nil {
-				w.failed.CompareAndSwap(nil, &w.err)
-			}
+			w.err = w.slice(s)
 		}
-		w.out <- b
+		s.pending.Done()
 	}
 }
 
-func (w *worker) batch(b *batch) {
-	b.events = b.events[:0]
+// slice processes the worker's batch of s, then runs the clock to the
+// slice's end (and, for the last slice, finishes).
+func (w *worker) slice(s *slice) error {
+	b := s.batches[w.idx]
+	w.b = b
+	if !w.begun && !s.start.IsZero() {
+		w.begin(s.start)
+	}
 	for i := range b.items {
 		it := &b.items[i]
-		if err := w.decode(it, b.arena[it.start:it.end]); err != nil {
-			w.err = err
-			return
+		if err := w.clock(it.mark.Time); err != nil {
+			return err
 		}
-		ev, err := w.one(it, b.arena[it.start:it.end])
+		data := b.arena[it.start:it.end]
+		if err := frame.Decode(layers.LinkType(it.linkType), data, &w.f); err != nil && !it.malformed {
+			return fmt.Errorf("replay: %s packet %d: decoded once, not twice: %w", it.mark.File, it.mark.Packet, err)
+		}
+		ev, err := w.one(it, data)
 		if err != nil {
-			w.err = err
-			return
+			return err
 		}
 		if len(ev) > 0 {
 			it.evStart = len(b.events)
@@ -117,14 +244,84 @@ func (w *worker) batch(b *batch) {
 			it.evEnd = len(b.events)
 		}
 	}
+	if s.last {
+		return w.finish(s.end, s.drain)
+	}
+	if !s.end.IsZero() {
+		return w.clock(s.end)
+	}
+	return nil
 }
 
-// decode decodes the item's bytes into w.f. The ingest decoded the same
-// bytes without error, so an error here is a bug, reported as such.
-func (w *worker) decode(it *item, data []byte) error {
-	if err := frame.Decode(layers.LinkType(it.linkType), data, &w.f); err != nil {
-		return fmt.Errorf("replay: %s packet %d: decoded once, not twice: %w", it.mark.File, it.mark.Packet, err)
+// begin starts the sample grid at the replay's first record time.
+func (w *worker) begin(start time.Time) {
+	w.begun = true
+	w.start = start
+	w.sampleStep = time.Second
+	w.nextSample = start
+}
+
+// clock runs the engine's clock to t, as a record at t is about to be
+// handled or a slice ended at t: the timers due by t fire, and the samples
+// of the grid before t are taken, each after the timers due by its time.
+func (w *worker) clock(t time.Time) error {
+	if !w.begun {
+		w.begin(t)
 	}
+	// A gap longer than the grid can hold coarsens it first, rather
+	// than sampling every point only to drop most of them.
+	for limit := sampleLimit(len(w.firstEx)); len(w.samples)+int(t.Sub(w.nextSample)/w.sampleStep) > limit; {
+		w.coarsen()
+	}
+	for w.nextSample.Before(t) {
+		if err := w.advance(w.nextSample); err != nil {
+			return err
+		}
+		w.sample()
+	}
+	return w.advance(t)
+}
+
+func (w *worker) advance(t time.Time) error {
+	w.cur = nil
+	emit, err := w.e.Advance(t, w.emit[:0])
+	w.emit = emit
+	w.counts.Emitted += int64(len(emit))
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	return nil
+}
+
+// finish stops the clock at end, the last record's time (C9): the timers
+// due by then fire, the last samples are taken, and the statistics are
+// kept as they are at the end. With drain, the clock then runs on until
+// every flow has ended; those releases are reported apart.
+func (w *worker) finish(end time.Time, drain bool) error {
+	if end.IsZero() {
+		return nil // no record was read
+	}
+	if err := w.clock(end); err != nil {
+		return err
+	}
+	for !w.nextSample.After(end) {
+		w.sample()
+	}
+	if n := len(w.samples); n == 0 || w.samples[n-1].Time.Before(end) {
+		w.sampleAt(end)
+	}
+	w.atEnd = w.e.Stats()
+	if !drain {
+		return nil
+	}
+	w.cur = nil
+	to, emit, err := w.e.Drain(w.emit[:0])
+	w.emit = emit
+	w.counts.Emitted += int64(len(emit))
+	if err != nil {
+		return fmt.Errorf("replay: drain: %w", err)
+	}
+	w.drained, w.drainedTo = true, to
 	return nil
 }
 
@@ -135,7 +332,9 @@ func (w *worker) one(it *item, data []byte) ([]byte, error) {
 	w.comment = w.comment[:0]
 	w.emit = w.emit[:0]
 	w.evbuf.Reset()
-	if err := w.packet(it, data); err != nil {
+	err := w.packet(it, data)
+	w.cur = nil
+	if err != nil {
 		return nil, fmt.Errorf("replay: %s packet %d: %w", it.mark.File, it.mark.Packet, err)
 	}
 	if len(w.comment) > 0 {
@@ -154,7 +353,6 @@ func (w *worker) one(it *item, data []byte) ([]byte, error) {
 func (w *worker) packet(it *item, data []byte) error {
 	f := &w.f
 	ts := it.mark.Time
-	w.sample(ts)
 	var p reference.Packet
 	switch it.kind {
 	case kindOutbound:
@@ -163,16 +361,19 @@ func (w *worker) packet(it *item, data []byte) error {
 		p = f.Packet(ts, reference.Inbound)
 	case kindReply:
 		// The reply enters the NAT at its flow's SNAT endpoint.
-		v, snat, emit, err := w.e.ProcessReply(f.Packet(ts, reference.Inbound), w.emit)
+		rp := f.Packet(ts, reference.Inbound)
+		rp.Malformed = it.malformed
+		v, snat, emit, err := w.e.ProcessReply(rp, w.emit)
 		w.emit = emit
 		if err != nil {
 			return err
 		}
 		if !snat.IsValid() && v.Reason == reference.DropUnsolicited {
-			w.counts.RepliesNoFlow++
+			w.counts.RepliesNoFlow++ // C8
 		}
 		return w.verdict(it, data, v, snat)
 	}
+	p.Malformed = it.malformed
 	v, emit, err := w.e.Process(p, w.emit)
 	w.emit = emit
 	if err != nil {
@@ -207,40 +408,58 @@ func (w *worker) verdict(it *item, data []byte, v reference.Verdict, snat netip.
 	return frame.RewriteDest(data, &w.f, snat)
 }
 
-// maxSamples bounds the plot's time series: past it, every other sample is
-// dropped and the step doubles.
-const maxSamples = 4096
+// The plot's time series is a grid from the first record's time, one
+// point a second at first; when it would pass maxSamples points, every
+// other point goes and the step doubles. sampleBudget bounds the
+// instance × point figures kept, so that memory does not grow with the
+// pool: 20,000 instances get 100 points.
+const (
+	maxSamples   = 4096
+	minSamples   = 64
+	sampleBudget = 2 << 20
+)
 
-// sample records the SNAT ports in use of this worker's instances when
-// time passes the next sample point; other instances read -1.
-func (w *worker) sample(ts time.Time) {
-	if w.sampleStep == 0 {
-		w.sampleStep = time.Second
-		w.nextSample = ts
+// sampleLimit is the number of grid points kept for n instances.
+func sampleLimit(n int) int {
+	return max(minSamples, min(maxSamples, sampleBudget/max(n, 1))) &^ 1
+}
+
+// sample records, at the grid point nextSample, the SNAT ports in use of
+// this worker's instances, and moves the grid on. Every worker samples the
+// same grid, so their samples merge point by point.
+func (w *worker) sample() {
+	w.sampleAt(w.nextSample)
+	w.nextSample = w.nextSample.Add(w.sampleStep)
+	if len(w.samples) >= sampleLimit(len(w.firstEx)) {
+		w.coarsen()
 	}
-	if ts.Before(w.nextSample) {
-		return
+}
+
+// coarsen keeps every other grid point and doubles the step; the next
+// point is the first of the new grid not yet taken.
+func (w *worker) coarsen() {
+	kept := w.samples[:0]
+	for i, s := range w.samples {
+		if i%2 == 0 {
+			kept = append(kept, s)
+		}
 	}
-	st := w.e.Stats()
-	s := Sample{Time: ts, InUse: make([][2]int, len(w.firstEx))}
+	w.samples = kept
+	w.sampleStep *= 2
+	w.nextSample = w.start.Add(time.Duration(len(w.samples)) * w.sampleStep)
+}
+
+// sampleAt records the SNAT ports in use of this worker's instances at t;
+// other instances read -1 until the samples are merged.
+func (w *worker) sampleAt(t time.Time) {
+	s := Sample{Time: t, InUse: make([][2]int, len(w.firstEx))}
 	for i := range s.InUse {
-		s.InUse[i] = [2]int{-1, -1}
-	}
-	for _, x := range st {
-		if x.Instance < len(s.InUse) && w.owned(x.Instance) {
-			s.InUse[x.Instance][protoIndex(x.Proto)] = x.InUse
+		if w.owns(i) {
+			tcp, udp := w.e.InUse(i)
+			s.InUse[i] = [2]int{tcp, udp}
+		} else {
+			s.InUse[i] = [2]int{-1, -1}
 		}
 	}
 	w.samples = append(w.samples, s)
-	w.nextSample = ts.Add(w.sampleStep)
-	if len(w.samples) >= maxSamples {
-		kept := w.samples[:0]
-		for i, s := range w.samples {
-			if i%2 == 0 {
-				kept = append(kept, s)
-			}
-		}
-		w.samples = kept
-		w.sampleStep *= 2
-	}
 }

@@ -39,16 +39,19 @@ const (
 	NotApplicable Status = iota
 	// Conforms: the check passed.
 	Conforms
+	// NotChecked: the implementation lacks a capability the check needs,
+	// so nothing is known; the result's message names what it lacks.
+	NotChecked
 	// Deviates: the check failed as the implementation's profile predicts
-	// (Impl.Known), or the implementation lacks a capability it needs.
+	// (Impl.Known).
 	Deviates
 	// Fails: the check failed otherwise.
 	Fails
 )
 
-// String returns "n/a", "conforms", "deviates" or "fails".
+// String returns "n/a", "conforms", "not checked", "deviates" or "fails".
 func (s Status) String() string {
-	return [...]string{"n/a", "conforms", "deviates", "fails"}[s]
+	return [...]string{"n/a", "conforms", "not checked", "deviates", "fails"}[s]
 }
 
 // Result is one check run against one implementation.
@@ -56,8 +59,9 @@ type Result struct {
 	Check  Check
 	Impl   string
 	Status Status
-	// Message is the failed assertion, the missing capability or the
-	// known deviation; empty when the check conforms.
+	// Message is the failed assertion, the known deviation, or what the
+	// implementation lacks ("lacks reset-on-idle"); empty when the check
+	// conforms.
 	Message string
 	// Transcript is the evidence: the packets sent and observed.
 	Transcript Transcript
@@ -74,8 +78,8 @@ func Run(ctx context.Context, impl Impl, c Check) (r Result) {
 		return r
 	}
 	if missing := c.Needs &^ impl.Caps; missing != 0 {
-		r.Status = Deviates
-		r.Message = "not checked: the implementation lacks " + missing.String()
+		r.Status = NotChecked
+		r.Message = "lacks " + missing.String()
 		return r
 	}
 	p := newProbe(ctx, impl)
@@ -100,6 +104,15 @@ func Run(ctx context.Context, impl Impl, c Check) (r Result) {
 	}()
 	c.Run(p)
 	return r
+}
+
+// Verdict is the status as reports print it: "not checked (lacks
+// reset-on-idle)" for a check not run, the status otherwise.
+func (r Result) Verdict() string {
+	if r.Status == NotChecked {
+		return r.Status.String() + " (" + r.Message + ")"
+	}
+	return r.Status.String()
 }
 
 // Report is the result as a failure message: the status, the message and

@@ -66,6 +66,22 @@ func Checks() []Check {
 	return cs
 }
 
+// ChecksFor returns the checks of the profile called name: Checks for
+// azure-lb, LinuxChecks, NATGWChecks or RFCChecks.
+func ChecksFor(name string) ([]Check, error) {
+	switch name {
+	case reference.NameAzureLB, "":
+		return Checks(), nil
+	case reference.NameLinux:
+		return LinuxChecks(), nil
+	case reference.NameAzureNATGW:
+		return NATGWChecks(), nil
+	case reference.NameRFC:
+		return RFCChecks(), nil
+	}
+	return nil, fmt.Errorf("checks of profile %q: want azure-lb, azure-natgw, rfc or linux", name)
+}
+
 // expectPorts asserts that instance inst of s's plan has exactly n SNAT
 // ports, seen both in the plan and in traffic: n TCP flows to one
 // destination are forwarded from distinct endpoints of its allocation and
@@ -235,12 +251,22 @@ func reuseChecks() []Check {
 				p.G.Expect(burst[:8]).To(UseDistinctSNATPorts())
 				p.G.Expect(burst).To(BeExhaustedAfter(8))
 			}},
-		{ID: reference.B7, Title: "one inside endpoint uses one UDP mapping for every port of a destination IP",
+		{ID: reference.B7, Title: "one inside endpoint uses one UDP mapping for every port of a destination IP: its packets to a second port leave from its mapping's SNAT port even after another endpoint mapped toward that port, and replies from both ports come back",
 			Run: func(p *Probe) {
 				s := p.Open(config(1, 1, 0))
-				a := s.Out(0, udp, ep(backend(0), 5000), server(0, 53), 0)
-				b := s.Out(sec, udp, ep(backend(0), 5000), server(0, 123), 0)
-				p.G.Expect([]Outcome{a, b}).To(ShareOneSNATPort())
+				inside := ep(backend(0), 5000)
+				a := s.Out(0, udp, inside, server(0, 53), 0)
+				// Another endpoint toward the second port first: under a
+				// mapping per destination IP it cannot take a's port (one
+				// mapping per destination IP per port); a mapping keyed by
+				// the full 5-tuple could, and a's next packet would then
+				// need another port.
+				other := s.Out(sec, udp, ep(backend(0), 5001), server(0, 123), 0)
+				b := s.Out(2*sec, udp, inside, server(0, 123), 0)
+				p.G.Expect([]Outcome{a, b}).To(ShareOneSNATPort(), "one mapping for both ports of the destination IP")
+				p.G.Expect([]Outcome{a, other}).To(UseDistinctSNATPorts())
+				p.G.Expect(s.In(3*sec, udp, server(0, 53), a.SNAT(), 0)).To(BeForwardedTo(inside))
+				p.G.Expect(s.In(3*sec, udp, server(0, 123), a.SNAT(), 0)).To(BeForwardedTo(inside))
 			}},
 		{ID: reference.B7, Title: "a SNAT port carries at most one UDP mapping per destination IP: two inside endpoints toward one IP (other ports) get different SNAT ports",
 			Run: func(p *Probe) {

@@ -190,5 +190,41 @@ func conventionChecks() []Check {
 				p.G.Expect(s.Out(0, tcp, ep(backend(0), 1000), server(0, 443), syn)).To(BeForwarded())
 				p.G.Expect(s.Out(0, tcp, ep(backend(0), 1000), server(0, 443), ack)).To(BeForwarded())
 			}},
+		{ID: reference.C6, Title: "with tcpResetOnIdle, a flow that translated a packet each way (SYN out, SYN-ACK in) is established and reset at expiry; one that only sent is not",
+			Needs: CapResetOnIdle,
+			Run: func(p *Probe) {
+				c := config(1, 1, 0)
+				c.TCPResetOnIdle = true
+				s := p.Open(c)
+				o := s.Out(0, tcp, ep(backend(0), 1000), server(0, 443), syn)
+				p.G.Expect(s.Reply(0, o, syn|ack)).To(BeForwardedTo(ep(backend(0), 1000)))
+				p.G.Expect(s.Out(0, tcp, ep(backend(0), 2000), server(1, 443), syn|psh)).To(BeForwarded())
+				p.G.Expect(s.Out(0, tcp, ep(backend(0), 2001), server(1, 443), ack)).To(BeForwarded())
+				emitted := s.Wait(4 * minute)
+				p.G.Expect(emitted).To(HaveLen(2), "RSTs for the flow seen both ways only")
+				p.G.Expect(emitted).To(HaveEach(WithTransform(func(pk reference.Packet) bool {
+					return pk.Tuple.Dst == ep(backend(0), 1000) || pk.Tuple.Dst == server(0, 443)
+				}, BeTrue())))
+			}},
+		{ID: reference.C7, Title: "a flow reset at idle expiry T is remembered until T + idle timeout: late packets get a RST at T + idle − ε, and at T + idle a reply is unsolicited and an outbound packet opens a new flow",
+			Needs: CapResetOnIdle,
+			Run: func(p *Probe) {
+				for _, late := range []time.Duration{4*minute - p.Epsilon(), 4 * minute} {
+					c := config(1, 1, 0)
+					c.TCPResetOnIdle = true
+					s := p.Open(c)
+					o := s.Out(0, tcp, ep(backend(0), 1000), server(0, 443), syn)
+					p.G.Expect(s.Reply(0, o, syn|ack)).To(BeForwarded())
+					p.G.Expect(s.Wait(4 * minute)).To(HaveLen(2))
+					at := 4*minute + late
+					if late < 4*minute {
+						p.G.Expect(s.Reply(at, o, ack)).To(BeAnsweredWithRST())
+						p.G.Expect(s.Out(at, tcp, ep(backend(0), 1000), server(0, 443), ack)).To(BeAnsweredWithRST())
+						continue
+					}
+					p.G.Expect(s.Reply(at, o, ack)).To(BeDropped())
+					p.G.Expect(s.Out(at, tcp, ep(backend(0), 1000), server(0, 443), ack)).To(BeForwarded())
+				}
+			}},
 	}
 }

@@ -1,13 +1,14 @@
 // Package specs is natcheck's conformance suite: every behaviour (B1–B16)
-// and convention (C1–C5) of the azure-lb profile of SEMANTICS.md written
-// once, as [Check] values, and run against any NAT.
+// and convention (C1–C7; C8 and C9 are about replay, not a NAT) of the
+// azure-lb profile of SEMANTICS.md written once, as [Check] values, and
+// run against any NAT.
 //
 // A NAT is seen only through [NAT]: send a packet on the inside or the
 // outside at a time, observe what comes out (or nothing), let time pass.
 // An [Impl] opens such a NAT for a configuration; [Reference] is the
-// in-process reference engine in virtual time, and a live device (real
-// packets through Linux nftables SNAT in network namespaces, wall-clock
-// time with timers scaled) plugs in through the same two types.
+// in-process reference engine in virtual time. An implementation in
+// wall-clock time maps the checks' profile times onto its clock (see
+// [NAT]).
 //
 // The same checks feed two front ends: the Ginkgo suite of this package
 // (one Entry per check, spec text "B9: …", labels impl:reference, B9, …)

@@ -12,8 +12,8 @@ import (
 
 // NAT is one NAT under test, configured and running. Times are profile
 // times: the virtual times of SEMANTICS.md, from the origin the check chose
-// ([Origin]). An implementation in virtual time uses them as they are; a
-// live device maps them to the wall clock (origin + (t − Origin) × its
+// ([Origin]). An implementation in virtual time uses them as they are; one
+// in wall-clock time maps them to its clock (origin + (t − Origin) × its
 // time scale) and sleeps until then. Calls come in time order; a call with
 // an earlier time than the previous one is an error.
 //
@@ -32,7 +32,7 @@ type NAT interface {
 	// Implementations without CapPoolChange return ErrUnsupported.
 	SetPool(ctx context.Context, t time.Time, backends []netip.Addr, poolSize int) error
 	// Plan is the allocation the NAT runs with now: per backend instance
-	// its SNAT port ranges. A live device is configured from it.
+	// its SNAT port ranges.
 	Plan() reference.Plan
 	// Close releases what the NAT holds (namespaces, sockets).
 	Close() error
@@ -53,8 +53,9 @@ type Delivery struct {
 var Origin = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Capabilities are what an implementation can do or be made to do. A check
-// lists those it needs; an implementation that lacks one is reported as
-// deviating for that check, with the missing capability as its evidence.
+// lists those it needs; on an implementation that lacks one, the check is
+// not run and reads "not checked (lacks …)": its own status, never a
+// deviation or a pass.
 type Capabilities uint32
 
 // Capabilities.
@@ -100,7 +101,7 @@ func (c Capabilities) String() string {
 // NAT for a configuration.
 type Impl struct {
 	// Name is what the matrix's column and the label "impl:"+Name say:
-	// "reference", later "linux-nft".
+	// "reference", "mutant:…".
 	Name string
 	// Reference marks the reference engine: C items (engine conventions)
 	// run only on it.
@@ -113,13 +114,18 @@ type Impl struct {
 	// Resolution is the smallest time difference it honours; boundary
 	// checks probe at T − max(Resolution, 1 ms). Zero for virtual time.
 	Resolution time.Duration
+	// Profile is the behaviour the implementation runs (the zero Profile
+	// means azure-lb): checks configure the NAT with it and read its
+	// numbers (a linux device's conntrack timeouts).
+	Profile reference.Profile
 	// Known are the documented deviations of this implementation's
 	// profile (SEMANTICS.md, "Known differences"), by behaviour: a check
 	// of such a behaviour that fails is reported as deviating, with this
 	// text.
 	Known map[reference.Behavior]string
-	// Open configures and starts a NAT. cfg.Observer and cfg.Faults are
-	// the implementation's own business. A configuration the NAT (or the
+	// Open configures and starts a NAT; cfg.Profile is the Profile above,
+	// as the check may have adjusted it (R2's filtering, say).
+	// cfg.Observer is the implementation's own business. A configuration the NAT (or the
 	// plan it is configured from) rejects is returned as an error matched
 	// by errors.Is(err, reference.ErrConfig).
 	Open func(ctx context.Context, cfg reference.Config) (NAT, error)
@@ -127,6 +133,14 @@ type Impl struct {
 
 // Label is the implementation's Ginkgo label, "impl:reference".
 func (im Impl) Label() string { return "impl:" + im.Name }
+
+// profile is the implementation's profile, azure-lb when unset.
+func (im Impl) profile() reference.Profile {
+	if im.Profile.Name == "" {
+		return reference.AzureLB()
+	}
+	return im.Profile
+}
 
 // epsilon is the boundary offset T − epsilon of B13 checks.
 func (im Impl) epsilon() time.Duration { return max(im.Resolution, time.Millisecond) }

@@ -136,6 +136,19 @@ func newProbe(ctx context.Context, impl Impl) *Probe {
 // T − Epsilon and at T (B13). 1 ms in virtual time.
 func (p *Probe) Epsilon() time.Duration { return p.impl.epsilon() }
 
+// Profile returns the profile of the implementation under test, with its
+// numbers (a copy: changing it changes nothing).
+func (p *Probe) Profile() reference.Profile { return p.impl.profile() }
+
+// OpenTweaked starts a NAT for cfg with the implementation's profile
+// changed by tweak (a filtering behaviour, say); the check fails if the
+// configuration is rejected.
+func (p *Probe) OpenTweaked(cfg reference.Config, tweak func(*reference.Profile)) *Session {
+	cfg.Profile = p.impl.profile()
+	tweak(&cfg.Profile)
+	return p.Open(cfg)
+}
+
 // Notef records a remark in the transcript.
 func (p *Probe) Notef(at time.Duration, format string, args ...any) {
 	p.transcript = append(p.transcript, Step{At: at, Kind: StepNote, Note: fmt.Sprintf(format, args...)})
@@ -155,6 +168,11 @@ func (p *Probe) Open(cfg reference.Config) *Session {
 // configuration. A configuration error is returned; any other error stops
 // the check as a harness failure.
 func (p *Probe) TryOpen(cfg reference.Config) (*Session, error) {
+	if cfg.Profile.Name == "" {
+		// The zero Profile stays for an azure-lb implementation: it means
+		// azure-lb to every NAT that knows only that profile.
+		cfg.Profile = p.impl.Profile
+	}
 	nat, err := p.impl.Open(p.ctx, cfg)
 	if err != nil {
 		p.Notef(0, "configure %s: rejected: %v", describe(cfg), err)

@@ -6,18 +6,17 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/natcheck/natcheck/internal/fault"
 	"github.com/natcheck/natcheck/reference"
 )
 
 // Reference returns the reference engine as an implementation under test:
 // in-process, virtual time, every capability.
-func Reference() Impl { return referenceImpl("reference", 0, nil) }
+func Reference() Impl { return referenceImpl("reference", nil, nil) }
 
-// referenceImpl is a reference engine with faults switched on and its
-// profile modified by mod (nil for none): the un-mutated reference or a
-// mutant.
-func referenceImpl(name string, faults fault.Set, mod func(*reference.Profile)) Impl {
+// referenceImpl is a reference engine whose profile is modified by mod
+// and whose configuration is modified by conf (each nil for none): the
+// reference itself, or a mutant that differs from it by a parameter.
+func referenceImpl(name string, mod func(*reference.Profile), conf func(*reference.Config)) Impl {
 	return Impl{
 		Name: name, Reference: true, Caps: AllCapabilities,
 		Open: func(_ context.Context, cfg reference.Config) (NAT, error) {
@@ -27,26 +26,38 @@ func referenceImpl(name string, faults fault.Set, mod func(*reference.Profile)) 
 				}
 				mod(&cfg.Profile)
 			}
-			cfg.Faults = faults
+			if conf != nil {
+				conf(&cfg)
+			}
 			cfg.Observer = nil
 			e, err := reference.New(cfg)
 			if err != nil {
 				return nil, fmt.Errorf("open %s: %w", name, err)
 			}
-			return &refNAT{e: e}, nil
+			return &inProcess{e: e}, nil
 		},
 	}
 }
 
-// refNAT adapts a reference engine to NAT: verdicts become deliveries.
-type refNAT struct {
-	e    *reference.Engine
+// engine is what an in-process NAT in virtual time offers: the reference
+// engine and the model of internal/snatmodel both do.
+type engine interface {
+	Process(p reference.Packet, emit []reference.Packet) (reference.Verdict, []reference.Packet, error)
+	Advance(t time.Time, emit []reference.Packet) ([]reference.Packet, error)
+	SetPool(t time.Time, backends []netip.Addr, poolSize int) error
+	Plan() reference.Plan
+}
+
+// inProcess adapts an in-process engine to NAT: verdicts become
+// deliveries.
+type inProcess struct {
+	e    engine
 	emit []reference.Packet
 }
 
-var _ NAT = (*refNAT)(nil)
+var _ NAT = (*inProcess)(nil)
 
-func (n *refNAT) Send(_ context.Context, p reference.Packet) (Delivery, error) {
+func (n *inProcess) Send(_ context.Context, p reference.Packet) (Delivery, error) {
 	v, emit, err := n.e.Process(p, n.emit[:0])
 	n.emit = emit
 	if err != nil {
@@ -64,7 +75,7 @@ func (n *refNAT) Send(_ context.Context, p reference.Packet) (Delivery, error) {
 	return d, nil
 }
 
-func (n *refNAT) Wait(_ context.Context, t time.Time) ([]reference.Packet, error) {
+func (n *inProcess) Wait(_ context.Context, t time.Time) ([]reference.Packet, error) {
 	emit, err := n.e.Advance(t, n.emit[:0])
 	n.emit = emit
 	if err != nil {
@@ -73,13 +84,13 @@ func (n *refNAT) Wait(_ context.Context, t time.Time) ([]reference.Packet, error
 	return append([]reference.Packet(nil), emit...), nil
 }
 
-func (n *refNAT) SetPool(_ context.Context, t time.Time, backends []netip.Addr, poolSize int) error {
+func (n *inProcess) SetPool(_ context.Context, t time.Time, backends []netip.Addr, poolSize int) error {
 	if err := n.e.SetPool(t, backends, poolSize); err != nil {
 		return fmt.Errorf("set pool: %w", err)
 	}
 	return nil
 }
 
-func (n *refNAT) Plan() reference.Plan { return n.e.Plan() }
+func (n *inProcess) Plan() reference.Plan { return n.e.Plan() }
 
-func (n *refNAT) Close() error { return nil }
+func (n *inProcess) Close() error { return nil }

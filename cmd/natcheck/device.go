@@ -25,8 +25,12 @@ func withDevice(verify *cobra.Command) *cobra.Command {
 	f.StringVar(&device, "device", "", "check a live device instead: linux-nft (Linux nftables SNAT in network namespaces natcheck makes)")
 	f.IntVar(&scale, "time-scale", 10, "with --device: run profile time K times faster than the wall clock (conntrack timers divided by K)")
 	f.IntVar(&parallel, "parallel", 0, "with --device: checks run at once, each on its own topology (0: 4 per CPU)")
+	if f.Lookup("profile") == nil {
+		f.String("profile", "azure-lb", "with --device: the profile to judge it against: azure-lb or linux")
+	}
 	verify.Example += `
-  natcheck verify --device linux-nft --time-scale 10     # Linux SNAT in namespaces, judged against azure-lb`
+  natcheck verify --device linux-nft --time-scale 10     # Linux SNAT in namespaces, judged against azure-lb
+  natcheck verify --device linux-nft --profile linux     # the same device against its own profile (L1–L11)`
 	next := verify.RunE
 	verify.RunE = func(cmd *cobra.Command, args []string) error {
 		if device == "" {
@@ -74,11 +78,28 @@ func verifyDevice(cmd *cobra.Command, scale, parallel int) error {
 	if err := linuxnft.CheckScale(scale); err != nil {
 		return usageErr(fmt.Errorf("verify --device %s: %w", linuxnft.Name, err))
 	}
-	impl := linuxnft.Impl(opt)
+	profile, _ := cmd.Flags().GetString("profile")
+	var impl specs.Impl
+	switch profile {
+	case reference.NameAzureLB, "":
+		impl, profile = linuxnft.Impl(opt), reference.NameAzureLB
+	case reference.NameLinux:
+		ct, err := linuxnft.DeviceConntrack()
+		if err != nil {
+			return fmt.Errorf("verify --device %s: %w", linuxnft.Name, err)
+		}
+		impl = linuxnft.LinuxImpl(opt, ct)
+	default:
+		return usageErr(fmt.Errorf("verify --device %s: --profile %q: want azure-lb or linux", linuxnft.Name, profile))
+	}
+	checks, err := specs.ChecksFor(profile)
+	if err != nil {
+		return usageErr(err)
+	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "device %s: time scale %d (profile time %d× the wall clock), resolution %v, %d checks at once\n\n",
-		impl.Name, scale, scale, impl.Resolution, parallel)
-	m, err := livecheck.Verify(cmd.Context(), impl, specs.Checks(), only, parallel, nil)
+	fmt.Fprintf(out, "device %s against profile %s: time scale %d (profile time %d× the wall clock), resolution %v, %d checks at once\n\n",
+		impl.Name, profile, scale, scale, impl.Resolution, parallel)
+	m, err := livecheck.Verify(cmd.Context(), impl, checks, only, parallel, nil)
 	if err != nil {
 		return err
 	}
@@ -99,7 +120,7 @@ func verifyDevice(cmd *cobra.Command, scale, parallel int) error {
 		}
 	}
 	if !m.Conforms() {
-		return &exitError{exitFailed, fmt.Errorf("verify: %d check(s) of %s did not conform", len(m.Failing()), linuxnft.Name)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("verify: %d check(s) of %s did not conform", len(m.Failing()), linuxnft.Name)}
 	}
 	return nil
 }

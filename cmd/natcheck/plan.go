@@ -45,6 +45,12 @@ admits. It fails exactly where B2–B4 reject a configuration.`,
 	f.IntVar(&ips, "frontend-ips", 1, "number of frontend IPs (named 203.0.113.1, .2, …) when --frontend is not given")
 	f.StringSliceVar(&frontends, "frontend", nil, "frontend IPv4 addresses, in order (overrides --frontend-ips)")
 	f.IntVar(&perInstance, "ports-per-instance", 0, "outbound rule: SNAT ports per instance, a multiple of 8 (0: the default table, B3)")
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if pool < 1 {
+			return usageErr(fmt.Errorf("--pool-size %d: want 1 or more backend instances", pool))
+		}
+		return nil
+	}
 	return cmd
 }
 
@@ -53,8 +59,8 @@ func frontendAddrs(list []string, k int) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, s := range list {
 		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil {
-			return nil, fmt.Errorf("--frontend: %w", err)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("--frontend %s: not an IPv4 address", strings.TrimSpace(s))
 		}
 		out = append(out, a)
 	}

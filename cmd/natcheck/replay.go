@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -32,6 +31,7 @@ func newReplayCmd() *cobra.Command {
 		asJSON      bool
 		failOn      []string
 		workers     int
+		drain       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -48,7 +48,8 @@ flows ended (B10–B12).
 Backend instances are --backends (addresses and prefixes, in pool order;
 a prefix stands for its addresses seen in the capture, ascending) or, by
 default, detected: private sources that open flows to public addresses.`,
-		Example: `  natcheck replay captures/demo/burst.pcapng
+		Example: `  natcheck replay captures/public/ndpi__anyconnect-vpn.pcap
+  natcheck replay --ports-per-instance 8 --plot usage.png captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --backends 10.0.0.0/24 --frontend 203.0.113.1 --ports-per-instance 64 -w out.pcapng --events ev.jsonl trace.pcap
   natcheck replay --fail-on exhaustion --json trace.pcap > report.json`,
 		Args: cobra.MinimumNArgs(1),
@@ -65,6 +66,14 @@ default, detected: private sources that open flows to public addresses.`,
 			if err != nil {
 				return usageErr(err)
 			}
+			switch {
+			case pool < 0:
+				return usageErr(fmt.Errorf("--pool-size %d: want 0 (the instances found) or more", pool))
+			case workers < 0 || workers > maxWorkersFlag:
+				return usageErr(fmt.Errorf("--workers %d: want 0 (one per CPU) to %d", workers, maxWorkersFlag))
+			case window < 0:
+				return usageErr(fmt.Errorf("--reorder-window %s: want 0 or more", reference.FormatDuration(window)))
+			}
 			fail := map[string]bool{}
 			for _, f := range failOn {
 				switch f = strings.TrimSpace(f); f {
@@ -74,18 +83,26 @@ default, detected: private sources that open flows to public addresses.`,
 					return usageErr(fmt.Errorf("--fail-on %q: want exhaustion and/or drop", f))
 				}
 			}
+			if plotPath != "" {
+				if _, err := replay.PlotFormat(plotPath); err != nil {
+					return usageErr(err)
+				}
+			}
+			if err := checkOutputs(files, outputPath{"-w", outPath}, outputPath{"--events", eventsPath}, outputPath{"--plot", plotPath}); err != nil {
+				return err
+			}
 			cfg := replay.Config{
 				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
 					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
-				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers,
+				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain,
 			}
+			var events *os.File
 			if eventsPath != "" {
-				f, err := os.Create(eventsPath)
-				if err != nil {
-					return usageErr(err)
+				if events, err = os.Create(eventsPath); err != nil {
+					return outputErr(err)
 				}
-				defer f.Close()
-				cfg.Events = f
+				defer events.Close()
+				cfg.Events = events
 			}
 			if fd := int(os.Stderr.Fd()); term.IsTerminal(fd) {
 				bar := progressbar.DefaultBytes(-1, "replay")
@@ -96,8 +113,20 @@ default, detected: private sources that open flows to public addresses.`,
 				defer func() { _ = bar.Finish() }()
 			}
 			res, runErr := replay.Run(files, cfg)
-			if runErr != nil && errors.Is(runErr, reference.ErrConfig) {
-				return usageErr(runErr)
+			runErr = classifyRun(runErr)
+			if exitCode(runErr) == exitUsage {
+				return runErr
+			}
+			if events != nil {
+				if err := events.Close(); err != nil && runErr == nil {
+					runErr = outputErr(fmt.Errorf("--events %s: %w", eventsPath, err))
+				}
+			}
+			if runErr != nil {
+				if res.Counts.Packets == 0 {
+					return runErr // nothing was read: no report, no empty document a parser would take for a result
+				}
+				res.Partial = runErr.Error()
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -106,25 +135,21 @@ default, detected: private sources that open flows to public addresses.`,
 				err = replay.WriteText(out, res)
 			}
 			if err != nil {
-				return err
+				return outputErr(fmt.Errorf("write report: %w", err))
 			}
-			if plotPath != "" && runErr == nil {
+			if plotPath != "" {
 				if err := replay.WritePlot(plotPath, res); err != nil {
-					return usageErr(err)
+					return outputErr(err)
 				}
 			}
 			if runErr != nil {
-				var ce *capture.Error
-				if errors.As(runErr, &ce) || errors.Is(runErr, os.ErrNotExist) {
-					return &exitError{exitInput, runErr}
-				}
-				return &exitError{exitInput, runErr}
+				return runErr
 			}
-			if fail["exhaustion"] && res.Drops[reference.DropExhausted.String()] > 0 {
-				return &exitError{exitFailed, fmt.Errorf("--fail-on exhaustion: %d new flows refused for lack of SNAT ports (B9)", res.Drops[reference.DropExhausted.String()])}
+			if n := res.Drops[reference.DropExhausted.String()]; fail["exhaustion"] && n > 0 {
+				return &exitError{code: exitFailed, err: fmt.Errorf("--fail-on exhaustion: %s refused for lack of SNAT ports (B9)", plural(n, "new flow"))}
 			}
 			if fail["drop"] && res.Counts.Dropped > 0 {
-				return &exitError{exitFailed, fmt.Errorf("--fail-on drop: %d packets dropped", res.Counts.Dropped)}
+				return &exitError{code: exitFailed, err: fmt.Errorf("--fail-on drop: %s dropped", plural(uint64(res.Counts.Dropped), "packet"))}
 			}
 			return nil
 		},
@@ -145,5 +170,14 @@ default, detected: private sources that open flows to public addresses.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
 	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
 	f.IntVar(&workers, "workers", 0, "engines to spread the instances over (0: one per CPU, at most 8); the result is the same for any number")
+	f.BoolVar(&drain, "drain", false, "after the last packet, run the clock on until every flow has ended and report those releases apart (C9)")
+	completeValues(cmd, "protocol", "all", "tcp", "udp")
+	completeValues(cmd, "fail-on", "exhaustion", "drop")
+	_ = cmd.MarkFlagFilename("write", "pcapng")
+	_ = cmd.MarkFlagFilename("plot", "png", "svg", "pdf")
 	return cmd
 }
+
+// maxWorkersFlag bounds --workers: past the CPUs, more engines only cost
+// memory (each holds its own tables).
+const maxWorkersFlag = 64

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,33 +17,49 @@ import (
 // specs (the same ones its Ginkgo suite runs) against implementations, as a
 // matrix of behaviour × implementation.
 func newVerifyCmd() *cobra.Command {
-	var impls, behaviors []string
+	var implFlag, behaviors []string
 	var markdown, junit string
+	var list, allowUnchecked bool
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Run the conformance checks and print the behaviour × implementation matrix",
-		Long: `verify runs every conformance check of profile azure-lb (B1–B16, C1–C5 of
+		Long: `verify runs every conformance check of profile azure-lb (B1–B16, C1–C7 of
 SEMANTICS.md) against each implementation and prints a matrix: per behaviour,
-conforms, deviates (a documented difference, or a capability the
-implementation lacks) or fails, followed by the evidence — the packets sent
-and observed, with times, and the failed assertion — of every check that did
-not conform. C items run on the reference only.
+conforms, deviates (a difference the implementation's profile documents),
+fails, or not checked (lacks X: the implementation lacks a capability a
+check needs, so that check was not run), followed by the evidence — the
+packets sent and observed, with times, and the failed assertion — of every
+check that did not conform, and the list of checks not run. C items run on
+the reference only.
 
 Implementations: reference (the in-process engine, virtual time), or a
 negative-control mutant (mutant:rst-hold-14s, mutant:udp-full-tuple, …) to
-see what failing looks like. Exit status 1 when any behaviour fails.`,
+see what failing looks like; --list names them all. A cell reads
+"conforms: 6 checks" or "fails: 2 of 6 checks fail". With more than three
+implementations the matrix has one row per implementation instead, naming
+the behaviours that deviate, fail or were not checked. "natcheck explain ID"
+says what a behaviour means. Exit status 1 when any behaviour fails, or when
+any check was not run (unless --allow-unchecked).`,
 		Example: `  natcheck verify
+  natcheck verify --list
   natcheck verify --behaviors B9,B10 --markdown build/matrix.md
-  natcheck verify --impl reference,mutant:rst-hold-14s --junit build/verify-junit.xml`,
+  natcheck verify --impl reference,mutant:rst-hold-14s --junit build/verify-junit.xml
+  natcheck verify --impl mutant:rst-hold-14s --behaviors B1 --allow-unchecked`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []specs.Impl
-			for _, name := range impls {
+			if list {
+				return writeImplList(cmd.OutOrStdout())
+			}
+			if err := checkOutputs(nil, outputPath{"--markdown", markdown}, outputPath{"--junit", junit}); err != nil {
+				return err
+			}
+			var impls []specs.Impl
+			for _, name := range implFlag {
 				im, err := specs.ImplByName(strings.TrimSpace(name))
 				if err != nil {
 					return usageErr(fmt.Errorf("verify: %w", err))
 				}
-				list = append(list, im)
+				impls = append(impls, im)
 			}
 			var only specs.Filter
 			for _, s := range behaviors {
@@ -51,12 +69,12 @@ see what failing looks like. Exit status 1 when any behaviour fails.`,
 				}
 				only = append(only, b)
 			}
-			m, err := specs.Verify(cmd.Context(), list, specs.Checks(), only, nil)
+			m, err := specs.Verify(cmd.Context(), impls, specs.Checks(), only, nil)
 			if err != nil {
 				return err
 			}
 			if err := m.WriteTerminal(cmd.OutOrStdout()); err != nil {
-				return err
+				return outputErr(err)
 			}
 			for _, out := range []struct {
 				path  string
@@ -69,20 +87,61 @@ see what failing looks like. Exit status 1 when any behaviour fails.`,
 					continue
 				}
 				if err := writeFile(out.path, out.write); err != nil {
-					return err
+					return outputErr(err)
 				}
 			}
 			if !m.Conforms() {
-				return &exitError{exitFailed, fmt.Errorf("verify: %d check(s) did not conform", len(m.Failing()))}
+				return &exitError{code: exitFailed, err: fmt.Errorf("verify: %d of %d checks did not conform", len(m.Failing()), m.Checks())}
+			}
+			if un := m.Unchecked(); len(un) > 0 && !allowUnchecked {
+				var lacks []string
+				for _, r := range un {
+					if !slices.Contains(lacks, r.Message) {
+						lacks = append(lacks, r.Message)
+					}
+				}
+				return &exitError{code: exitFailed, err: fmt.Errorf("verify: %s not checked (%s); --allow-unchecked accepts that", plural(uint64(len(un)), "check"), strings.Join(lacks, ", "))}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringSliceVar(&impls, "impl", []string{"reference"}, "implementations to check, comma-separated: reference, mutant:NAME")
+	cmd.Flags().StringSliceVar(&implFlag, "impl", []string{"reference"}, "implementations to check, comma-separated: reference, mutant:NAME")
 	cmd.Flags().StringSliceVar(&behaviors, "behaviors", nil, "only these behaviour IDs, comma-separated (B9,B10,C3); all when empty")
 	cmd.Flags().StringVar(&markdown, "markdown", "", "also write the matrix and evidence as Markdown to `FILE`")
 	cmd.Flags().StringVar(&junit, "junit", "", "also write every check as a JUnit test case to `FILE`")
+	cmd.Flags().BoolVar(&allowUnchecked, "allow-unchecked", false, "exit 0 even when checks were not run because an implementation lacks a capability they need")
+	cmd.Flags().BoolVar(&list, "list", false, "list the implementations and mutants --impl takes, and exit")
+	var names []string
+	for _, n := range implNames() {
+		names = append(names, n.name+"\t"+n.what)
+	}
+	completeValues(cmd, "impl", names...)
+	completeValues(cmd, "behaviors", behaviourIDs(false)...)
 	return cmd
+}
+
+type implName struct{ name, what string }
+
+// implNames lists what --impl takes: the reference, then every mutant.
+func implNames() []implName {
+	out := []implName{{"reference", "the reference engine, in virtual time"}}
+	for _, m := range specs.Mutants() {
+		var ids []string
+		for _, b := range m.Breaks {
+			ids = append(ids, b.String())
+		}
+		out = append(out, implName{m.Name, m.What + " (breaks " + strings.Join(ids, ", ") + ")"})
+	}
+	return out
+}
+
+// writeImplList writes what --impl takes, one per line.
+func writeImplList(w io.Writer) error {
+	fmt.Fprintln(w, "implementations (natcheck verify --impl NAME,…):")
+	for _, n := range implNames() {
+		fmt.Fprintf(w, "  %-34s %s\n", n.name, n.what)
+	}
+	return nil
 }
 
 // writeFile creates path and writes it with write.

@@ -96,7 +96,7 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	if cfg.TCPResetOnIdle {
 		return nil, fmt.Errorf("linux-nft: tcpResetOnIdle: %w", specs.ErrUnsupported)
 	}
-	plan, err := reference.PlanFor(cfg)
+	plan, err := reference.PlanFor(planConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
@@ -123,17 +123,18 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 		if err != nil {
 			return err
 		}
+		loose := !cfg.Strict
+		if cfg.Profile.Name == reference.NameLinux {
+			// Judged against the linux profile: its numbers.
+			t, loose = timersOf(cfg.Profile.Conntrack, t), loose && cfg.Profile.Conntrack.Loose
+		}
 		if t, err = t.scaled(opt.Scale); err != nil {
 			return err
 		}
 		if err := t.write(); err != nil {
 			return err
 		}
-		loose := "1"
-		if cfg.Strict {
-			loose = "0"
-		}
-		return topology.WriteSysctls(map[string]string{"net/netfilter/nf_conntrack_tcp_loose": loose})
+		return topology.WriteSysctls(map[string]string{"net/netfilter/nf_conntrack_tcp_loose": map[bool]string{false: "0", true: "1"}[loose]})
 	}); err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
@@ -147,6 +148,20 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	n.start = time.Now()
 	n.last = specs.Origin
 	return n, nil
+}
+
+// planConfig is cfg as the allocation planner takes it: the linux profile
+// writes its rules from the azure-lb allocation plan (L1), with the
+// profile's own allocation numbers.
+func planConfig(cfg reference.Config) reference.Config {
+	if cfg.Profile.Name != reference.NameLinux {
+		return cfg
+	}
+	p := reference.AzureLB()
+	lp := cfg.Profile
+	p.FirstPort, p.PortsPerIP, p.BlockSize, p.Tiers, p.MaxInstancePorts = lp.FirstPort, lp.PortsPerIP, lp.BlockSize, lp.Tiers, lp.MaxInstancePorts
+	cfg.Profile = p
+	return cfg
 }
 
 // insidePrefixes covers the plan's inside addresses with /24s, routed

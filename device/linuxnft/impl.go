@@ -33,7 +33,7 @@ var KnownAzureLB = map[reference.Behavior]string{
 const jiffy = 10 * time.Millisecond
 
 // Impl is the device as an implementation under test, judged against
-// profile azure-lb. Resolution is the smallest profile-time difference it
+// profile azure-lb (Known: KnownAzureLB). Resolution is the smallest profile-time difference it
 // can tell apart: K × (twice the send tolerance + a jiffy).
 func Impl(opt Options) specs.Impl {
 	opt = opt.withDefaults()
@@ -62,4 +62,22 @@ func Calibrate(opt Options) Options {
 	slices.Sort(late)
 	opt.Tolerance = max(2*time.Millisecond, 2*late[len(late)*99/100])
 	return opt.withDefaults()
+}
+
+// EstablishedCap is the ESTABLISHED timeout the device runs with when
+// judged against the linux profile: the kernel's 432,000 s (5 days) would
+// make one L5 check wait 12 hours at time scale 10, so the device sets
+// nf_conntrack_tcp_timeout_established to at most this, and the profile
+// it is judged against says so.
+const EstablishedCap = 600 * time.Second
+
+// LinuxImpl is the device judged against its own profile, linux, with the
+// conntrack numbers ct (DeviceConntrack), ESTABLISHED capped at
+// EstablishedCap: no known differences.
+func LinuxImpl(opt Options, ct reference.Conntrack) specs.Impl {
+	ct.Established = min(ct.Established, EstablishedCap)
+	im := Impl(opt)
+	im.Profile = reference.Linux(ct)
+	im.Known = nil
+	return im
 }

@@ -2,11 +2,14 @@ package linuxnft
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/natcheck/natcheck/device/sandbox"
 	"github.com/natcheck/natcheck/device/topology"
+	"github.com/natcheck/natcheck/reference"
 )
 
 // timerSysctls are the conntrack timeouts of SEMANTICS.md L5 and L7 (and
@@ -116,4 +119,43 @@ func CheckScale(k int) error {
 		_, err = t.scaled(k)
 		return err
 	})
+}
+
+// timersOf are the conntrack numbers of a linux profile as sysctl values in
+// seconds (nf_conntrack_tcp_timeout_max_retrans, which the profile does
+// not hold, keeps base's value).
+func timersOf(ct reference.Conntrack, base Timers) Timers {
+	t := Timers{}
+	for k, v := range base {
+		t[k] = v
+	}
+	for k, d := range map[string]time.Duration{
+		"nf_conntrack_tcp_timeout_syn_sent": ct.SynSent, "nf_conntrack_tcp_timeout_syn_recv": ct.SynRecv,
+		"nf_conntrack_tcp_timeout_established": ct.Established, "nf_conntrack_tcp_timeout_fin_wait": ct.FinWait,
+		"nf_conntrack_tcp_timeout_close_wait": ct.CloseWait, "nf_conntrack_tcp_timeout_last_ack": ct.LastAck,
+		"nf_conntrack_tcp_timeout_time_wait": ct.TimeWait, "nf_conntrack_tcp_timeout_close": ct.Close,
+		"nf_conntrack_tcp_timeout_unacknowledged": ct.Unacknowledged, "nf_conntrack_udp_timeout": ct.UDP,
+		"nf_conntrack_udp_timeout_stream": ct.UDPStream, "nf_conntrack_icmp_timeout": ct.ICMP,
+	} {
+		t[k] = int(d / time.Second)
+	}
+	return t
+}
+
+// DeviceConntrack reads the conntrack numbers of a fresh namespace of this
+// kernel (its defaults): the linux profile the device runs. Call it inside
+// the sandbox.
+func DeviceConntrack() (reference.Conntrack, error) {
+	ns, err := sandbox.NewNamespace("conntrack-defaults")
+	if err != nil {
+		return reference.Conntrack{}, err
+	}
+	defer ns.Close()
+	var ct reference.Conntrack
+	err = ns.Do(func() error {
+		var err error
+		ct, err = reference.ReadSysctlFS(os.DirFS("/proc/sys/net/netfilter"), "/proc/sys/net/netfilter")
+		return err
+	})
+	return ct, err
 }

@@ -1,8 +1,7 @@
 // Package pcapgen builds synthetic packets and captures for natcheck's
-// tests, benchmarks and fuzzers: Ethernet frames carrying IPv4 and TCP,
-// UDP or ICMP with valid checksums, serialized by gopacket, and pcap files
-// of them. It is internal: what it makes is test input, not output users
-// see.
+// tests, benchmarks and fuzzers, and for the scenario captures of natcheck
+// gen: Ethernet frames carrying IPv4 and TCP, UDP or ICMP with valid
+// checksums, serialized by gopacket, and pcap files of them.
 package pcapgen
 
 import (

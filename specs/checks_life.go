@@ -1,0 +1,74 @@
+package specs
+
+import (
+	"time"
+
+	"github.com/onsi/gomega/types"
+
+	"github.com/natcheck/natcheck/reference"
+)
+
+// life is a check of when one flow is released, for profiles whose ports
+// are not predictable (linux, azure-natgw, rfc): the flow's own packets
+// show it. In one session the flow's packets are sent, then at T − ε an
+// inbound probe from the remote end is translated back; in a second
+// session, at T, the same probe gets what gone says (dropped, or a RST).
+type life struct {
+	id    reference.Behavior
+	title string
+	proto reference.Proto
+	// packets are the flow's: out from the inside endpoint to the remote,
+	// in from the remote to the flow's SNAT endpoint.
+	packets []tp
+	// release is T, from the profile's numbers.
+	release func(reference.Profile) time.Duration
+	// probe is the inbound probe's TCP flags (ACK if zero).
+	probe reference.TCPFlags
+	// gone is what the probe at T gets.
+	gone  func() types.GomegaMatcher
+	needs Capabilities
+	// cfg adjusts the configuration (nil: one frontend IP, one instance,
+	// the default allocation).
+	cfg func(*reference.Config)
+}
+
+func (l life) check() Check {
+	return Check{ID: l.id, Title: l.title, Needs: l.needs, Run: func(p *Probe) {
+		T := l.release(p.Profile())
+		for _, at := range []time.Duration{T - p.Epsilon(), T} {
+			c := config(1, 1, 0)
+			if l.cfg != nil {
+				l.cfg(&c)
+			}
+			s := p.Open(c)
+			inside := ep(backend(0), 4000)
+			remote := server(0, 443)
+			if l.proto == udp {
+				remote = server(0, 53)
+			}
+			var first Outcome
+			for i, pk := range l.packets {
+				if pk.dir == out {
+					o := s.Out(pk.at, l.proto, inside, remote, pk.flags)
+					p.G.Expect(o).To(BeForwarded())
+					if i == 0 {
+						first = o
+					}
+					continue
+				}
+				p.G.Expect(s.Reply(pk.at, first, pk.flags)).To(BeForwardedTo(inside))
+			}
+			flags := l.probe
+			if flags == 0 && l.proto == tcp {
+				flags = ack
+			}
+			p.Notef(at, "probe at T%+v (T = %v)", at-T, T)
+			got := s.Reply(at, first, flags)
+			if at < T {
+				p.G.Expect(got).To(BeForwardedTo(inside), "at T − ε the flow still translates")
+				continue
+			}
+			p.G.Expect(got).To(l.gone(), "at T the flow is gone")
+		}
+	}}
+}
