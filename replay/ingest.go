@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"sync/atomic"
 
 	"github.com/natcheck/natcheck/reference"
@@ -159,7 +158,7 @@ func (h *mergeHeap) Pop() any {
 // has ended when drain is set. It returns the first error: bad input, a
 // time the engine cannot take, or a failed write. Everything read before
 // the error is replayed and written.
-func (in *ingest) run(files []string, drain bool) error {
+func (in *ingest) run(files []input, drain bool) error {
 	if in.sync {
 		err := in.read(files)
 		if ferr := in.workers[0].finish(in.res.End, drain); ferr != nil && err == nil {
@@ -191,16 +190,11 @@ func (in *ingest) run(files []string, drain bool) error {
 	return err
 }
 
-func (in *ingest) read(files []string) error {
-	var total int64
-	for _, name := range files {
-		if st, err := os.Stat(name); err == nil {
-			total += st.Size()
-		}
-	}
+func (in *ingest) read(files []input) error {
+	total := totalSize(files)
 	var h mergeHeap
-	for i, name := range files {
-		rd, err := capture.Open(name)
+	for i, f := range files {
+		rd, err := f.open(in.cfg.Stdin)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
@@ -213,13 +207,16 @@ func (in *ingest) read(files []string) error {
 			}
 			continue
 		}
-		h = append(h, &mergeItem{rec: rec, src: src, name: name, idx: i})
+		h = append(h, &mergeItem{rec: rec, src: src, name: f.name, idx: i})
 	}
 	heap.Init(&h)
 	var done, lastProgress int64 // bytes read, over all files
-	for len(h) > 0 {
+	for n := 1; len(h) > 0; n++ {
 		if err := in.failure(); err != nil {
 			return err // a failed write: stop, as for bad input
+		}
+		if n%stopEvery == 0 && stopped(in.cfg.Stop) {
+			return fmt.Errorf("replay: %w after %s", ErrInterrupted, plural(uint64(in.res.Counts.Packets), "packet"))
 		}
 		it := h[0]
 		if err := in.packet(it.name, &it.rec); err != nil {
@@ -229,7 +226,7 @@ func (in *ingest) read(files []string) error {
 		it.offset = it.rec.Offset
 		if in.cfg.Progress != nil && done-lastProgress > 1<<20 {
 			lastProgress = done
-			in.cfg.Progress(done, total)
+			in.cfg.Progress(Progress{Phase: "replay", Done: done, Total: total})
 		}
 		var err error
 		if it.rec, err = it.src.Next(); err != nil {
@@ -244,7 +241,7 @@ func (in *ingest) read(files []string) error {
 		}
 	}
 	if in.cfg.Progress != nil {
-		in.cfg.Progress(total, total)
+		in.cfg.Progress(Progress{Phase: "replay", Done: max(total, done), Total: total})
 	}
 	return nil
 }
@@ -341,6 +338,9 @@ func (in *ingest) packet(file string, rec *capture.Record) error {
 	default:
 		n.NotThroughNAT++
 		return nil
+	}
+	if sh := in.cfg.Shard; sh != nil && !sh.Owns(int(inst)) {
+		return nil // another machine's instance (--shard); its time still moved the clock
 	}
 	if in.sync {
 		w := in.workers[0]

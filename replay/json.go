@@ -20,6 +20,7 @@ type jsonReport struct {
 	// (Error says why).
 	Status      string         `json:"status"`
 	Error       string         `json:"error,omitempty"`
+	Shard       *Shard         `json:"shard,omitempty"`
 	Files       []string       `json:"files"`
 	Backends    []netip.Addr   `json:"backends"`
 	BackendsHow string         `json:"backends_how"`
@@ -133,6 +134,7 @@ func (r *Result) jsonReport() jsonReport {
 	if r.Partial != "" {
 		doc.Status, doc.Error = "partial", r.Partial
 	}
+	doc.Shard = r.Shard
 	if doc.Backends == nil {
 		doc.Backends = []netip.Addr{}
 	}

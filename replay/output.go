@@ -3,7 +3,6 @@ package replay
 import (
 	"fmt"
 	"io"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +18,8 @@ import (
 type output struct {
 	res    *Result
 	path   string
-	file   *os.File
+	file   io.Writer       // nil: no outside view
+	closer io.Closer       // the file's, when Run opened it
 	w      *capture.Writer // created with the first packet written
 	ifaces map[layers.LinkType]int
 	// lastLT and lastIface cache the last interface looked up: captures
@@ -216,15 +216,20 @@ func (o *output) iface(lt layers.LinkType) (int, error) {
 // close finishes the output file; one with no packet still gets a section
 // and an interface, so that it is a valid pcapng file.
 func (o *output) close() error {
+	err := o.finish()
+	if o.closer != nil {
+		if cerr := o.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (o *output) finish() error {
 	if o.w == nil {
 		if _, err := o.iface(layers.LinkTypeRaw); err != nil {
-			o.file.Close()
 			return err
 		}
 	}
-	if err := o.w.Flush(); err != nil {
-		o.file.Close()
-		return err
-	}
-	return o.file.Close()
+	return o.w.Flush()
 }

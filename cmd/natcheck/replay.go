@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ func newReplayCmd() *cobra.Command {
 		failOn      []string
 		workers     int
 		drain       bool
+		shard       string
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -51,7 +54,8 @@ default, detected: private sources that open flows to public addresses.`,
 		Example: `  natcheck replay captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --ports-per-instance 8 --plot usage.png captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --backends 10.0.0.0/24 --frontend 203.0.113.1 --ports-per-instance 64 -w out.pcapng --events ev.jsonl trace.pcap
-  natcheck replay --fail-on exhaustion --json trace.pcap > report.json`,
+  natcheck replay --fail-on exhaustion --json trace.pcap > report.json
+  natcheck replay --shard 1/4 --json huge.pcap > shard-1.json   # then: natcheck merge shard-*.json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			fr, err := frontendAddrs(frontends, 1)
@@ -83,10 +87,24 @@ default, detected: private sources that open flows to public addresses.`,
 					return usageErr(fmt.Errorf("--fail-on %q: want exhaustion and/or drop", f))
 				}
 			}
+			var sh *replay.Shard
+			if shard != "" {
+				v, err := replay.ParseShard(shard)
+				if err != nil {
+					return usageErr(err)
+				}
+				if outPath != "" || eventsPath != "" || plotPath != "" {
+					return usageErr(fmt.Errorf("--shard %s: -w, --events and --plot would hold one shard's instances only; merge the shards' --json reports with natcheck merge, or replay unsharded for them", shard))
+				}
+				sh = &v
+			}
 			if plotPath != "" {
 				if _, err := replay.PlotFormat(plotPath); err != nil {
 					return usageErr(err)
 				}
+			}
+			if outPath == "-" && eventsPath == "-" {
+				return usageErr(fmt.Errorf("-w - and --events -: only one output can go to standard output"))
 			}
 			if err := checkOutputs(files, outputPath{"-w", outPath}, outputPath{"--events", eventsPath}, outputPath{"--plot", plotPath}); err != nil {
 				return err
@@ -94,10 +112,21 @@ default, detected: private sources that open flows to public addresses.`,
 			cfg := replay.Config{
 				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
 					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
-				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain,
+				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain, Shard: sh,
+				Stdin: cmd.InOrStdin(),
+			}
+			// The report goes to standard output, unless an output file
+			// does: then to standard error.
+			report := cmd.OutOrStdout()
+			if outPath == "-" {
+				cfg.Output, cfg.OutputWriter, report = "standard output", cmd.OutOrStdout(), cmd.ErrOrStderr()
 			}
 			var events *os.File
-			if eventsPath != "" {
+			switch eventsPath {
+			case "":
+			case "-":
+				cfg.Events, report = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			default:
 				if events, err = os.Create(eventsPath); err != nil {
 					return outputErr(err)
 				}
@@ -105,13 +134,11 @@ default, detected: private sources that open flows to public addresses.`,
 				cfg.Events = events
 			}
 			if fd := int(os.Stderr.Fd()); term.IsTerminal(fd) {
-				bar := progressbar.DefaultBytes(-1, "replay")
-				cfg.Progress = func(done, total int64) {
-					bar.ChangeMax64(total)
-					_ = bar.Set64(done)
-				}
-				defer func() { _ = bar.Finish() }()
+				cfg.Progress = progressBar()
 			}
+			stop, release := interruptible(cmd.ErrOrStderr())
+			defer release()
+			cfg.Stop = stop
 			res, runErr := replay.Run(files, cfg)
 			runErr = classifyRun(runErr)
 			if exitCode(runErr) == exitUsage {
@@ -128,11 +155,10 @@ default, detected: private sources that open flows to public addresses.`,
 				}
 				res.Partial = runErr.Error()
 			}
-			out := cmd.OutOrStdout()
 			if asJSON {
-				err = replay.WriteJSON(out, res)
+				err = replay.WriteJSON(report, res)
 			} else {
-				err = replay.WriteText(out, res)
+				err = replay.WriteText(report, res)
 			}
 			if err != nil {
 				return outputErr(fmt.Errorf("write report: %w", err))
@@ -164,16 +190,18 @@ default, detected: private sources that open flows to public addresses.`,
 	f.StringVar(&protocol, "protocol", "all", "protocols the outbound rule carries: all, tcp or udp (B15)")
 	f.BoolVar(&strict, "strict", false, "create TCP flows only on a SYN (C5)")
 	f.DurationVar(&window, "reorder-window", capture.DefaultWindow, "how far back a timestamp may go and still be put in order")
-	f.StringVarP(&outPath, "write", "w", "", "write the outside view to this pcapng file")
-	f.StringVar(&eventsPath, "events", "", "write one JSON line per event to this file")
+	f.StringVarP(&outPath, "write", "w", "", "write the outside view to this pcapng file (-: standard output; the report then goes to standard error)")
+	f.StringVar(&eventsPath, "events", "", "write one JSON line per event to this file (-: standard output; the report then goes to standard error)")
 	f.StringVar(&plotPath, "plot", "", "plot SNAT ports in use over time to this .png or .svg file")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
 	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
 	f.IntVar(&workers, "workers", 0, "engines to spread the instances over (0: one per CPU, at most 8); the result is the same for any number")
+	f.StringVar(&shard, "shard", "", "replay only the instances i mod n (i/n) and report them, for natcheck merge (profiles whose instances own their ports, B5)")
 	f.BoolVar(&drain, "drain", false, "after the last packet, run the clock on until every flow has ended and report those releases apart (C9)")
 	completeValues(cmd, "protocol", "all", "tcp", "udp")
 	completeValues(cmd, "fail-on", "exhaustion", "drop")
 	_ = cmd.MarkFlagFilename("write", "pcapng")
+	_ = cmd.MarkFlagFilename("events", "jsonl")
 	_ = cmd.MarkFlagFilename("plot", "png", "svg", "pdf")
 	return cmd
 }
@@ -181,3 +209,51 @@ default, detected: private sources that open flows to public addresses.`,
 // maxWorkersFlag bounds --workers: past the CPUs, more engines only cost
 // memory (each holds its own tables).
 const maxWorkersFlag = 64
+
+// progressBar returns a Progress callback that draws a bar on standard
+// error: one for the detection pass, one for the replay, each with its
+// percentage when the input's size is known.
+func progressBar() func(replay.Progress) {
+	var bar *progressbar.ProgressBar
+	phase := ""
+	return func(p replay.Progress) {
+		if p.Phase != phase {
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			phase = p.Phase
+			desc := map[string]string{"detect": "detecting backends", "replay": "replaying"}[p.Phase]
+			bar = progressbar.DefaultBytes(p.Total, desc)
+		}
+		_ = bar.Set64(p.Done)
+	}
+}
+
+// interruptible catches Ctrl-C (SIGINT) for a replay: the first closes the
+// returned channel, so that the replay stops reading, finishes its files
+// and prints its report marked partial (exit 130); a second ends the
+// process at once, with exit 130. release stops catching.
+func interruptible(stderr io.Writer) (stop <-chan struct{}, release func()) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt)
+	ch := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sig:
+		case <-done:
+			return
+		}
+		close(ch)
+		fmt.Fprintln(stderr, "\nnatcheck: interrupted: finishing the files written so far and the report (Ctrl-C again to quit at once)")
+		select {
+		case <-sig:
+			os.Exit(exitInterrupted)
+		case <-done:
+		}
+	}()
+	return ch, func() {
+		signal.Stop(sig)
+		close(done)
+	}
+}
