@@ -36,8 +36,12 @@ type item struct {
 	end       int
 
 	// Filled in by the worker.
-	write          bool
-	comment        string
+	write   bool
+	comment string
+	// orig is the packet as recorded and note why the NAT did not
+	// translate it, with Config.BothSides.
+	orig           []byte
+	note           string
 	evStart, evEnd int // events, in the batch's events arena
 	emitted        []reference.Packet
 }
@@ -376,12 +380,12 @@ func (in *ingest) unreadable(m Mark) error {
 	}
 	ev := reference.Event{Time: m.Time, Kind: reference.PacketDropped, Instance: -1, Drop: reference.DropMalformed}
 	if in.sync {
-		in.ev = appendEvent(in.ev[:0], m.Packet, ev)
+		in.ev = appendEvent(in.ev[:0], m.File, m.Packet, ev)
 		return in.out.writeEvents(in.ev)
 	}
 	s := in.cur
 	start := len(s.readerEv)
-	s.readerEv = appendEvent(s.readerEv, m.Packet, ev)
+	s.readerEv = appendEvent(s.readerEv, m.File, m.Packet, ev)
 	s.reader = append(s.reader, readerItem{t: m.Time.UnixNano(), evStart: start, evEnd: len(s.readerEv)})
 	s.order = append(s.order, readerWorker)
 	return nil

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/gopacket/gopacket/layers"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/capture"
 )
@@ -30,6 +29,12 @@ type Config struct {
 	ReorderWindow time.Duration
 	// Output, if set, is the pcapng file that receives the outside view.
 	Output string
+	// BothSides makes the output capture show both sides of the NAT: each
+	// packet as recorded, on an inside interface, and as translated, on
+	// an outside one; a packet the NAT dropped (or answered with a RST)
+	// appears as recorded, with a comment giving the reason and the
+	// behaviour ID. Without it the output is the outside view alone.
+	BothSides bool
 	// OutputWriter, if set, receives the outside view instead of a file
 	// (standard output, for "-w -"); Output then only names it in errors.
 	OutputWriter io.Writer
@@ -129,11 +134,11 @@ func Run(files []string, cfg Config) (*Result, error) {
 	}
 	nw = min(nw, len(backends))
 
-	out := &output{res: res, path: cfg.Output}
+	out := &output{res: res, path: cfg.Output, bothSides: cfg.BothSides}
 	switch {
 	case cfg.OutputWriter != nil:
 		out.file = cfg.OutputWriter
-		out.ifaces = map[layers.LinkType]int{}
+		out.ifaces = map[ifaceKey]int{}
 	case cfg.Output != "":
 		// The file is created now, so that a bad path fails before the
 		// replay; its pcapng section starts with the first packet's link
@@ -143,7 +148,7 @@ func Run(files []string, cfg Config) (*Result, error) {
 			return res, fmt.Errorf("replay: %w", err)
 		}
 		out.file, out.closer = f, f
-		out.ifaces = map[layers.LinkType]int{}
+		out.ifaces = map[ifaceKey]int{}
 	}
 	var events *bufio.Writer
 	if cfg.Events != nil {
@@ -152,7 +157,7 @@ func Run(files []string, cfg Config) (*Result, error) {
 	}
 	workers := make([]*worker, nw)
 	for i := range workers {
-		w, err := newWorker(ec, i, nw, len(backends), out.file != nil, cfg.Events != nil)
+		w, err := newWorker(ec, i, nw, len(backends), out.file != nil, cfg.BothSides, cfg.Events != nil)
 		if err != nil {
 			if out.closer != nil {
 				out.closer.Close()

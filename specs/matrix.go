@@ -383,6 +383,15 @@ func ImplByName(name string) (Impl, error) {
 	if name == "reference" {
 		return Reference(), nil
 	}
+	for _, pn := range reference.ProfileNames() {
+		if name == "reference-"+pn {
+			p, err := reference.ProfileByName(pn)
+			if err != nil {
+				return Impl{}, err
+			}
+			return Engine(p), nil
+		}
+	}
 	for _, m := range Mutants() {
 		if m.Name == name {
 			return m.Impl, nil

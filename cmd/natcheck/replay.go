@@ -31,6 +31,7 @@ func newReplayCmd() *cobra.Command {
 		eventsPath  string
 		plotPath    string
 		asJSON      bool
+		bothSides   bool
 		failOn      []string
 		workers     int
 		drain       bool
@@ -103,6 +104,9 @@ default, detected: private sources that open flows to public addresses.`,
 					return usageErr(err)
 				}
 			}
+			if bothSides && outPath == "" {
+				return usageErr(fmt.Errorf("--both-sides: give -w FILE, the capture it writes"))
+			}
 			if outPath == "-" && eventsPath == "-" {
 				return usageErr(fmt.Errorf("-w - and --events -: only one output can go to standard output"))
 			}
@@ -113,7 +117,7 @@ default, detected: private sources that open flows to public addresses.`,
 				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
 					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
 				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain, Shard: sh,
-				Stdin: cmd.InOrStdin(),
+				Stdin: cmd.InOrStdin(), BothSides: bothSides,
 			}
 			// The report goes to standard output, unless an output file
 			// does: then to standard error.
@@ -191,6 +195,7 @@ default, detected: private sources that open flows to public addresses.`,
 	f.BoolVar(&strict, "strict", false, "create TCP flows only on a SYN (C5)")
 	f.DurationVar(&window, "reorder-window", capture.DefaultWindow, "how far back a timestamp may go and still be put in order")
 	f.StringVarP(&outPath, "write", "w", "", "write the outside view to this pcapng file (-: standard output; the report then goes to standard error)")
+	f.BoolVar(&bothSides, "both-sides", false, "with -w: write both sides of the NAT, each packet as recorded (inside interface) and as translated (outside interface); dropped packets as recorded, with the reason and behaviour ID in a comment")
 	f.StringVar(&eventsPath, "events", "", "write one JSON line per event to this file (-: standard output; the report then goes to standard error)")
 	f.StringVar(&plotPath, "plot", "", "plot SNAT ports in use over time to this .png or .svg file")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
