@@ -45,7 +45,7 @@ func WriteText(w io.Writer, r *Result) error {
 	for _, ir := range r.Instances {
 		first := "-"
 		if ir.FirstExhaustion != nil {
-			first = fmt.Sprintf("pkt %d, +%s", ir.FirstExhaustion.Packet, ir.FirstExhaustion.Time.Sub(r.Start).Round(time.Microsecond))
+			first = fmt.Sprintf("pkt %d, +%s", ir.FirstExhaustion.Packet, reference.FormatDuration(ir.FirstExhaustion.Time.Sub(r.Start).Round(time.Microsecond)))
 		}
 		row := []string{fmt.Sprint(ir.Instance), ir.Inside.String(), ir.Frontend.String(), ir.Proto, fmt.Sprint(ir.Allocated),
 			fmt.Sprint(ir.Peak), fmt.Sprint(ir.InUse), fmt.Sprint(ir.Flows), fmt.Sprint(ir.ExhaustionDrops), first,
@@ -63,7 +63,7 @@ func WriteText(w io.Writer, r *Result) error {
 	}
 	if d := r.Drained; d != nil {
 		fmt.Fprintf(w, "\nafter the last packet (--drain), the clock ran on to %s (+%s): %d fin, %d rst, %d idle releases (B10–B12)\n",
-			d.Until.Format(time.RFC3339Nano), d.Until.Sub(r.End).Round(time.Millisecond), d.Releases.FIN, d.Releases.RST, d.Releases.Idle)
+			d.Until.Format(time.RFC3339Nano), reference.FormatDuration(d.Until.Sub(r.End).Round(time.Millisecond)), d.Releases.FIN, d.Releases.RST, d.Releases.Idle)
 	}
 	if len(r.Drops) > 0 {
 		fmt.Fprintln(w, "\ndrops by reason:")
@@ -181,7 +181,7 @@ func (r *Result) InstanceVerdicts() []Verdict {
 		use := fmt.Sprintf("peak %d/%d TCP and %d/%d UDP ports", v.Peak[0], v.Allocated[0], v.Peak[1], v.Allocated[1])
 		if v.Exhausted {
 			v.Line = fmt.Sprintf("instance %d (%s): EXHAUSTED: %s refused (B9), first at packet %d (+%s); %s",
-				i, v.Inside, plural(v.Refused, "new flow"), v.First.Packet, v.First.Time.Sub(r.Start).Round(time.Microsecond), use)
+				i, v.Inside, plural(v.Refused, "new flow"), v.First.Packet, reference.FormatDuration(v.First.Time.Sub(r.Start).Round(time.Microsecond)), use)
 		} else {
 			v.Line = fmt.Sprintf("instance %d (%s): ok: %s, never out of ports; %s", i, v.Inside, plural(v.Flows, "flow"), use)
 		}

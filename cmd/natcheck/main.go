@@ -81,6 +81,9 @@ behaviour ID means.`,
 	root.AddCommand(extraCommands()...)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
+		if c.Flags().Lookup("profile") != nil {
+			completeValues(c, "profile", reference.ProfileNames()...)
+		}
 	}
 	return root
 }
