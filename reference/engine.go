@@ -284,7 +284,7 @@ func New(cfg Config) (*Engine, error) {
 		if e.alloc != nil {
 			e.setBlocks(i, e.alloc.inst[i])
 		} else {
-			e.insts[i].ports = len(c.Frontends) * e.prof.PortsPerIP // G1, R3: the whole inventory, shared
+			e.sharedInventory(i)
 		}
 	}
 	return e, nil
