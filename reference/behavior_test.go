@@ -60,7 +60,8 @@ func TestB2BlocksOfEight(t *testing.T) {
 		ok    bool
 		want  Behavior
 	}{
-		{8, true, 0}, {16, true, 0}, {6400, true, 0}, {7, false, B4}, {12, false, B2}, {1001, false, B2}, {63999, false, B2},
+		{8, true, 0}, {16, true, 0}, {6400, true, 0}, {7, false, B2}, {12, false, B2}, {1001, false, B2}, {63999, false, B2},
+		{-8, false, B4}, {64008, false, B4},
 	} {
 		cfg := oneIP("10.0.0.1")
 		cfg.PortsPerInstance = tc.ports
@@ -695,7 +696,7 @@ func TestConfigErrors(t *testing.T) {
 		{"empty pool", func(c *Config) { c.Backends = nil }, "pool size"},
 		{"pool smaller than backends", func(c *Config) { c.PoolSize = 0; c.Backends = append(c.Backends, ip("10.0.0.2")); c.PoolSize = 1 }, "smaller than the 2 backends"},
 		{"bad protocol", func(c *Config) { c.Protocols = 9 }, "protocol"},
-		{"unimplemented strategy", func(c *Config) { c.Profile = AzureLB(); c.Profile.PortChoice = PortRandom }, "profile"},
+		{"unimplemented strategy", func(c *Config) { c.Profile = AzureLB(); c.Profile.PortChoice = PortChoice(99) }, "profile"},
 	} {
 		c := good
 		c.Backends = append([]netip.Addr(nil), good.Backends...)

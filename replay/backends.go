@@ -32,10 +32,15 @@ func ParseBackends(s string) ([]netip.Prefix, error) {
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		if err != nil {
-			return nil, fmt.Errorf("parse backends %q: %w", f, err)
+			return nil, fmt.Errorf("backends %s: not an IPv4 address or prefix", f)
 		}
 		if !p.Addr().Is4() {
-			return nil, fmt.Errorf("parse backends %q: want IPv4 (the SNAT profiles are IPv4-only)", f)
+			return nil, fmt.Errorf("backends %s: want IPv4 (the SNAT profiles are IPv4-only)", f)
+		}
+		for _, q := range out {
+			if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+				return nil, fmt.Errorf("backends %s: already listed (as %s); each instance is listed once", f, q)
+			}
 		}
 		out = append(out, p)
 	}

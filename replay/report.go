@@ -1,21 +1,16 @@
 package replay
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/natcheck/natcheck/reference"
 	"github.com/olekukonko/tablewriter"
 )
-
-// WriteJSON writes r as one indented JSON document.
-func WriteJSON(w io.Writer, r *Result) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
 
 // WriteText writes the report people read: what was replayed and how, the
 // per instance × frontend IP × protocol table, the drops by reason with
@@ -23,31 +18,46 @@ func WriteJSON(w io.Writer, r *Result) error {
 func WriteText(w io.Writer, r *Result) error {
 	c := r.Config
 	fmt.Fprintf(w, "natcheck replay of %s\n", strings.Join(r.Files, ", "))
+	if r.Partial != "" {
+		fmt.Fprintf(w, "  PARTIAL REPORT: the replay stopped before the end of its input (%s); what follows covers the packets before that point\n", r.Partial)
+	}
 	if !r.Start.IsZero() {
-		fmt.Fprintf(w, "  %d packets from %s to %s (%s of capture time)\n", r.Counts.Packets,
-			r.Start.Format(time.RFC3339Nano), r.End.Format(time.RFC3339Nano), r.End.Sub(r.Start).Round(time.Millisecond))
+		fmt.Fprintf(w, "  %s from %s to %s (%s of capture time)\n", plural(uint64(r.Counts.Packets), "packet"),
+			r.Start.Format(time.RFC3339Nano), r.End.Format(time.RFC3339Nano), reference.FormatDuration(r.End.Sub(r.Start).Round(time.Millisecond)))
 	}
 	alloc := fmt.Sprintf("default table (B3): %d ports per instance", r.Plan.PerInstance)
 	if c.PortsPerInstance != 0 {
 		alloc = fmt.Sprintf("outbound rule (B4): %d ports per instance", c.PortsPerInstance)
 	}
-	fmt.Fprintf(w, "  profile %s; frontends %v; pool of %d; %s; idle timeout %v (B12); protocols %s (B15); tcpResetOnIdle %v (B14); %s mid-stream TCP (C5)\n",
-		c.Profile, c.Frontends, c.PoolSize, alloc, c.IdleTimeout, c.Protocols, c.TCPResetOnIdle, map[bool]string{false: "pick-up of", true: "strict: no"}[c.Strict])
+	switch c.Profile {
+	case "", reference.NameAzureLB:
+		fmt.Fprintf(w, "  profile %s; frontends %v; pool of %d; %s; idle timeout %v (B12); protocols %s (B15); tcpResetOnIdle %v (B14); %s mid-stream TCP (C5)\n",
+			c.Profile, c.Frontends, c.PoolSize, alloc, reference.FormatDuration(c.IdleTimeout), c.Protocols, c.TCPResetOnIdle, map[bool]string{false: "pick-up of", true: "strict: no"}[c.Strict])
+	case reference.NameLinux:
+		fmt.Fprintf(w, "  profile linux; frontends %v; pool of %d; one SNAT rule per instance from the %s (L1); connection-tracking timers (L5–L7); %s\n",
+			c.Frontends, c.PoolSize, alloc, map[bool]string{false: "tcp_loose as the sysctls say (L9)", true: "strict: tcp_loose=0 (L9)"}[c.Strict])
+	default:
+		fmt.Fprintf(w, "  profile %s; frontends %v (one inventory shared by a pool of %d); the profile's own timers\n", c.Profile, c.Frontends, c.PoolSize)
+	}
 	fmt.Fprintf(w, "  backends %v, %s\n", r.Backends, r.BackendsHow)
 	n := r.Counts
 	fmt.Fprintf(w, "  through the NAT: %d outbound, %d replies (%d with no flow: B8); not through it: %d\n",
 		n.Outbound, n.Replies, n.RepliesNoFlow, n.NotThroughNAT)
 	fmt.Fprintf(w, "  passed over: %d IPv6, %d not IP, %d unreadable (link or IPv4 header cut or malformed); IPv4: %d TCP, %d UDP, %d ICMP, %d other, %d fragments\n",
 		n.IPv6, n.NonIP, n.Cut, n.TCP, n.UDP, n.ICMP, n.Other, n.Fragments)
-	fmt.Fprintf(w, "  verdicts: %d translated, %d dropped, %d answered with a RST; %d packets sent by the NAT (B14)\n\n",
-		n.Translated, n.Dropped, n.Reset, n.Emitted)
+	sent := reference.B14
+	if c.Profile != "" && c.Profile != reference.NameAzureLB {
+		sent = reference.G6
+	}
+	fmt.Fprintf(w, "  verdicts: %d translated, %d dropped, %d answered with a RST; %d packets sent by the NAT (%v)\n\n",
+		n.Translated, n.Dropped, n.Reset, n.Emitted, sent)
 
 	t := tablewriter.NewWriter(w)
 	t.Header([]string{"inst", "inside", "frontend", "proto", "allocated", "peak", "in use at end", "flows", "exhausted", "first exhausted", "fin", "rst", "idle", "reclaimed"})
 	for _, ir := range r.Instances {
 		first := "-"
 		if ir.FirstExhaustion != nil {
-			first = fmt.Sprintf("pkt %d, +%s", ir.FirstExhaustion.Packet, ir.FirstExhaustion.Time.Sub(r.Start).Round(time.Microsecond))
+			first = fmt.Sprintf("pkt %d, +%s", ir.FirstExhaustion.Packet, reference.FormatDuration(ir.FirstExhaustion.Time.Sub(r.Start).Round(time.Microsecond)))
 		}
 		row := []string{fmt.Sprint(ir.Instance), ir.Inside.String(), ir.Frontend.String(), ir.Proto, fmt.Sprint(ir.Allocated),
 			fmt.Sprint(ir.Peak), fmt.Sprint(ir.InUse), fmt.Sprint(ir.Flows), fmt.Sprint(ir.ExhaustionDrops), first,
@@ -65,14 +75,13 @@ func WriteText(w io.Writer, r *Result) error {
 	}
 	if d := r.Drained; d != nil {
 		fmt.Fprintf(w, "\nafter the last packet (--drain), the clock ran on to %s (+%s): %d fin, %d rst, %d idle releases (B10–B12)\n",
-			d.Until.Format(time.RFC3339Nano), d.Until.Sub(r.End).Round(time.Millisecond), d.Releases.FIN, d.Releases.RST, d.Releases.Idle)
+			d.Until.Format(time.RFC3339Nano), reference.FormatDuration(d.Until.Sub(r.End).Round(time.Millisecond)), d.Releases.FIN, d.Releases.RST, d.Releases.Idle)
 	}
 	if len(r.Drops) > 0 {
 		fmt.Fprintln(w, "\ndrops by reason:")
-		for _, reason := range dropOrder {
-			if v := r.Drops[reason.name]; v > 0 {
-				fmt.Fprintf(w, "  %-22s %8d  (%s)\n", reason.name, v, reason.why)
-			}
+		for _, name := range r.dropReasons() {
+			_, why := dropInfo(c.Profile, name)
+			fmt.Fprintf(w, "  %-22s %8d  (%s)\n", name, r.Drops[name], why)
 		}
 	}
 	fmt.Fprintln(w, "\nverdict per instance:")
@@ -82,66 +91,139 @@ func WriteText(w io.Writer, r *Result) error {
 	return nil
 }
 
-var dropOrder = []struct{ name, why string }{
-	{"exhausted", "B9: the instance had no SNAT port for a new flow"},
-	{"unsolicited", "B8: inbound, no live flow"},
-	{"unsupported-protocol", "B15: not TCP/UDP, or not carried by the rule"},
-	{"fragment", "B15: IP fragment"},
-	{"released", "B14/B16: packet of a reset or reclaimed flow"},
-	{"not-syn", "C5 strict: no flow and not a SYN"},
-	{"no-instance", "source is not a backend instance"},
-	{"malformed", "transport, IPv4 or link header cut or impossible: no ports to translate"},
+// dropOrder lists the drop reasons in the order reports show them, each
+// with why; the behaviour it cites depends on the profile
+// (reference.Profile.Cites).
+var dropOrder = []struct {
+	reason reference.DropReason
+	why    string
+}{
+	{reference.DropExhausted, "the instance had no SNAT port for a new flow"},
+	{reference.DropUnsolicited, "inbound, no live flow (azure-natgw answers a TCP one, from either side, with a RST: G6)"},
+	{reference.DropUnsupported, "a protocol the NAT does not translate, or the rule does not carry"},
+	{reference.DropFragment, "IP fragment"},
+	{reference.DropReleased, "packet of a reset or reclaimed flow (B14/B16)"},
+	{reference.DropNotSYN, "strict: no flow and not a SYN"},
+	{reference.DropInvalid, "a TCP packet connection tracking holds invalid: never sent on with an inside address"},
+	{reference.DropNoInstance, "source is not a backend instance"},
+	{reference.DropMalformed, "transport, IPv4 or link header cut or impossible: no ports to translate"},
 }
 
-// Verdicts returns one line per instance that sent traffic: whether it ran
-// out of ports, when first, and how close it came otherwise.
-func (r *Result) Verdicts() []string {
-	type agg struct {
-		inside      string
-		drops       uint64
-		first       *Mark
-		peak, alloc [2]int
-		flows       uint64
+// dropReasons returns the reasons of r.Drops in report order: those of
+// dropOrder first, then any other in name order.
+func (r *Result) dropReasons() []string {
+	var out []string
+	known := map[string]bool{}
+	for _, d := range dropOrder {
+		name := d.reason.String()
+		known[name] = true
+		if r.Drops[name] > 0 {
+			out = append(out, name)
+		}
 	}
+	var rest []string
+	for name, v := range r.Drops {
+		if !known[name] && v > 0 {
+			rest = append(rest, name)
+		}
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}
+
+// dropInfo returns the behaviour a drop reason cites under profile
+// (azure-lb when empty or unknown) and its explanation, "B9: the instance
+// had …".
+func dropInfo(profile, name string) (reference.Behavior, string) {
+	p, err := reference.ProfileByName(profile)
+	if err != nil {
+		p = reference.AzureLB()
+	}
+	for _, d := range dropOrder {
+		if d.reason.String() == name {
+			b := p.Cites(d.reason)
+			if b == reference.NoBehavior {
+				return b, d.why
+			}
+			return b, b.String() + ": " + d.why
+		}
+	}
+	return reference.NoBehavior, ""
+}
+
+// Verdict is the judgement on one instance that sent traffic: whether it
+// ran out of ports (B9), when first, and how close it came otherwise.
+type Verdict struct {
+	Instance int        `json:"instance"`
+	Inside   netip.Addr `json:"inside"`
+	// Exhausted is set when new flows of the instance were refused (B9).
+	Exhausted bool   `json:"exhausted"`
+	Flows     uint64 `json:"flows"`
+	Refused   uint64 `json:"refused"`
+	// First is the first refusal, when Exhausted.
+	First *Mark `json:"-"`
+	// Peak and Allocated are SNAT ports, indexed 0 TCP, 1 UDP.
+	Peak      [2]int `json:"-"`
+	Allocated [2]int `json:"-"`
+	// Line is the verdict as the text report writes it.
+	Line string `json:"line"`
+}
+
+// InstanceVerdicts returns the verdict of every instance that sent
+// traffic, in pool order.
+func (r *Result) InstanceVerdicts() []Verdict {
 	var order []int
-	byInst := map[int]*agg{}
+	byInst := map[int]*Verdict{}
 	for _, ir := range r.Instances {
-		a := byInst[ir.Instance]
-		if a == nil {
-			a = &agg{inside: ir.Inside.String()}
-			byInst[ir.Instance] = a
+		v := byInst[ir.Instance]
+		if v == nil {
+			v = &Verdict{Instance: ir.Instance, Inside: ir.Inside}
+			byInst[ir.Instance] = v
 			order = append(order, ir.Instance)
 		}
 		p := 0
 		if ir.Proto == "udp" {
 			p = 1
 		}
-		a.peak[p] += ir.Peak
+		v.Peak[p] += ir.Peak
 		if ir.Instance < len(r.Plan.Instances) {
-			a.alloc = [2]int{r.Plan.Instances[ir.Instance].Ports, r.Plan.Instances[ir.Instance].Ports}
+			v.Allocated = [2]int{r.Plan.Instances[ir.Instance].Ports, r.Plan.Instances[ir.Instance].Ports}
 		}
-		a.flows += ir.Flows
-		a.drops += ir.ExhaustionDrops
-		if ir.FirstExhaustion != nil && (a.first == nil || ir.FirstExhaustion.Packet < a.first.Packet) {
-			a.first = ir.FirstExhaustion
+		v.Flows += ir.Flows
+		v.Refused += ir.ExhaustionDrops
+		if ir.FirstExhaustion != nil && (v.First == nil || ir.FirstExhaustion.Packet < v.First.Packet) {
+			v.First = ir.FirstExhaustion
 		}
 	}
-	var out []string
+	out := make([]Verdict, 0, len(order))
 	for _, i := range order {
-		a := byInst[i]
-		if a.flows == 0 && a.drops == 0 {
+		v := byInst[i]
+		if v.Flows == 0 && v.Refused == 0 {
 			continue
 		}
-		use := fmt.Sprintf("peak %d/%d TCP and %d/%d UDP ports", a.peak[0], a.alloc[0], a.peak[1], a.alloc[1])
-		if a.drops > 0 {
-			out = append(out, fmt.Sprintf("instance %d (%s): EXHAUSTED: %s refused (B9), first at packet %d (+%s); %s",
-				i, a.inside, plural(a.drops, "new flow"), a.first.Packet, a.first.Time.Sub(r.Start).Round(time.Microsecond), use))
-			continue
+		v.Exhausted = v.Refused > 0
+		use := fmt.Sprintf("peak %d/%d TCP and %d/%d UDP ports", v.Peak[0], v.Allocated[0], v.Peak[1], v.Allocated[1])
+		if v.Exhausted {
+			v.Line = fmt.Sprintf("instance %d (%s): EXHAUSTED: %s refused (B9), first at packet %d (+%s); %s",
+				i, v.Inside, plural(v.Refused, "new flow"), v.First.Packet, reference.FormatDuration(v.First.Time.Sub(r.Start).Round(time.Microsecond)), use)
+		} else {
+			v.Line = fmt.Sprintf("instance %d (%s): ok: %s, never out of ports; %s", i, v.Inside, plural(v.Flows, "flow"), use)
 		}
-		out = append(out, fmt.Sprintf("instance %d (%s): ok: %s, never out of ports; %s", i, a.inside, plural(a.flows, "flow"), use))
+		out = append(out, *v)
 	}
-	if len(out) == 0 {
-		out = append(out, "no instance opened a flow")
+	return out
+}
+
+// Verdicts returns the verdict lines of InstanceVerdicts, or one line
+// saying that no instance opened a flow.
+func (r *Result) Verdicts() []string {
+	vs := r.InstanceVerdicts()
+	if len(vs) == 0 {
+		return []string{"no instance opened a flow"}
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Line
 	}
 	return out
 }

@@ -210,7 +210,7 @@ func TestClaimsFailOnBrokenEngines(t *testing.T) {
 		{"azure-lb-idle-4m", func(p *reference.Profile) { p.IdleDefault = 5 * time.Minute }},
 		{"azure-lb-b14-rsts", func(p *reference.Profile) { p.IdleDefault = 5 * time.Minute }},
 		{"azure-lb-exhaustion-pool-50", func(p *reference.Profile) { p.Tiers[0].Ports, p.MaxInstancePorts = 1032, 1032 }},
-		{"azure-lb-exhaustion-pool-51", func(p *reference.Profile) { p.Tiers[1].MaxPool = 50; p.Tiers[0].MaxPool = 51 }},
+		{"azure-lb-exhaustion-pool-51", func(p *reference.Profile) { p.Tiers[0].MaxPool = 51 }},
 	} {
 		s, _ := Lookup(tc.scenario)
 		p := reference.AzureLB()

@@ -112,6 +112,22 @@ func (m Matrix) Failing() []Result {
 	return out
 }
 
+// Checks returns the number of check results in the matrix that ran (not
+// n/a), over every implementation.
+func (m Matrix) Checks() int {
+	n := 0
+	for _, r := range m.Rows {
+		for _, c := range r.Cells {
+			for _, res := range c.Results {
+				if res.Status != NotApplicable {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
 // Unchecked returns the results of checks not run because the
 // implementation lacks a capability they need, row by row.
 func (m Matrix) Unchecked() []Result {
@@ -128,40 +144,67 @@ func (m Matrix) Unchecked() []Result {
 	return out
 }
 
+// summary is the cell as the matrix writes it: the status and how many of
+// its checks have it ("fails: 2 of 6 checks fail", "conforms: 6 checks",
+// "not checked (lacks reset-on-idle): 1 of 3 checks").
 func (c Cell) summary() string {
-	n, ok := 0, 0
+	n, worst := 0, 0
+	var lacks []string
 	for _, r := range c.Results {
 		if r.Status != NotApplicable {
 			n++
 		}
-		if r.Status == Conforms {
-			ok++
+		if r.Status == c.Status {
+			worst++
 		}
+		if r.Status == NotChecked && !slices.Contains(lacks, r.Message) {
+			lacks = append(lacks, r.Message)
+		}
+	}
+	checks := func(k int) string {
+		if k == 1 {
+			return "1 check"
+		}
+		return fmt.Sprintf("%d checks", k)
 	}
 	switch c.Status {
 	case NotApplicable:
 		return "n/a"
+	case Conforms:
+		return "conforms: " + checks(n)
 	case NotChecked:
-		var lacks []string
-		for _, r := range c.Results {
-			if r.Status == NotChecked && !slices.Contains(lacks, r.Message) {
-				lacks = append(lacks, r.Message)
-			}
+		if worst == n {
+			return fmt.Sprintf("not checked (%s): %s", strings.Join(lacks, ", "), checks(n))
 		}
-		return fmt.Sprintf("not checked (%s) (%d/%d)", strings.Join(lacks, ", "), ok, n)
+		return fmt.Sprintf("not checked (%s): %d of %s", strings.Join(lacks, ", "), worst, checks(n))
 	}
-	return fmt.Sprintf("%s (%d/%d)", c.Status, ok, n)
+	verb := map[Status]string{Deviates: "deviate", Fails: "fail"}[c.Status]
+	if n == 1 {
+		return fmt.Sprintf("%s: the 1 check %ss", c.Status, verb)
+	}
+	if worst == 1 {
+		return fmt.Sprintf("%s: 1 of %d checks %ss", c.Status, n, verb)
+	}
+	return fmt.Sprintf("%s: %d of %d checks %s", c.Status, worst, n, verb)
 }
+
+// wideMatrix is the number of implementations past which the matrix is
+// written one row per implementation: a column per implementation would
+// not fit a screen.
+const wideMatrix = 3
 
 func (m Matrix) table(w io.Writer, opts ...tablewriter.Option) error {
 	t := tablewriter.NewTable(w, append(opts, tablewriter.WithHeaderAutoFormat(tw.Off))...)
+	if len(m.Impls) > wideMatrix {
+		return m.byImpl(t)
+	}
 	t.Header(append([]string{"Behaviour", "Kind"}, m.Impls...))
 	for _, r := range m.Rows {
 		kind := "documented"
 		if !r.ID.Documented() {
 			kind = "convention"
 		}
-		row := []string{r.ID.String(), kind}
+		row := []string{behaviourLabel(r.ID), kind}
 		for _, c := range r.Cells {
 			row = append(row, c.summary())
 		}
@@ -173,6 +216,51 @@ func (m Matrix) table(w io.Writer, opts ...tablewriter.Option) error {
 		return fmt.Errorf("render matrix: %w", err)
 	}
 	return nil
+}
+
+// byImpl writes one row per implementation: how many behaviours conform,
+// and which were not checked, deviate or fail.
+func (m Matrix) byImpl(t *tablewriter.Table) error {
+	t.Header([]string{"Implementation", "Conforms", "Not checked", "Deviates", "Fails"})
+	for i, name := range m.Impls {
+		ok := 0
+		var unchecked, dev, fail []string
+		for _, r := range m.Rows {
+			switch r.Cells[i].Status {
+			case Conforms:
+				ok++
+			case NotChecked:
+				unchecked = append(unchecked, r.ID.String())
+			case Deviates:
+				dev = append(dev, r.ID.String())
+			case Fails:
+				fail = append(fail, r.ID.String())
+			}
+		}
+		row := []string{name, fmt.Sprintf("%d of %d behaviours", ok, len(m.Rows)), orNone(unchecked), orNone(dev), orNone(fail)}
+		if err := t.Append(row); err != nil {
+			return fmt.Errorf("render matrix: %w", err)
+		}
+	}
+	if err := t.Render(); err != nil {
+		return fmt.Errorf("render matrix: %w", err)
+	}
+	return nil
+}
+
+func orNone(ids []string) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	return strings.Join(ids, ", ")
+}
+
+// behaviourLabel is a behaviour as the matrix names it: its ID and title.
+func behaviourLabel(b reference.Behavior) string {
+	if t := b.Title(); t != "" {
+		return b.String() + " " + t
+	}
+	return b.String()
 }
 
 // Evidence writes, for every check that did not conform, its text, status,
@@ -214,7 +302,11 @@ func (m Matrix) WriteTerminal(w io.Writer) error {
 
 // WriteMarkdown writes the matrix as a Markdown table, then the evidence.
 func (m Matrix) WriteMarkdown(w io.Writer) error {
-	if _, err := fmt.Fprintf(w, "# natcheck conformance matrix (profile azure-lb)\n\n"); err != nil {
+	profile := reference.NameAzureLB
+	if len(m.Rows) > 0 {
+		profile = m.Rows[0].ID.Profile()
+	}
+	if _, err := fmt.Fprintf(w, "# natcheck conformance matrix (profile %s)\n\n", profile); err != nil {
 		return fmt.Errorf("write markdown: %w", err)
 	}
 	if err := m.table(w, tablewriter.WithRenderer(renderer.NewMarkdown())); err != nil {
@@ -294,6 +386,15 @@ func firstLine(s string) string {
 func ImplByName(name string) (Impl, error) {
 	if name == "reference" {
 		return Reference(), nil
+	}
+	for _, pn := range reference.ProfileNames() {
+		if name == "reference-"+pn {
+			p, err := reference.ProfileByName(pn)
+			if err != nil {
+				return Impl{}, err
+			}
+			return Engine(p), nil
+		}
 	}
 	for _, m := range Mutants() {
 		if m.Name == name {

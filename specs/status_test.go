@@ -53,7 +53,7 @@ func TestNotCheckedIsItsOwnStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name, out, want string
 	}{
-		{"matrix cell", term.String(), "not checked (lacks reset-on-idle) (1/2)"},
+		{"matrix cell", term.String(), "not checked (lacks reset-on-idle): 1 of 2 checks"},
 		{"evidence", term.String(), "C6: with tcpResetOnIdle"},
 		{"junit", junit.String(), `<skipped message="not checked (lacks reset-on-idle)"`},
 	} {

@@ -33,7 +33,7 @@ read.`,
 			for i, f := range files {
 				v, err := viewdiff.Read(f)
 				if err != nil {
-					return &exitError{exitInput, fmt.Errorf("diff: %w", err)}
+					return &exitError{code: exitInput, err: fmt.Errorf("diff: %w", err)}
 				}
 				views[i] = v
 			}
@@ -58,7 +58,7 @@ read.`,
 			for _, d := range r.Differences[:min(show, len(r.Differences))] {
 				fmt.Fprintln(w, "  "+d.String())
 			}
-			return &exitError{exitFailed, fmt.Errorf("diff: %s and %s differ in structure (%d differences)", files[0], files[1], len(r.Differences))}
+			return &exitError{code: exitFailed, err: fmt.Errorf("diff: %s and %s differ in structure (%d differences)", files[0], files[1], len(r.Differences))}
 		},
 	}
 	cmd.Flags().IntVar(&show, "show", 10, "how many differences to show")

@@ -50,10 +50,13 @@ way an expectation changes).`,
 						ids = append(ids, b.String())
 					}
 					if err := t.Append([]string{s.Name, s.Profile, strings.Join(ids, " "), fmt.Sprint(len(s.Build().Packets)), s.Title}); err != nil {
-						return err
+						return outputErr(err)
 					}
 				}
-				return t.Render()
+				if err := t.Render(); err != nil {
+					return outputErr(err)
+				}
+				return nil
 			}
 			if all {
 				if len(args) != 0 || out == "" || expectation != "" {
@@ -97,10 +100,10 @@ way an expectation changes).`,
 			e := regress.New(expectation, filepath.ToSlash(rel), s.Name, s.Setup)
 			got, err := e.Run()
 			if err != nil {
-				return &exitError{exitInput, err}
+				return &exitError{code: exitInput, err: err}
 			}
 			if err := e.Record(got); err != nil {
-				return err
+				return outputErr(err)
 			}
 			fmt.Fprintf(w, "wrote %s: natcheck regress %s checks it\n", expectation, expectation)
 			return nil
@@ -116,7 +119,7 @@ way an expectation changes).`,
 func writeScenario(s *scenario.Scenario, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return usageErr(fmt.Errorf("gen: %w", err))
+		return outputErr(fmt.Errorf("gen: %w", err))
 	}
 	bw := bufio.NewWriter(f)
 	err = s.Write(bw)

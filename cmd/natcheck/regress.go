@@ -59,6 +59,9 @@ their --json reports into the report of the whole corpus.`,
 					return usageErr(fmt.Errorf("no expectation files in %s (name them as arguments)", filepath.Dir(expectationGlobs)))
 				}
 			}
+			if err := checkOutputs(paths, outputPath{"--junit", junit}, outputPath{"--markdown", markdown}); err != nil {
+				return err
+			}
 			rep := regress.RunCorpus(paths, sh, update, nil)
 			out := cmd.OutOrStdout()
 			var err error
@@ -68,7 +71,7 @@ their --json reports into the report of the whole corpus.`,
 				err = writeRegressText(out, rep)
 			}
 			if err != nil {
-				return err
+				return outputErr(err)
 			}
 			if err := writeRegressFiles(rep, junit, markdown); err != nil {
 				return err
@@ -132,14 +135,14 @@ func writeRegressFiles(rep regress.Report, junit, markdown string) error {
 		}
 		f, err := os.Create(o.path)
 		if err != nil {
-			return usageErr(err)
+			return outputErr(err)
 		}
 		werr := o.write(f)
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}
 		if werr != nil {
-			return fmt.Errorf("write %s: %w", o.path, werr)
+			return outputErr(fmt.Errorf("write %s: %w", o.path, werr))
 		}
 	}
 	return nil
@@ -150,10 +153,10 @@ func writeRegressFiles(rep regress.Report, junit, markdown string) error {
 func regressExit(rep regress.Report) error {
 	s := rep.Summary
 	if s.Errors > 0 {
-		return &exitError{exitInput, fmt.Errorf("regress: %d of %d expectation files could not be run", s.Errors, s.Captures)}
+		return &exitError{code: exitInput, err: fmt.Errorf("regress: %d of %d expectation files could not be run", s.Errors, s.Captures)}
 	}
 	if s.Changed > 0 {
-		return &exitError{exitFailed, fmt.Errorf("regress: %d of %d captures changed", s.Changed, s.Captures)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("regress: %d of %d captures changed", s.Changed, s.Captures)}
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func TestRegressAlteredGolden(t *testing.T) {
 		return strings.Replace(s, `"first_exhausted_packet": 348`, `"first_exhausted_packet": 349`, 1)
 	})
 	before, _ := os.ReadFile(p)
-	out, code := run(t, "regress", p)
+	out, code := runOut(t, "regress", p)
 	want := "anyconnect-8-ports.json (" // the capture follows
 	line := "packet 348: instance 0 udp 203.0.113.1: first_exhausted_packet: expected 349, got 348 (B9)"
 	if code != exitFailed || !strings.Contains(out, want) || !strings.Contains(out, line) || !strings.Contains(out, "ndpi__anyconnect-vpn.pcap): ") {
@@ -52,10 +52,10 @@ func TestRegressAlteredGolden(t *testing.T) {
 	if after, _ := os.ReadFile(p); !bytes.Equal(before, after) {
 		t.Fatal("natcheck regress without --update changed the expectation file")
 	}
-	if out, code := run(t, "regress", "--update", p); code != exitOK || !strings.Contains(out, "recorded") {
+	if out, code := runOut(t, "regress", "--update", p); code != exitOK || !strings.Contains(out, "recorded") {
 		t.Fatalf("natcheck regress --update: exit %d\n%s", code, out)
 	}
-	if out, code := run(t, "regress", p); code != exitOK || !strings.Contains(out, "as expected") {
+	if out, code := runOut(t, "regress", p); code != exitOK || !strings.Contains(out, "as expected") {
 		t.Fatalf("natcheck regress after --update: exit %d\n%s", code, out)
 	}
 }
@@ -69,13 +69,13 @@ func TestRegressShardsMerge(t *testing.T) {
 	for _, n := range []string{"anyconnect-8-ports.json", "sll2-tls.json", "vlan-qinq.json", "fragments.json"} {
 		paths = append(paths, altered(t, dir, n, nil))
 	}
-	whole, code := run(t, append([]string{"regress", "--json"}, paths...)...)
+	whole, code := runOut(t, append([]string{"regress", "--json"}, paths...)...)
 	if code != exitOK {
 		t.Fatalf("natcheck regress --json: exit %d\n%s", code, whole)
 	}
 	var shards []string
 	for i := range 3 {
-		out, code := run(t, append([]string{"regress", "--json", "--shard", []string{"0/3", "1/3", "2/3"}[i]}, paths...)...)
+		out, code := runOut(t, append([]string{"regress", "--json", "--shard", []string{"0/3", "1/3", "2/3"}[i]}, paths...)...)
 		if code != exitOK {
 			t.Fatalf("shard %d: exit %d\n%s", i, code, out)
 		}
@@ -84,7 +84,7 @@ func TestRegressShardsMerge(t *testing.T) {
 		shards = append(shards, f)
 	}
 	junit, md := filepath.Join(dir, "r.xml"), filepath.Join(dir, "r.md")
-	merged, code := run(t, append([]string{"merge", "--junit", junit, "--markdown", md}, shards...)...)
+	merged, code := runOut(t, append([]string{"merge", "--junit", junit, "--markdown", md}, shards...)...)
 	if code != exitOK || merged != whole {
 		t.Fatalf("natcheck merge: exit %d\n%s\nwant the whole run's report:\n%s", code, merged, whole)
 	}
@@ -94,13 +94,13 @@ func TestRegressShardsMerge(t *testing.T) {
 	if m, _ := os.ReadFile(md); !strings.Contains(string(m), "4 captures: 4 as expected") {
 		t.Errorf("Markdown summary:\n%s", m)
 	}
-	if out, code := run(t, "merge", shards[0], shards[0], shards[1], shards[2]); code != exitInput || !strings.Contains(out, "given twice") {
+	if out, code := runOut(t, "merge", shards[0], shards[0], shards[1], shards[2]); code != exitInput || !strings.Contains(out, "given twice") {
 		t.Errorf("natcheck merge with a shard twice: exit %d, %s", code, out)
 	}
-	if out, code := run(t, "merge", shards[0], shards[2]); code != exitInput || !strings.Contains(out, "shard 1/3 missing") {
+	if out, code := runOut(t, "merge", shards[0], shards[2]); code != exitInput || !strings.Contains(out, "shard 1/3 missing") {
 		t.Errorf("natcheck merge without shard 1: exit %d, %s", code, out)
 	}
-	if out, code := run(t, "regress", "--shard", "3/3"); code != exitUsage || !strings.Contains(out, "0 ≤ i < n") {
+	if out, code := runOut(t, "regress", "--shard", "3/3"); code != exitUsage || !strings.Contains(out, "0 ≤ i < n") {
 		t.Errorf("natcheck regress --shard 3/3: exit %d, %s", code, out)
 	}
 }
@@ -109,23 +109,23 @@ func TestRegressShardsMerge(t *testing.T) {
 // and its expectation, which regress then passes; it refuses to replace
 // an expectation, and an unknown scenario is a usage error.
 func TestGenCommand(t *testing.T) {
-	out, code := run(t, "gen", "--list")
+	out, code := runOut(t, "gen", "--list")
 	if code != exitOK || !strings.Contains(out, "azure-lb-rst-15s") || !strings.Contains(out, "B11 B13 C4") {
 		t.Fatalf("natcheck gen --list: exit %d\n%s", code, out)
 	}
 	dir := t.TempDir()
 	pc, ex := filepath.Join(dir, "rst.pcap"), filepath.Join(dir, "rst.json")
-	out, code = run(t, "gen", "azure-lb-rst-15s", "-o", pc, "--expectation", ex)
+	out, code = runOut(t, "gen", "azure-lb-rst-15s", "-o", pc, "--expectation", ex)
 	if code != exitOK || !strings.Contains(out, "natcheck replay --frontend 203.0.113.1 --backends 10.0.0.1 --ports-per-instance 8 "+pc) {
 		t.Fatalf("natcheck gen: exit %d\n%s", code, out)
 	}
-	if out, code := run(t, "regress", ex); code != exitOK || !strings.Contains(out, "as expected") {
+	if out, code := runOut(t, "regress", ex); code != exitOK || !strings.Contains(out, "as expected") {
 		t.Fatalf("natcheck regress of a generated expectation: exit %d\n%s", code, out)
 	}
-	if out, code := run(t, "gen", "azure-lb-rst-15s", "-o", pc, "--expectation", ex); code != exitUsage || !strings.Contains(out, "exists") {
+	if out, code := runOut(t, "gen", "azure-lb-rst-15s", "-o", pc, "--expectation", ex); code != exitUsage || !strings.Contains(out, "exists") {
 		t.Errorf("natcheck gen over an existing expectation: exit %d\n%s", code, out)
 	}
-	if out, code := run(t, "gen", "nope", "-o", pc); code != exitUsage || !strings.Contains(out, `no scenario "nope"`) {
+	if out, code := runOut(t, "gen", "nope", "-o", pc); code != exitUsage || !strings.Contains(out, `no scenario "nope"`) {
 		t.Errorf("natcheck gen nope: exit %d\n%s", code, out)
 	}
 }
@@ -141,18 +141,45 @@ func TestDiffCommand(t *testing.T) {
 		{"replay", "--backends", "10.9.9.9,10.0.0.227", "--frontend", "192.0.2.1", "--ports-per-instance", "8", "-w", b, vpn},
 		{"replay", "--backends", "10.0.0.227", "--ports-per-instance", "16", "-w", c, vpn},
 	} {
-		if out, code := run(t, args...); code != exitOK {
+		if out, code := runOut(t, args...); code != exitOK {
 			t.Fatalf("natcheck %v: exit %d\n%s", args, code, out)
 		}
 	}
-	if out, code := run(t, "diff", a, b); code != exitOK || !strings.Contains(out, "equivalent") || !strings.Contains(out, "tcp 203.0.113.1:1024 → 192.0.2.1:1032") {
+	if out, code := runOut(t, "diff", a, b); code != exitOK || !strings.Contains(out, "equivalent") || !strings.Contains(out, "tcp 203.0.113.1:1024 → 192.0.2.1:1032") {
 		t.Errorf("natcheck diff (other placement): exit %d\n%s", code, out)
 	}
-	if out, code := run(t, "diff", a, c); code != exitFailed || !strings.Contains(out, "DIFFERENT: 16 differences") ||
+	if out, code := runOut(t, "diff", a, c); code != exitFailed || !strings.Contains(out, "DIFFERENT: 16 differences") ||
 		!strings.Contains(out, "only in B") || !strings.Contains(out, "2019-09-28T16:14:27.481295Z: udp 203.0.113.1:1032 > 75.75.75.75:53") {
 		t.Errorf("natcheck diff (8 vs 16 ports): exit %d\n%s", code, out)
 	}
-	if out, code := run(t, "diff", a, vpn+".missing"); code != exitInput {
+	if out, code := runOut(t, "diff", a, vpn+".missing"); code != exitInput {
 		t.Errorf("natcheck diff of a missing file: exit %d\n%s", code, out)
+	}
+}
+
+// TestReplayShardCommand: natcheck replay --shard i/n --json for every i,
+// merged, is the unsharded --json report; --shard with -w is refused.
+func TestReplayShardCommand(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"replay", "--json", "--backends", "10.0.0.0/24", "--ports-per-instance", "16", "--tcp-reset-on-idle", vpn}
+	whole, code := runOut(t, args...)
+	if code != exitOK {
+		t.Fatal(whole)
+	}
+	var parts []string
+	for i, s := range []string{"0/3", "1/3", "2/3"} {
+		out, code := runOut(t, append(args, "--shard", s)...)
+		if code != exitOK || !strings.Contains(out, `"shard"`) {
+			t.Fatalf("--shard %s: exit %d\n%s", s, code, out)
+		}
+		p := filepath.Join(dir, []string{"a", "b", "c"}[i]+".json")
+		os.WriteFile(p, []byte(out), 0o644)
+		parts = append(parts, p)
+	}
+	if merged, code := runOut(t, append([]string{"merge"}, parts...)...); code != exitOK || merged != whole {
+		t.Errorf("natcheck merge of 3 replay shards: exit %d, equal to the whole report: %v\n%s", code, merged == whole, merged)
+	}
+	if out, code := runOut(t, "replay", "--shard", "0/2", "-w", filepath.Join(dir, "o.pcapng"), vpn); code != exitUsage || !strings.Contains(out, "one shard's instances only") {
+		t.Errorf("--shard with -w: exit %d\n%s", code, out)
 	}
 }

@@ -238,9 +238,6 @@ func (m *Model) step(p reference.Packet, got *reference.Verdict) (reference.Verd
 	default:
 		return drop(reference.DropUnsupported, reference.L10, -1), nil
 	}
-	if tu.Proto == reference.TCP && !validFlags(p.Flags) {
-		return drop(reference.DropInvalid, reference.L11, m.instOf(p)), nil
-	}
 	if p.Dir == reference.Inbound {
 		f := m.find(func(f *flow) bool {
 			return f.proto == tu.Proto && f.snat == tu.Dst && f.remote == tu.Src
@@ -301,7 +298,13 @@ func (m *Model) open(p reference.Packet, got *reference.Verdict) (reference.Verd
 	if inst < 0 {
 		return drop(reference.DropNoInstance, reference.NoBehavior, -1), nil
 	}
+	if p.Fragment {
+		return drop(reference.DropFragment, reference.L10, inst), nil // a fragment does not open a flow
+	}
 	if tu.Proto == reference.TCP {
+		if !validFlags(p.Flags) {
+			return drop(reference.DropInvalid, reference.L11, inst), nil
+		}
 		switch next[0][kindOf(p.Flags)][sNO] {
 		case sSS:
 		case sES:
@@ -444,6 +447,9 @@ func (m *Model) kill(f *flow) {
 
 // tcp is the kernel's nf_conntrack_tcp_packet for a packet in window.
 func (m *Model) tcp(f *flow, p reference.Packet, dir int, got *reference.Verdict) (reference.Verdict, error) {
+	if !validFlags(p.Flags) {
+		return drop(reference.DropInvalid, reference.L11, f.inst), nil
+	}
 	kind := kindOf(p.Flags)
 	old := f.state
 	nw := next[dir][kind][old]
@@ -492,7 +498,11 @@ func (m *Model) tcp(f *flow, p reference.Packet, dir int, got *reference.Verdict
 			return v, nil
 		}
 		if kind == kSYN && old == sSS {
-			return v, nil // a retransmitted SYN does not restart the timer
+			// A retransmitted SYN (or the other side's, in a simultaneous
+			// open) does not restart the timer; the kernel still marks a
+			// reply as seen.
+			f.seenReply = f.seenReply || dir == 1
+			return v, nil
 		}
 		if nw == sES && timeout > m.ct.Unacknowledged {
 			timeout = m.ct.Unacknowledged

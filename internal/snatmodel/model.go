@@ -286,10 +286,10 @@ func (m *Model) configure(c reference.Config) error {
 	switch {
 	case ppi == 0 && pool > 1000:
 		return cfgErr("pool size", pool, reference.B3, "the default table covers pools of 1 to 1,000")
+	case ppi%blockSize != 0: // B2's own message for any value that is not whole blocks, 7 included
+		return cfgErr("ports per instance", ppi, reference.B2, "want a multiple of 8")
 	case ppi != 0 && (ppi < 8 || ppi > 64000):
 		return cfgErr("ports per instance", ppi, reference.B4, "want 8 to 64,000")
-	case ppi%blockSize != 0:
-		return cfgErr("ports per instance", ppi, reference.B2, "want a multiple of 8")
 	case ppi != 0 && pool*ppi > k*portsPerIP && !m.faults.has(SkipCapacityCheck):
 		return cfgErr("ports per instance", ppi, reference.B4, "instances × ports exceed frontend IPs × 64,000")
 	}
