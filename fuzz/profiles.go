@@ -81,7 +81,7 @@ func (r rfcCheck) check(p reference.Packet, v reference.Verdict, emit []referenc
 	}
 	if v.Action != want.Action || v.Reason != want.Reason || v.Behavior != want.Behavior || v.Instance != want.Instance ||
 		v.NewFlow != want.NewFlow || ((v.Action == reference.Translated || v.Action == reference.Hairpinned) && v.Tuple != want.Tuple) {
-		return fmt.Errorf("engine %s, model %s", showVerdict(v), showVerdict(want))
+		return fmt.Errorf("engine %s, model %s", v, want)
 	}
 	return nil
 }
@@ -89,18 +89,6 @@ func (r rfcCheck) advance(t time.Time) error { return r.m.Advance(t) }
 func (r rfcCheck) flows() int                { return r.m.Flows() }
 func (r rfcCheck) deadlines() []time.Time    { return r.m.Deadlines() }
 
-func showVerdict(v reference.Verdict) string {
-	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
-	if v.Action == reference.Translated || v.Action == reference.Hairpinned {
-		s += " " + v.Tuple.String()
-	} else {
-		s += " " + v.Reason.String()
-	}
-	if v.NewFlow {
-		s += " new"
-	}
-	return s
-}
 
 func newProfileModel(cfg reference.Config, e *reference.Engine) (profileModel, error) {
 	switch cfg.Profile.Name {

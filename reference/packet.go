@@ -219,3 +219,19 @@ type Verdict struct {
 	// NewFlow is set when the packet created a flow.
 	NewFlow bool
 }
+
+// String formats the verdict for logs and test failures: "L2 translated
+// inst=0 tcp 203.0.113.1:1024->198.51.100.1:443 new", "G6 reset inst=-1
+// unsolicited".
+func (v Verdict) String() string {
+	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
+	if v.Action == Translated || v.Action == Hairpinned {
+		s += " " + v.Tuple.String()
+	} else {
+		s += " " + v.Reason.String()
+	}
+	if v.NewFlow {
+		s += " new"
+	}
+	return s
+}

@@ -201,7 +201,7 @@ func (m *Model) Check(p reference.Packet, got reference.Verdict) error {
 		return err
 	}
 	if !same(want, got) {
-		return fmt.Errorf("linuxmodel: %v %v %v: engine %s, model %s", p.Dir, p.Tuple, p.Flags, show(got), show(want))
+		return fmt.Errorf("linuxmodel: %v %v %v: engine %s, model %s", p.Dir, p.Tuple, p.Flags, got, want)
 	}
 	return nil
 }
@@ -211,18 +211,6 @@ func same(a, b reference.Verdict) bool {
 		a.NewFlow == b.NewFlow && (a.Action != reference.Translated || a.Tuple == b.Tuple)
 }
 
-func show(v reference.Verdict) string {
-	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
-	if v.Action == reference.Translated {
-		s += " " + v.Tuple.String()
-	} else {
-		s += " " + v.Reason.String()
-	}
-	if v.NewFlow {
-		s += " new"
-	}
-	return s
-}
 
 func drop(r reference.DropReason, b reference.Behavior, inst int) reference.Verdict {
 	return reference.Verdict{Action: reference.Dropped, Reason: r, Behavior: b, Instance: inst}
