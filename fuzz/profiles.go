@@ -89,7 +89,6 @@ func (r rfcCheck) advance(t time.Time) error { return r.m.Advance(t) }
 func (r rfcCheck) flows() int                { return r.m.Flows() }
 func (r rfcCheck) deadlines() []time.Time    { return r.m.Deadlines() }
 
-
 func newProfileModel(cfg reference.Config, e *reference.Engine) (profileModel, error) {
 	switch cfg.Profile.Name {
 	case reference.NameLinux:

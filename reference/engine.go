@@ -421,7 +421,7 @@ func (e *Engine) admit(p *Packet) DropReason {
 	if p.Fragment && !e.prof.Fragments {
 		return DropFragment
 	}
-	if !e.carries[p.Tuple.Proto] || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
+	if !e.carries[p.Tuple.Proto] || p.ICMPOther || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
 		return DropUnsupported
 	}
 	return NotDropped

@@ -120,6 +120,11 @@ type Packet struct {
 	// impossible: the NAT cannot read its ports, so it drops it
 	// (DropMalformed). Tuple then holds the addresses and protocol only.
 	Malformed bool
+	// ICMPOther is set for an ICMP message that is not an echo request or
+	// reply (an error, a timestamp): the engine translates ICMP echo only
+	// (L10, R6), so it drops it as unsupported. ICMP errors of a flow are
+	// not modelled.
+	ICMPOther bool
 }
 
 // Action is what the NAT did with a packet.

@@ -211,7 +211,6 @@ func same(a, b reference.Verdict) bool {
 		a.NewFlow == b.NewFlow && (a.Action != reference.Translated || a.Tuple == b.Tuple)
 }
 
-
 func drop(r reference.DropReason, b reference.Behavior, inst int) reference.Verdict {
 	return reference.Verdict{Action: reference.Dropped, Reason: r, Behavior: b, Instance: inst}
 }
@@ -221,8 +220,10 @@ func (m *Model) step(p reference.Packet, got *reference.Verdict) (reference.Verd
 		return reference.Verdict{}, err
 	}
 	tu := p.Tuple
-	switch tu.Proto {
-	case reference.TCP, reference.UDP, reference.ICMP:
+	switch {
+	case tu.Proto == reference.ICMP && p.ICMPOther: // only echo is tracked here
+		return drop(reference.DropUnsupported, reference.L10, -1), nil
+	case tu.Proto == reference.TCP, tu.Proto == reference.UDP, tu.Proto == reference.ICMP:
 	default:
 		return drop(reference.DropUnsupported, reference.L10, -1), nil
 	}

@@ -136,7 +136,6 @@ func (m *Model) Check(p reference.Packet, got reference.Verdict, gotEmit []refer
 	return nil
 }
 
-
 func (m *Model) step(p reference.Packet, got *reference.Verdict) (reference.Verdict, []reference.Packet, error) {
 	if err := m.Advance(p.Time); err != nil {
 		return reference.Verdict{}, nil, err
