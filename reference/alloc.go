@@ -186,6 +186,26 @@ func PlanFor(cfg Config) (Plan, error) {
 	return a.plan(c.Frontends, c.Backends), nil
 }
 
+// sharedInventory records what instance i may use of a shared inventory:
+// every frontend IP's ports (G1), or those of the IP paired with it under
+// paired pooling (R3: PortParity). Other instances may use them too.
+func (e *Engine) sharedInventory(i int) {
+	in := &e.insts[i]
+	ips := make([]uint16, len(e.front4))
+	for j := range ips {
+		ips[j] = uint16(j)
+	}
+	if e.prof.PortChoice == PortParity {
+		ips = ips[i%len(ips) : i%len(ips)+1]
+	}
+	in.ports = len(ips) * e.prof.PortsPerIP
+	for p := range in.stat {
+		for _, ip := range ips {
+			in.stat[p].ip(ip).allocated = e.prof.PortsPerIP
+		}
+	}
+}
+
 // sharedPlan is the plan of a profile with one inventory shared by every
 // instance (G1, R3): each instance may use every port of every frontend
 // IP, and no frontend IP hands ports out in advance.

@@ -128,6 +128,33 @@ func idsFor(name string) behaviorIDs {
 		unsolicited: B8, exhausted: B9, unsupported: B15, fragment: B15, notSYN: C5}
 }
 
+// Cites returns the item of the profile that a packet dropped for reason
+// r cites, as the engine's verdicts and events do: B9, L4, G3 or R3 for
+// DropExhausted, for instance (azure-natgw's TCP packets with no flow,
+// counted as DropUnsolicited, cite G6 in their own verdicts); NoBehavior
+// for a reason no item covers (a malformed packet, a source that is no
+// instance).
+func (p Profile) Cites(r DropReason) Behavior {
+	ids := idsFor(p.Name)
+	switch r {
+	case DropExhausted:
+		return ids.exhausted
+	case DropUnsolicited:
+		return ids.unsolicited
+	case DropUnsupported:
+		return ids.unsupported
+	case DropFragment:
+		return ids.fragment
+	case DropReleased:
+		return B14 // B14 or B16: only azure-lb remembers released flows (C7)
+	case DropNotSYN:
+		return ids.notSYN
+	case DropInvalid:
+		return L11
+	}
+	return NoBehavior
+}
+
 // keyMasks returns, per protocol, the masks of the destination IP and
 // port in a flow's key (Profile.Mapping).
 func keyMasks(m Mapping) (ip [32]uint32, port [32]uint16) {

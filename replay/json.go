@@ -170,7 +170,7 @@ func (r *Result) jsonReport() jsonReport {
 		doc.Plan.Frontends = append(doc.Plan.Frontends, jsonFrontendPlan{IP: f.IP, Allocated: f.Allocated, Free: f.Free})
 	}
 	for _, name := range r.dropReasons() {
-		b, why := dropInfo(name)
+		b, why := dropInfo(r.Config.Profile, name)
 		doc.Drops = append(doc.Drops, jsonDrop{Reason: name, Behavior: b.String(), Why: why, Packets: r.Drops[name]})
 	}
 	for _, ir := range r.Instances {

@@ -56,7 +56,10 @@ type Config struct {
 	// 0 means one per CPU (GOMAXPROCS), at most 8. The azure-lb profile
 	// gives each instance its own ports (B5), so instances on different
 	// engines never interact, and every engine's clock follows every
-	// record (C9): any number of workers gives the same result.
+	// record (C9): any number of workers gives the same result. So does
+	// linux's (L1: its rules are written from the same plan). A profile
+	// whose instances share one inventory (azure-natgw, rfc: G1, R3) runs
+	// on one engine whatever Workers says.
 	Workers int
 	// Drain runs the clock on past the last record until every flow has
 	// ended; those releases (and B14 RSTs) are reported apart. Without it
@@ -133,6 +136,9 @@ func Run(files []string, cfg Config) (*Result, error) {
 		nw = min(runtime.GOMAXPROCS(0), maxWorkers)
 	}
 	nw = min(nw, len(backends))
+	if ec.Profile.Quota == reference.QuotaShared {
+		nw = 1 // one inventory for every instance (G1, R3): one engine
+	}
 
 	out := &output{res: res, path: cfg.Output, bothSides: cfg.BothSides}
 	switch {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,8 +85,15 @@ func TestShardedReplayMerges(t *testing.T) {
 		}
 	}
 	merged := 0
+	// The linux profile's instances own their ports too (L1: one rule per
+	// backend onto its own blocks).
+	for _, j := range slices.Clone(jobs[3:]) {
+		j.cfg.Engine.Profile = reference.Linux(reference.DefaultConntrack())
+		j.cfg.Engine.PortsPerInstance = 1024
+		jobs = append(jobs, j)
+	}
 	for _, j := range jobs {
-		j.cfg.Engine.TCPResetOnIdle = true
+		j.cfg.Engine.TCPResetOnIdle = j.cfg.Engine.Profile.Name == ""
 		if _, err := Run(j.files, j.cfg); err != nil && strings.Contains(err.Error(), "no backend instances") {
 			continue // no private address opens a flow in it
 		}
@@ -132,12 +140,12 @@ func TestShardOwnsItsInstancesOnly(t *testing.T) {
 // refuses --shard with a configuration error naming why; results that are
 // not the shards of one replay do not merge.
 func TestShardRefusals(t *testing.T) {
-	shared := reference.AzureLB()
-	shared.Quota = reference.QuotaShared
 	quiet := quietCapture(t)
-	_, err := Run([]string{quiet}, Config{Engine: reference.Config{Profile: shared, Frontends: oneFrontend(0).Frontends}, Shard: &Shard{Index: 0, Count: 2}})
-	if !errors.Is(err, reference.ErrConfig) || !strings.Contains(err.Error(), "shares one port inventory") {
-		t.Errorf("a shared inventory with --shard: %v, want a configuration error saying why", err)
+	for _, shared := range []reference.Profile{reference.AzureNATGW(), reference.RFC()} {
+		_, err := Run([]string{quiet}, Config{Engine: reference.Config{Profile: shared, Frontends: oneFrontend(0).Frontends}, Shard: &Shard{Index: 0, Count: 2}})
+		if !errors.Is(err, reference.ErrConfig) || !strings.Contains(err.Error(), "shares one port inventory") || !strings.Contains(err.Error(), shared.Name) {
+			t.Errorf("profile %s with --shard: %v, want a configuration error saying why", shared.Name, err)
+		}
 	}
 	shard := func(files []string, i, n int) *Result {
 		r, err := Run(files, Config{Engine: oneFrontend(0), Workers: 1, Shard: &Shard{Index: i, Count: n}})

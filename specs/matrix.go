@@ -302,7 +302,11 @@ func (m Matrix) WriteTerminal(w io.Writer) error {
 
 // WriteMarkdown writes the matrix as a Markdown table, then the evidence.
 func (m Matrix) WriteMarkdown(w io.Writer) error {
-	if _, err := fmt.Fprintf(w, "# natcheck conformance matrix (profile azure-lb)\n\n"); err != nil {
+	profile := reference.NameAzureLB
+	if len(m.Rows) > 0 {
+		profile = m.Rows[0].ID.Profile()
+	}
+	if _, err := fmt.Fprintf(w, "# natcheck conformance matrix (profile %s)\n\n", profile); err != nil {
 		return fmt.Errorf("write markdown: %w", err)
 	}
 	if err := m.table(w, tablewriter.WithRenderer(renderer.NewMarkdown())); err != nil {

@@ -36,6 +36,7 @@ func newReplayCmd() *cobra.Command {
 		workers     int
 		drain       bool
 		shard       string
+		pf          profileFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -51,12 +52,25 @@ flows ended (B10–B12).
 
 Backend instances are --backends (addresses and prefixes, in pool order;
 a prefix stands for its addresses seen in the capture, ascending) or, by
-default, detected: private sources that open flows to public addresses.`,
+default, detected: private sources that open flows to public addresses.
+
+--profile chooses the NAT's behaviour (SEMANTICS.md): azure-lb (the
+default), linux (a Linux SNAT with one rule per instance from the same
+allocation plan; its timers from --sysctl, a snapshot of the device's
+"sysctl net.netfilter", or --sysctl-dir /proc/sys/net/netfilter for this
+machine's), azure-natgw or rfc (--filtering and the timers of R2–R5).
+Events and the report cite the profile's own items (L4, G6, R2, …).
+azure-natgw and rfc share one inventory between instances, so their
+replay runs on one engine whatever --workers says. ICMP is translated on
+linux and rfc with the identifier the capture's frames give the engine
+(none yet: every echo of a host to a server shares one mapping).`,
 		Example: `  natcheck replay captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --ports-per-instance 8 --plot usage.png captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --backends 10.0.0.0/24 --frontend 203.0.113.1 --ports-per-instance 64 -w out.pcapng --events ev.jsonl trace.pcap
   natcheck replay --fail-on exhaustion --json trace.pcap > report.json
-  natcheck replay --shard 1/4 --json huge.pcap > shard-1.json   # then: natcheck merge shard-*.json`,
+  natcheck replay --shard 1/4 --json huge.pcap > shard-1.json   # then: natcheck merge shard-*.json
+  natcheck replay --profile linux --sysctl-dir /proc/sys/net/netfilter --ports-per-instance 1024 trace.pcap
+  natcheck replay --profile azure-natgw --frontend 203.0.113.1,203.0.113.2 trace.pcap`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			fr, err := frontendAddrs(frontends, 1)
@@ -113,8 +127,15 @@ default, detected: private sources that open flows to public addresses.`,
 			if err := checkOutputs(files, outputPath{"-w", outPath}, outputPath{"--events", eventsPath}, outputPath{"--plot", plotPath}); err != nil {
 				return err
 			}
+			prof, err := pf.profile(cmd)
+			if err != nil {
+				return usageErr(err)
+			}
+			if prof.Quota == reference.QuotaShared && workers > 1 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "natcheck: profile %s shares one inventory between instances (%s): replaying on one engine, not %d\n", prof.Name, sharedItem(prof), workers)
+			}
 			cfg := replay.Config{
-				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
+				Engine: reference.Config{Profile: prof, Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
 					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
 				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain, Shard: sh,
 				Stdin: cmd.InOrStdin(), BothSides: bothSides,
@@ -201,6 +222,7 @@ default, detected: private sources that open flows to public addresses.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
 	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
 	f.IntVar(&workers, "workers", 0, "engines to spread the instances over (0: one per CPU, at most 8); the result is the same for any number")
+	pf.register(cmd)
 	f.StringVar(&shard, "shard", "", "replay only the instances i mod n (i/n) and report them, for natcheck merge (profiles whose instances own their ports, B5)")
 	f.BoolVar(&drain, "drain", false, "after the last packet, run the clock on until every flow has ended and report those releases apart (C9)")
 	completeValues(cmd, "protocol", "all", "tcp", "udp")
