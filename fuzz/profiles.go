@@ -81,26 +81,13 @@ func (r rfcCheck) check(p reference.Packet, v reference.Verdict, emit []referenc
 	}
 	if v.Action != want.Action || v.Reason != want.Reason || v.Behavior != want.Behavior || v.Instance != want.Instance ||
 		v.NewFlow != want.NewFlow || ((v.Action == reference.Translated || v.Action == reference.Hairpinned) && v.Tuple != want.Tuple) {
-		return fmt.Errorf("engine %s, model %s", showVerdict(v), showVerdict(want))
+		return fmt.Errorf("engine %s, model %s", v, want)
 	}
 	return nil
 }
 func (r rfcCheck) advance(t time.Time) error { return r.m.Advance(t) }
 func (r rfcCheck) flows() int                { return r.m.Flows() }
 func (r rfcCheck) deadlines() []time.Time    { return r.m.Deadlines() }
-
-func showVerdict(v reference.Verdict) string {
-	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
-	if v.Action == reference.Translated || v.Action == reference.Hairpinned {
-		s += " " + v.Tuple.String()
-	} else {
-		s += " " + v.Reason.String()
-	}
-	if v.NewFlow {
-		s += " new"
-	}
-	return s
-}
 
 func newProfileModel(cfg reference.Config, e *reference.Engine) (profileModel, error) {
 	switch cfg.Profile.Name {
@@ -133,17 +120,63 @@ type endpoint struct {
 
 // CompareProfile runs the engine of profile p and the profile's slow
 // model (internal/linuxmodel, natgwmodel or rfcmodel) on the operations
-// data decodes to, and returns the first disagreement: a verdict, an
-// emitted packet or a number of live flows the model does not allow. The
-// first three bytes choose the configuration (ProfileConfig), then every
-// 4 bytes are one operation: an outbound packet (TCP, UDP, ICMP, or a
-// fragment, from a few inside endpoints, some of them inside the linux
-// instance's range, to a few servers or a public endpoint of the NAT), an
-// inbound packet aimed at an endpoint the engine opened (from the remote
-// it was sent to, or another port or IP of it), an unsolicited one, a time
-// step, or a step landing exactly on (or 1 ns before) a release time the
-// model knows. Every input decodes; the same input gives the same run.
+// data decodes to (runProfile), and returns the first disagreement: a
+// verdict, an emitted packet or a number of live flows the model does not
+// allow. Every input decodes; the same input gives the same run.
 func CompareProfile(p reference.Profile, data []byte) error {
+	var m profileModel
+	return runProfile(p, data, nil, func(cfg reference.Config, e *reference.Engine) (profileHooks, error) {
+		var err error
+		m, err = newProfileModel(cfg, e)
+		return profileHooks{
+			deadlines: func() []time.Time { return m.deadlines() },
+			packet: func(pk reference.Packet, v reference.Verdict, emit []reference.Packet) error {
+				if err := m.check(pk, v, emit); err != nil {
+					return err
+				}
+				if e.Flows() != m.flows() {
+					return fmt.Errorf("the engine has %d flows, the model %d", e.Flows(), m.flows())
+				}
+				return nil
+			},
+			advance: func(t time.Time, emit []reference.Packet) error {
+				if err := m.advance(t); err != nil {
+					return err
+				}
+				if len(emit) > 0 {
+					return fmt.Errorf("the engine sent %v", emit)
+				}
+				if e.Flows() != m.flows() {
+					return fmt.Errorf("the engine has %d flows, the model %d", e.Flows(), m.flows())
+				}
+				return nil
+			},
+		}, err
+	})
+}
+
+// profileHooks are what runProfile asks after each operation.
+type profileHooks struct {
+	// deadlines are release times to land on (nil: none known).
+	deadlines func() []time.Time
+	// packet judges one packet's verdict and emitted packets.
+	packet func(pk reference.Packet, v reference.Verdict, emit []reference.Packet) error
+	// advance judges a step of time with no packet.
+	advance func(t time.Time, emit []reference.Packet) error
+}
+
+// runProfile decodes data into a configuration of profile p
+// (ProfileConfig, from the first three bytes) and operations (4 bytes
+// each): an outbound packet (TCP, UDP, ICMP, or a fragment, from a few
+// inside endpoints, some of them inside the linux instance's range, to a
+// few servers or a public endpoint of the NAT), an inbound packet aimed at
+// an endpoint the engine opened (from the remote it was sent to, or
+// another port or IP of it), an unsolicited one, a time step, or a step
+// landing exactly on (or 1 ns before) a release time the hooks know. It
+// runs them through an engine built with observer and hands each outcome
+// to the hooks newHooks builds, stopping at the first error.
+func runProfile(p reference.Profile, data []byte, observer reference.Observer,
+	newHooks func(cfg reference.Config, e *reference.Engine) (profileHooks, error)) error {
 	b := func(i int) byte {
 		if i < len(data) {
 			return data[i]
@@ -151,11 +184,13 @@ func CompareProfile(p reference.Profile, data []byte) error {
 		return 0
 	}
 	cfg := ProfileConfig(p, b(0), b(1), b(2))
+	cfg.Observer = observer
 	e, err := reference.New(cfg)
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
-	m, err := newProfileModel(cfg, e)
+	cfg.Observer = nil
+	h, err := newHooks(cfg, e)
 	if err != nil {
 		return err
 	}
@@ -208,30 +243,28 @@ func CompareProfile(p reference.Profile, data []byte) error {
 		case k < 14: // a time step
 			now = now.Add(profileSteps[int(x)%len(profileSteps)] + time.Duration(y)*time.Millisecond)
 			continue
-		default: // land on a release time the model knows, or 1 ns before
-			ds := m.deadlines()
+		default: // land on a release time, or 1 ns before
+			var ds []time.Time
+			if h.deadlines != nil {
+				ds = h.deadlines()
+			}
 			if len(ds) == 0 {
-				continue
-			}
-			d := ds[int(x)%len(ds)]
-			if y&1 == 1 {
-				d = d.Add(-time.Nanosecond)
-			}
-			if d.After(now) {
-				now = d
+				now = now.Add(profileSteps[int(x)%len(profileSteps)])
+			} else {
+				d := ds[int(x)%len(ds)]
+				if y&1 == 1 {
+					d = d.Add(-time.Nanosecond)
+				}
+				if d.After(now) {
+					now = d
+				}
 			}
 			emit, err = e.Advance(now, emit[:0])
 			if err != nil {
 				return fmt.Errorf("op %d: engine: %w", i/4, err)
 			}
-			if err := m.advance(now); err != nil {
-				return fmt.Errorf("op %d: model: %w", i/4, err)
-			}
-			if len(emit) > 0 {
-				return fmt.Errorf("op %d: Advance(+%v): the engine sent %v", i/4, now.Sub(T0), emit)
-			}
-			if e.Flows() != m.flows() {
-				return fmt.Errorf("op %d: after Advance(+%v) the engine has %d flows, the model %d", i/4, now.Sub(T0), e.Flows(), m.flows())
+			if err := h.advance(now, emit); err != nil {
+				return fmt.Errorf("op %d: Advance(+%v): %w", i/4, now.Sub(T0), err)
 			}
 			continue
 		}
@@ -240,11 +273,8 @@ func CompareProfile(p reference.Profile, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("op %d: engine: %w", i/4, err)
 		}
-		if err := m.check(pk, v, emit); err != nil {
+		if err := h.packet(pk, v, emit); err != nil {
 			return fmt.Errorf("op %d at +%v, %v %v %v: %w", i/4, now.Sub(T0), pk.Dir, pk.Tuple, pk.Flags, err)
-		}
-		if e.Flows() != m.flows() {
-			return fmt.Errorf("op %d at +%v, %v %v %v: the engine has %d flows, the model %d", i/4, now.Sub(T0), pk.Dir, pk.Tuple, pk.Flags, e.Flows(), m.flows())
 		}
 		if v.Action == reference.Translated && pk.Dir == reference.Outbound && v.NewFlow {
 			o := endpoint{proto: v.Tuple.Proto, snat: v.Tuple.Src, remote: v.Tuple.Dst, inside: pk.Tuple.Src}

@@ -57,3 +57,39 @@ func FuzzLinuxVsModel(f *testing.F) { fuzzProfile(f, reference.Linux(reference.D
 func FuzzNATGWVsModel(f *testing.F) { fuzzProfile(f, reference.AzureNATGW()) }
 
 func FuzzRFCVsModel(f *testing.F) { fuzzProfile(f, reference.RFC()) }
+
+// TestProfileInvariants checks profileShadow's invariants on every profile
+// but azure-lb (FuzzEngineInvariants' own) over 200 seeded random inputs
+// each.
+func TestProfileInvariants(t *testing.T) {
+	for _, p := range profilesUnderTest() {
+		t.Run(p.Name, func(t *testing.T) {
+			for seed := range uint64(200) {
+				if err := CheckProfileInvariants(p, randomInput(seed+1000, 3+4*400)); err != nil {
+					t.Fatalf("seed %d: %v", seed+1000, err)
+				}
+			}
+		})
+	}
+}
+
+func fuzzInvariants(f *testing.F, p reference.Profile) {
+	for seed := range uint64(8) {
+		f.Add(randomInput(seed, 3+4*64))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := CheckProfileInvariants(p, data); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzLinuxInvariants, FuzzNATGWInvariants and FuzzRFCInvariants check
+// the invariants of CheckProfileInvariants on fuzzed inputs.
+func FuzzLinuxInvariants(f *testing.F) {
+	fuzzInvariants(f, reference.Linux(reference.DefaultConntrack()))
+}
+
+func FuzzNATGWInvariants(f *testing.F) { fuzzInvariants(f, reference.AzureNATGW()) }
+
+func FuzzRFCInvariants(f *testing.F) { fuzzInvariants(f, reference.RFC()) }

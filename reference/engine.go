@@ -421,7 +421,7 @@ func (e *Engine) admit(p *Packet) DropReason {
 	if p.Fragment && !e.prof.Fragments {
 		return DropFragment
 	}
-	if !e.carries[p.Tuple.Proto] || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
+	if !e.carries[p.Tuple.Proto] || p.ICMPOther || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
 		return DropUnsupported
 	}
 	return NotDropped
@@ -526,23 +526,8 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 	if !ok {
 		return e.exhausted(p, t, int(inst))
 	}
-	var id uint32
-	if n := len(e.freeIDs); n > 0 {
-		id = e.freeIDs[n-1]
-		e.freeIDs = e.freeIDs[:n-1]
-	} else {
-		id = uint32(len(e.flows))
-		e.flows = append(e.flows, flow{})
-	}
-	f := &e.flows[id]
-	*f = flow{inIP: inIP, dstIP: v4(tu.Dst.Addr()), inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
-		snatIP: ip, snatPort: port, slot: slot, inst: uint32(inst), proto: tu.Proto, state: stLive}
-	e.live++
-	e.out.insert(h, id)
-	e.in.insert(hashKey(e.inKey(f)), id)
-	shared := e.portRef(f, 1)
-	e.pick.added(e, id)
-	e.life.start(e, f, id, t)
+	id, f, shared := e.addFlow(flow{inIP: inIP, dstIP: v4(tu.Dst.Addr()), inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
+		snatIP: ip, snatPort: port, slot: slot, inst: uint32(inst), proto: tu.Proto, state: stLive}, h, t)
 	st := e.life.touch(e, f, id, t, p.Flags, stOut)
 	e.link(id)
 	b := e.ids.opened[f.proto&31]
@@ -568,6 +553,29 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 		return e.hairpin(p, t, v)
 	}
 	return v
+}
+
+// addFlow puts a new flow in the slab and the indexes (h: the hash of its
+// outbound key) and tells the picker and the lifecycle; the caller applies
+// its first packet (touch) and files it in the wheel (link). shared
+// reports whether its SNAT port already carried flows.
+func (e *Engine) addFlow(nf flow, h uint64, t int64) (id uint32, f *flow, shared bool) {
+	if n := len(e.freeIDs); n > 0 {
+		id = e.freeIDs[n-1]
+		e.freeIDs = e.freeIDs[:n-1]
+	} else {
+		id = uint32(len(e.flows))
+		e.flows = append(e.flows, flow{})
+	}
+	f = &e.flows[id]
+	*f = nf
+	e.live++
+	e.out.insert(h, id)
+	e.in.insert(hashKey(e.inKey(f)), id)
+	shared = e.portRef(f, 1)
+	e.pick.added(e, id)
+	e.life.start(e, f, id, t)
+	return id, f, shared
 }
 
 // releaseNow releases flow id at t, as its lifecycle names it (L6).

@@ -108,23 +108,9 @@ func (r *rfcTimers) miss(e *Engine, p Packet, t int64, fi uint16) (Verdict, bool
 // endpoint of an existing mapping (R2 with a filter that lets p in).
 func (e *Engine) openInbound(p *Packet, t int64, rec *eimRec, owner srcKey) Verdict {
 	tu := &p.Tuple
-	var id uint32
-	if n := len(e.freeIDs); n > 0 {
-		id = e.freeIDs[n-1]
-		e.freeIDs = e.freeIDs[:n-1]
-	} else {
-		id = uint32(len(e.flows))
-		e.flows = append(e.flows, flow{})
-	}
-	f := &e.flows[id]
-	*f = flow{inIP: owner.ip, inPort: owner.port, dstIP: v4(tu.Src.Addr()), dstPort: tu.Src.Port(),
+	nf := flow{inIP: owner.ip, inPort: owner.port, dstIP: v4(tu.Src.Addr()), dstPort: tu.Src.Port(),
 		snatIP: rec.ip, snatPort: rec.port, inst: rec.inst, proto: TCP, state: stLive}
-	e.live++
-	e.out.insert(hashKey(e.outKey(f)), id)
-	e.in.insert(hashKey(e.inKey(f)), id)
-	e.portRef(f, 1)
-	e.pick.added(e, id)
-	e.life.start(e, f, id, t)
+	id, f, _ := e.addFlow(nf, hashKey(e.outKey(&nf)), t)
 	e.life.touch(e, f, id, t, p.Flags, stIn)
 	e.link(id)
 	if e.obs != nil {

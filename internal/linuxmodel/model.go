@@ -201,7 +201,7 @@ func (m *Model) Check(p reference.Packet, got reference.Verdict) error {
 		return err
 	}
 	if !same(want, got) {
-		return fmt.Errorf("linuxmodel: %v %v %v: engine %s, model %s", p.Dir, p.Tuple, p.Flags, show(got), show(want))
+		return fmt.Errorf("linuxmodel: %v %v %v: engine %s, model %s", p.Dir, p.Tuple, p.Flags, got, want)
 	}
 	return nil
 }
@@ -209,19 +209,6 @@ func (m *Model) Check(p reference.Packet, got reference.Verdict) error {
 func same(a, b reference.Verdict) bool {
 	return a.Action == b.Action && a.Reason == b.Reason && a.Behavior == b.Behavior && a.Instance == b.Instance &&
 		a.NewFlow == b.NewFlow && (a.Action != reference.Translated || a.Tuple == b.Tuple)
-}
-
-func show(v reference.Verdict) string {
-	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
-	if v.Action == reference.Translated {
-		s += " " + v.Tuple.String()
-	} else {
-		s += " " + v.Reason.String()
-	}
-	if v.NewFlow {
-		s += " new"
-	}
-	return s
 }
 
 func drop(r reference.DropReason, b reference.Behavior, inst int) reference.Verdict {
@@ -233,8 +220,10 @@ func (m *Model) step(p reference.Packet, got *reference.Verdict) (reference.Verd
 		return reference.Verdict{}, err
 	}
 	tu := p.Tuple
-	switch tu.Proto {
-	case reference.TCP, reference.UDP, reference.ICMP:
+	switch {
+	case tu.Proto == reference.ICMP && p.ICMPOther: // only echo is tracked here
+		return drop(reference.DropUnsupported, reference.L10, -1), nil
+	case tu.Proto == reference.TCP, tu.Proto == reference.UDP, tu.Proto == reference.ICMP:
 	default:
 		return drop(reference.DropUnsupported, reference.L10, -1), nil
 	}
