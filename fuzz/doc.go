@@ -13,4 +13,17 @@
 // (arbitrary bytes as a capture: an error or a report, never a panic).
 // The capture reader and frame decoder also have their own targets beside
 // them (replay/capture FuzzReader, replay/frame FuzzDecode).
+//
+// The other profiles (linux, azure-natgw, rfc) have their own decoding
+// (ProfileConfig, runProfile: their knobs, ICMP and fragments, inbound
+// packets aimed at the endpoints the engine opened, steps landing on
+// release times) and two targets each: FuzzLinuxVsModel, FuzzNATGWVsModel
+// and FuzzRFCVsModel compare every verdict with the profile's model
+// (internal/linuxmodel, natgwmodel, rfcmodel), accepting any random choice
+// the profile allows (CompareProfile); FuzzLinuxInvariants,
+// FuzzNATGWInvariants and FuzzRFCInvariants check the invariants every
+// engine of the profile keeps whatever it chooses, and determinism
+// (CheckProfileInvariants). TestProfilesAgainstModels and
+// TestProfileInvariants run them on seeded random inputs in every make
+// test; a failure names the seed that replays it.
 package fuzz

@@ -159,7 +159,11 @@ type Plan struct {
 	PoolSize int
 	// Manual is set when an outbound rule gives ports per instance (B4);
 	// otherwise TierPorts is the default table's per-IP value (B3).
-	Manual      bool
+	Manual bool
+	// Shared is set for a profile whose instances share one inventory
+	// (G1, R3): then every instance's Ranges are the frontend IPs' whole
+	// ranges and PerInstance is their total.
+	Shared      bool
 	TierPorts   int
 	PerInstance int
 	// MaxPool is the largest pool this allocation admits.
@@ -175,8 +179,53 @@ func PlanFor(cfg Config) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	if c.Profile.Quota == QuotaShared {
+		return sharedPlan(&c), nil
+	}
 	a := newAllocator(&c.Profile, len(c.Frontends), c.PoolSize, c.PortsPerInstance)
 	return a.plan(c.Frontends, c.Backends), nil
+}
+
+// sharedInventory records what instance i may use of a shared inventory:
+// every frontend IP's ports (G1), or those of the IP paired with it under
+// paired pooling (R3: PortParity). Other instances may use them too.
+func (e *Engine) sharedInventory(i int) {
+	in := &e.insts[i]
+	ips := make([]uint16, len(e.front4))
+	for j := range ips {
+		ips[j] = uint16(j)
+	}
+	if e.prof.PortChoice == PortParity {
+		ips = ips[i%len(ips) : i%len(ips)+1]
+	}
+	in.ports = len(ips) * e.prof.PortsPerIP
+	for p := range in.stat {
+		for _, ip := range ips {
+			in.stat[p].ip(ip).allocated = e.prof.PortsPerIP
+		}
+	}
+}
+
+// sharedPlan is the plan of a profile with one inventory shared by every
+// instance (G1, R3): each instance may use every port of every frontend
+// IP, and no frontend IP hands ports out in advance.
+func sharedPlan(c *Config) Plan {
+	p := &c.Profile
+	last := uint16(int(p.FirstPort) + p.PortsPerIP - 1)
+	pl := Plan{Profile: p.Name, PoolSize: c.PoolSize, Shared: true, PerInstance: len(c.Frontends) * p.PortsPerIP, MaxPool: c.PoolSize}
+	var rs []PortRange
+	for _, f := range c.Frontends {
+		rs = append(rs, PortRange{IP: f, First: p.FirstPort, Last: last})
+		pl.Frontends = append(pl.Frontends, FrontendPlan{IP: f, Free: p.PortsPerIP})
+	}
+	for i := range c.PoolSize {
+		ip := InstancePlan{Index: i, Ports: pl.PerInstance, Ranges: rs}
+		if i < len(c.Backends) {
+			ip.Inside = c.Backends[i]
+		}
+		pl.Instances = append(pl.Instances, ip)
+	}
+	return pl
 }
 
 func (a *allocator) plan(frontends, backends []netip.Addr) Plan {

@@ -696,7 +696,7 @@ func TestConfigErrors(t *testing.T) {
 		{"empty pool", func(c *Config) { c.Backends = nil }, "pool size"},
 		{"pool smaller than backends", func(c *Config) { c.PoolSize = 0; c.Backends = append(c.Backends, ip("10.0.0.2")); c.PoolSize = 1 }, "smaller than the 2 backends"},
 		{"bad protocol", func(c *Config) { c.Protocols = 9 }, "protocol"},
-		{"unimplemented strategy", func(c *Config) { c.Profile = AzureLB(); c.Profile.PortChoice = PortRandom }, "profile"},
+		{"unimplemented strategy", func(c *Config) { c.Profile = AzureLB(); c.Profile.PortChoice = PortChoice(99) }, "profile"},
 	} {
 		c := good
 		c.Backends = append([]netip.Addr(nil), good.Backends...)

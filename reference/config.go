@@ -126,14 +126,24 @@ func (c Config) normalize() (Config, error) {
 		c.Profile = AzureLB()
 	}
 	p := &c.Profile
-	if p.Mapping != MappingPerDestination || p.PortChoice != PortLowestFree || p.Quota != QuotaPerInstance {
-		return c, &ConfigError{Field: "profile", Value: p.Name, Reason: "only per-destination mapping, lowest-free port choice and per-instance quotas are implemented"}
+	if err := p.check(); err != nil {
+		return c, err
+	}
+	inv := B1
+	if p.Quota == QuotaShared {
+		inv = G1
+		if p.Name == NameRFC {
+			inv = R3
+		}
 	}
 	if err := p.validate(); err != nil {
 		return c, err
 	}
 	if len(c.Frontends) == 0 {
-		return c, &ConfigError{Field: "frontends", Value: "[]", Behavior: B1, Reason: "want at least one frontend IPv4 address"}
+		return c, &ConfigError{Field: "frontends", Value: "[]", Behavior: inv, Reason: "want at least one frontend IPv4 address"}
+	}
+	if limit := p.Gateway.MaxFrontends; limit > 0 && len(c.Frontends) > limit {
+		return c, &ConfigError{Field: "frontends", Value: len(c.Frontends), Behavior: inv, Reason: fmt.Sprintf("want 1 to %d public IPs", limit)}
 	}
 	if len(c.Frontends) > maxFrontends {
 		return c, &ConfigError{Field: "frontends", Value: len(c.Frontends), Reason: fmt.Sprintf("want at most %d frontend IPs", maxFrontends)}
@@ -158,20 +168,80 @@ func (c Config) normalize() (Config, error) {
 	if c.PoolSize < len(c.Backends) {
 		return c, &ConfigError{Field: "pool size", Value: c.PoolSize, Reason: fmt.Sprintf("smaller than the %d backends given", len(c.Backends))}
 	}
-	if err := checkAllocation(p, c.PoolSize, len(c.Frontends), c.PortsPerInstance); err != nil {
+	if p.Quota == QuotaShared {
+		if c.PortsPerInstance != 0 {
+			return c, &ConfigError{Field: "ports per instance", Value: c.PortsPerInstance, Behavior: inv,
+				Reason: fmt.Sprintf("profile %s has no per-instance quota: every instance shares the frontend IPs' ports", p.Name)}
+		}
+	} else if err := checkAllocation(p, c.PoolSize, len(c.Frontends), c.PortsPerInstance); err != nil {
 		return c, err
 	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = p.IdleDefault
+	if p.Timers == TimersHold {
+		idleID := B12
+		if p.Name == NameAzureNATGW {
+			idleID = G5
+		}
+		if c.IdleTimeout == 0 {
+			c.IdleTimeout = p.IdleDefault
+		}
+		if c.IdleTimeout < p.IdleMin || c.IdleTimeout > p.IdleMax || c.IdleTimeout%p.IdleStep != 0 {
+			return c, &ConfigError{Field: "idle timeout", Value: c.IdleTimeout, Behavior: idleID,
+				Reason: fmt.Sprintf("want whole %s steps from %s to %s", FormatDuration(p.IdleStep), FormatDuration(p.IdleMin), FormatDuration(p.IdleMax))}
+		}
+	} else if c.IdleTimeout != 0 {
+		return c, &ConfigError{Field: "idle timeout", Value: c.IdleTimeout,
+			Reason: fmt.Sprintf("profile %s has no idle timeout setting: its timers are the profile's own (Conntrack, RFC)", p.Name)}
 	}
-	if c.IdleTimeout < p.IdleMin || c.IdleTimeout > p.IdleMax || c.IdleTimeout%p.IdleStep != 0 {
-		return c, &ConfigError{Field: "idle timeout", Value: c.IdleTimeout, Behavior: B12,
-			Reason: fmt.Sprintf("want whole %s steps from %s to %s", FormatDuration(p.IdleStep), FormatDuration(p.IdleMin), FormatDuration(p.IdleMax))}
+	if c.TCPResetOnIdle && p.Name != NameAzureLB {
+		return c, &ConfigError{Field: "tcp reset on idle", Value: true, Behavior: B14, Reason: fmt.Sprintf("an azure-lb outbound rule setting; profile %s has none", p.Name)}
 	}
 	if c.Protocols > UDPOnly {
 		return c, &ConfigError{Field: "protocol", Value: c.Protocols, Behavior: B15, Reason: "want all, tcp or udp"}
 	}
+	if c.Protocols != AllProtocols && p.Quota == QuotaShared {
+		return c, &ConfigError{Field: "protocol", Value: c.Protocols, Reason: fmt.Sprintf("an outbound rule setting; profile %s carries TCP and UDP", p.Name)}
+	}
 	return c, nil
+}
+
+// check validates what validate does not: a profile's strategies, and
+// the timers of the linux and rfc profiles (R4, R5's minimums; every one
+// within the engine's range of time).
+func (p *Profile) check() error {
+	bad := func(field string, v any, b Behavior, reason string) error {
+		return &ConfigError{Field: "profile " + p.Name + ": " + field, Value: v, Behavior: b, Reason: reason}
+	}
+	if p.Mapping > MappingFiveTuple || p.PortChoice > PortParity || p.Quota > QuotaShared || p.Timers > TimersRFC || p.Filtering > FilterEndpointIndependent {
+		return bad("strategy", p.Name, NoBehavior, "unknown mapping, port choice, quota, timers or filtering")
+	}
+	if p.PortChoice == PortParity && p.FirstPort != 1 {
+		return bad("port range", p.FirstPort, R3, "port parity and range (R3) want the inventory to start at port 1")
+	}
+	ds := []time.Duration{p.Gateway.UDPIdle, p.Gateway.UDPHoldDown, p.Gateway.HalfOpen}
+	switch p.Timers {
+	case TimersConntrack:
+		c := p.Conntrack
+		ds = []time.Duration{c.SynSent, c.SynRecv, c.Established, c.FinWait, c.CloseWait, c.LastAck, c.TimeWait, c.Close, c.Unacknowledged, c.UDP, c.UDPStream, c.ICMP}
+	case TimersRFC:
+		t := p.RFC
+		switch {
+		case t.UDP < 2*time.Minute:
+			return bad("UDP mapping timer", t.UDP, R4, "want at least 2 minutes")
+		case t.TCPEstablished < 124*time.Minute:
+			return bad("TCP established idle timeout", t.TCPEstablished, R5, "want at least 124 minutes")
+		case t.TCPTransitory < 4*time.Minute:
+			return bad("TCP transitory idle timeout", t.TCPTransitory, R5, "want at least 4 minutes")
+		case p.ICMPEcho && t.ICMP < time.Minute:
+			return bad("ICMP query timer", t.ICMP, R6, "want at least 60 s")
+		}
+		ds = []time.Duration{t.UDP, t.TCPEstablished, t.TCPTransitory, t.ICMP}
+	}
+	for _, d := range ds {
+		if d < 0 || d > maxHold {
+			return bad("timer", d, NoBehavior, fmt.Sprintf("want 0 to %v", maxHold))
+		}
+	}
+	return nil
 }
 
 func checkAddrs(what string, addrs []netip.Addr) error {

@@ -46,9 +46,11 @@ func (e *RangeError) Error() string {
 func (e *RangeError) Is(target error) bool { return target == ErrTimeOutOfRange }
 
 // timeMargin keeps every deadline and timing-wheel bucket start the engine
-// computes from a valid time within int64 nanoseconds: it exceeds the
-// longest idle timeout plus the wheel's span of any profile (about 9.8 h).
-const timeMargin = 1 << 45
+// computes from a valid time within int64 nanoseconds: it exceeds twice
+// the longest timer a profile takes (maxHold, about 1.1 years: Linux's
+// default ESTABLISHED timeout is 5 days, and a sysctl may say more) plus
+// the wheel's span.
+const timeMargin = 1 << 56
 
 // EarliestTime and LatestTime bound the packet times the engine takes
 // (years 1677 and 2262, less a margin).
@@ -66,6 +68,7 @@ const (
 	stOut      // an outbound packet was translated
 	stIn       // an inbound packet was translated
 	stUDPPeers // the UDP mapping has more peer ports in Engine.peers (peers.go)
+	stHalfOpen // azure-natgw: a SYN with no answer yet (G4)
 )
 
 // flow is one live flow: a TCP connection or a UDP mapping. It is 40 bytes;
@@ -90,24 +93,19 @@ func packKey(a uint32, ap uint16, b uint32, bp uint16, proto Proto) key {
 	return key{uint64(a)<<32 | uint64(b), uint64(ap)<<24 | uint64(bp)<<8 | uint64(proto)}
 }
 
-// destPort is the port that keys a mapping: the destination port for TCP
-// (B6), none for UDP, whose mapping is per destination IP (B7).
-func destPort(proto Proto, port uint16) uint16 {
-	if proto == UDP {
-		return 0
-	}
-	return port
+// keyIP and keyPort are the parts of a destination (or, inbound, a
+// source) that key a flow under the engine's mapping (Profile.Mapping):
+// B6/B7 for azure-lb (a UDP mapping per destination IP), the full 5-tuple
+// for linux and azure-natgw (L3, G3), the inside endpoint alone for rfc's
+// UDP and ICMP mappings (R1).
+func (e *Engine) keyIP(proto Proto, ip uint32) uint32     { return ip & e.kIP[proto&31] }
+func (e *Engine) keyPort(proto Proto, port uint16) uint16 { return port & e.kPort[proto&31] }
+func (e *Engine) flowKeyPort(f *flow) uint16              { return e.keyPort(f.proto, f.dstPort) }
+func (e *Engine) outKey(f *flow) key {
+	return packKey(f.inIP, f.inPort, e.keyIP(f.proto, f.dstIP), e.flowKeyPort(f), f.proto)
 }
-
-// keyPort is destPort for a stored flow.
-func (f *flow) keyPort() uint16 { return destPort(f.proto, f.dstPort) }
-
-func (f *flow) outKey() key {
-	return packKey(f.inIP, f.inPort, f.dstIP, f.keyPort(), f.proto)
-}
-
-func (f *flow) inKey() key {
-	return packKey(uint32(f.snatIP), f.snatPort, f.dstIP, f.keyPort(), f.proto)
+func (e *Engine) inKey(f *flow) key {
+	return packKey(uint32(f.snatIP), f.snatPort, e.keyIP(f.proto, f.dstIP), e.flowKeyPort(f), f.proto)
 }
 
 // instance is one backend instance: its blocks in C3 order and its counters.
@@ -115,7 +113,7 @@ type instance struct {
 	addr   netip.Addr
 	blocks []blockRef
 	ports  int
-	stat   [2]protoStat // TCP, UDP
+	stat   [3]protoStat // TCP, UDP, ICMP
 }
 
 type protoStat struct {
@@ -134,30 +132,13 @@ type ipStat struct {
 }
 
 func protoIndex(p Proto) int {
-	if p == UDP {
+	switch p {
+	case UDP:
 		return 1
+	case ICMP:
+		return 2
 	}
 	return 0
-}
-
-// destKey names one (instance, protocol, destination) whose flows hold more
-// than the instance's first port (see destRec).
-type destKey struct {
-	inst  uint32
-	ip    uint32
-	port  uint16
-	proto Proto
-}
-
-// destRec is a bitmap of the slots an instance uses toward one destination.
-// It exists only while the destination is contended: without one, the
-// instance has no flow to the destination or exactly one, on slot 0. So
-// the common case (one flow per destination) costs nothing here, and the
-// lowest free slot (C3) is found by a word scan, not a probe per port.
-type destRec struct {
-	count int
-	hint  int // no zero bit in words below hint
-	words []uint64
 }
 
 // dueEntry is a flow due in the bucket being fired, with its sort key:
@@ -219,7 +200,16 @@ type Engine struct {
 	out, in flowIndex
 	dests   map[destKey]*destRec
 	peers   peerSet
-	refs    [2][][]uint32
+	refs    [3][][]uint32
+
+	// The seams (strategy.go), chosen in New from the profile.
+	kIP     [32]uint32
+	kPort   [32]uint16
+	ids     behaviorIDs
+	carries [256]bool // protocols translated (B15, L10, G8, R6)
+	pick    picker
+	life    lifecycle
+	filt    filter
 
 	// The timing wheel: buckets of 2^wheelShift ns; flows sit in the bucket
 	// of a deadline no later than their own (idle refreshes do not move
@@ -264,24 +254,38 @@ func New(cfg Config) (*Engine, error) {
 		e.front4 = append(e.front4, v4(a))
 		e.frontIdx[v4(a)] = uint16(i)
 	}
-	e.refs[0] = make([][]uint32, len(c.Frontends))
-	e.refs[1] = make([][]uint32, len(c.Frontends))
-	// The wheel spans more than the longest deadline a packet can set.
-	span := (int64(e.prof.IdleMax)+int64(e.prof.FINHold))>>wheelShift + 4
+	for i := range e.refs {
+		e.refs[i] = make([][]uint32, len(c.Frontends))
+	}
+	for _, pr := range []Proto{TCP, UDP} {
+		e.carries[pr] = c.Protocols.carries(pr)
+	}
+	e.carries[ICMP] = e.prof.ICMPEcho
+	e.strategies()
+	// The wheel spans more than the longest deadline a packet can set, up
+	// to 2^16 buckets (19.5 h); a longer deadline is filed again each time
+	// its bucket comes round.
+	span := int64(longestTimer(&c))>>wheelShift + 4
 	n := int64(64)
-	for n < span {
+	for n < span && n < 1<<16 {
 		n *= 2
 	}
 	e.wheel = make([]uint32, n)
 	e.wheelMask = n - 1
-	e.alloc = newAllocator(e.prof, len(c.Frontends), c.PoolSize, c.PortsPerInstance)
 	e.insts = make([]instance, c.PoolSize)
+	if e.prof.Quota == QuotaPerInstance {
+		e.alloc = newAllocator(e.prof, len(c.Frontends), c.PoolSize, c.PortsPerInstance)
+	}
 	for i := range e.insts {
 		if i < len(c.Backends) {
 			e.insts[i].addr = c.Backends[i]
 			e.backIdx[v4(c.Backends[i])] = int32(i)
 		}
-		e.setBlocks(i, e.alloc.inst[i])
+		if e.alloc != nil {
+			e.setBlocks(i, e.alloc.inst[i])
+		} else {
+			e.sharedInventory(i)
+		}
 	}
 	return e, nil
 }
@@ -327,8 +331,14 @@ func (st *protoStat) ip(ip uint16) *ipStat {
 // Config returns the engine's configuration with defaults filled in.
 func (e *Engine) Config() Config { return e.cfg }
 
-// Plan returns the current allocation.
-func (e *Engine) Plan() Plan { return e.alloc.plan(e.cfg.Frontends, e.cfg.Backends) }
+// Plan returns the current allocation. Under a shared inventory (G1, R3)
+// every instance's ranges are every frontend IP's whole range.
+func (e *Engine) Plan() Plan {
+	if e.alloc == nil {
+		return sharedPlan(&e.cfg)
+	}
+	return e.alloc.plan(e.cfg.Frontends, e.cfg.Backends)
+}
 
 // Now returns the engine's current time: the latest time it was given.
 func (e *Engine) Now() time.Time { return utc(e.now) }
@@ -391,25 +401,27 @@ func (e *Engine) Process(p Packet, emit []Packet) (Verdict, []Packet, error) {
 }
 
 // admitBehavior is the behaviour that refuses a packet admit turned away:
-// B15, except for a malformed packet, which no behaviour covers.
-func admitBehavior(r DropReason) Behavior {
-	if r == DropMalformed {
+// the profile's protocol item (B15, L10, G8), none for a malformed packet.
+func (e *Engine) admitBehavior(r DropReason) Behavior {
+	switch r {
+	case DropMalformed:
 		return NoBehavior
+	case DropFragment:
+		return e.ids.fragment
 	}
-	return B15
+	return e.ids.unsupported
 }
 
-// admit applies B15 to a packet in either direction, and refuses a packet
-// whose ports cannot be read (Packet.Malformed).
+// admit applies B15 (L10, G8) to a packet in either direction, and
+// refuses a packet whose ports cannot be read (Packet.Malformed).
 func (e *Engine) admit(p *Packet) DropReason {
 	if p.Malformed {
 		return DropMalformed
 	}
-	if p.Fragment {
+	if p.Fragment && !e.prof.Fragments {
 		return DropFragment
 	}
-	pr := p.Tuple.Proto
-	if (pr != TCP && pr != UDP) || !e.cfg.Protocols.carries(pr) || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
+	if !e.carries[p.Tuple.Proto] || p.ICMPOther || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
 		return DropUnsupported
 	}
 	return NotDropped
@@ -425,7 +437,7 @@ func (e *Engine) lookup(x *flowIndex, h uint64, k key, inbound bool) (uint32, bo
 		if uint32(s>>32) == h32 {
 			id := uint32(s) - 1
 			f := &e.flows[id]
-			if (inbound && f.inKey() == k) || (!inbound && f.outKey() == k) {
+			if (inbound && e.inKey(f) == k) || (!inbound && e.outKey(f) == k) {
 				return id, true
 			}
 		}
@@ -436,38 +448,65 @@ func (e *Engine) snat(f *flow) netip.AddrPort {
 	return netip.AddrPortFrom(e.cfg.Frontends[f.snatIP], f.snatPort)
 }
 
-func behaviorOf(p Proto) Behavior {
-	if p == UDP {
-		return B7
-	}
-	return B6
-}
-
 func (e *Engine) outbound(p *Packet, t int64) Verdict {
 	if r := e.admit(p); r != NotDropped {
-		return e.drop(p, r, admitBehavior(r), -1)
+		return e.drop(p, r, e.admitBehavior(r), -1)
 	}
 	tu := &p.Tuple
 	inIP, dstIP := v4(tu.Src.Addr()), v4(tu.Dst.Addr())
-	k := packKey(inIP, tu.Src.Port(), dstIP, destPort(tu.Proto, tu.Dst.Port()), tu.Proto)
+	k := packKey(inIP, tu.Src.Port(), e.keyIP(tu.Proto, dstIP), e.keyPort(tu.Proto, tu.Dst.Port()), tu.Proto)
 	h := hashKey(k)
-	if id, ok := e.lookup(&e.out, h, k, false); ok {
-		f := &e.flows[id]
-		if f.proto == UDP && f.dstPort != tu.Dst.Port() {
-			e.addPeer(f, id, tu.Dst.Port())
-		}
-		e.touch(f, id, t, p.Flags, stOut)
-		return Verdict{Action: Translated, Behavior: behaviorOf(f.proto), Instance: int(f.inst),
-			Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
+	id, ok := e.lookup(&e.out, h, k, false)
+	if !ok {
+		return e.newFlow(p, t, k, h, inIP)
 	}
-	return e.newFlow(p, t, k, h, inIP, dstIP)
+	f := &e.flows[id]
+	if f.dstPort != tu.Dst.Port() || f.dstIP != dstIP {
+		e.filt.sent(e, f, id, dstIP, tu.Dst.Port())
+	}
+	v := Verdict{Action: Translated, Behavior: e.ids.out[f.proto&31], Instance: int(f.inst),
+		Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
+	switch e.life.touch(e, f, id, t, p.Flags, stOut) {
+	case stepPass, stepIgnore:
+	case stepInvalid:
+		return e.drop(p, DropInvalid, L11, int(f.inst))
+	case stepKill:
+		e.releaseNow(id, t)
+	case stepReopen:
+		e.releaseNow(id, t)
+		return e.newFlow(p, t, k, h, inIP)
+	}
+	if e.prof.Hairpin {
+		return e.hairpin(p, t, v)
+	}
+	return v
 }
 
-func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32) Verdict {
+// hairpin sends translated outbound v back in when its destination is a
+// public endpoint of the NAT (R7): it enters as an inbound packet from the
+// sender's SNAT endpoint, and is filtered like one.
+func (e *Engine) hairpin(p *Packet, t int64, v Verdict) Verdict {
+	if _, ok := e.frontIndex(v4(v.Tuple.Dst.Addr())); !ok {
+		return v
+	}
+	back := Packet{Time: p.Time, Dir: Inbound, Tuple: v.Tuple, Flags: p.Flags}
+	h := e.inbound(&back, t)
+	if h.Action == Translated {
+		h.Action, h.Behavior = Hairpinned, R7
+	}
+	return h
+}
+
+func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdict {
 	tu := &p.Tuple
 	inst, ok := e.backIdx[inIP]
 	if !ok {
 		return e.drop(p, DropNoInstance, NoBehavior, -1)
+	}
+	if p.Fragment {
+		// L10: a fragment is translated with its datagram's flow; it
+		// cannot open one (its transport header may be missing).
+		return e.drop(p, DropFragment, e.ids.fragment, int(inst))
 	}
 	syn := tu.Proto == TCP && p.Flags&(SYN|ACK) == SYN
 	if len(e.tombOut) > 0 {
@@ -478,14 +517,49 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32
 			delete(e.tombOut, k)
 		}
 	}
-	if tu.Proto == TCP && !syn && e.cfg.Strict {
-		return e.drop(p, DropNotSYN, C5, int(inst))
+	if r, b, reset := e.life.open(e, tu.Proto, p.Flags); reset {
+		return e.resetBack(p, b, int(inst))
+	} else if r != NotDropped {
+		return e.drop(p, r, b, int(inst))
 	}
-	slot, ok := e.allocSlot(uint32(inst), tu.Proto, dstIP, destPort(tu.Proto, tu.Dst.Port()))
+	ip, port, slot, fresh, ok := e.pick.pick(e, uint32(inst), tu.Proto, tu.Src, k)
 	if !ok {
 		return e.exhausted(p, t, int(inst))
 	}
-	var id uint32
+	id, f, shared := e.addFlow(flow{inIP: inIP, dstIP: v4(tu.Dst.Addr()), inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
+		snatIP: ip, snatPort: port, slot: slot, inst: uint32(inst), proto: tu.Proto, state: stLive}, h, t)
+	st := e.life.touch(e, f, id, t, p.Flags, stOut)
+	e.link(id)
+	b := e.ids.opened[f.proto&31]
+	if !fresh && e.ids.reuse != NoBehavior {
+		b = e.ids.reuse
+	}
+	if e.obs != nil {
+		kind := MappingCreated
+		if shared {
+			kind = MappingReused
+		}
+		e.event(f, t, kind, b)
+		if tu.Proto == TCP && !syn && e.ids.notSYN != NoBehavior {
+			e.event(f, t, PickedUp, e.ids.notSYN)
+		}
+	}
+	v := Verdict{Action: Translated, Behavior: b, Instance: int(inst), NewFlow: true,
+		Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
+	if st == stepKill {
+		e.releaseNow(id, t)
+	}
+	if e.prof.Hairpin {
+		return e.hairpin(p, t, v)
+	}
+	return v
+}
+
+// addFlow puts a new flow in the slab and the indexes (h: the hash of its
+// outbound key) and tells the picker and the lifecycle; the caller applies
+// its first packet (touch) and files it in the wheel (link). shared
+// reports whether its SNAT port already carried flows.
+func (e *Engine) addFlow(nf flow, h uint64, t int64) (id uint32, f *flow, shared bool) {
 	if n := len(e.freeIDs); n > 0 {
 		id = e.freeIDs[n-1]
 		e.freeIDs = e.freeIDs[:n-1]
@@ -493,44 +567,62 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP, dstIP uint32
 		id = uint32(len(e.flows))
 		e.flows = append(e.flows, flow{})
 	}
-	in := &e.insts[inst]
-	bs := e.prof.BlockSize
-	blk := in.blocks[slot/bs]
-	f := &e.flows[id]
-	*f = flow{inIP: inIP, dstIP: dstIP, inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
-		snatIP: blk.ip, snatPort: e.prof.FirstPort + blk.idx*uint16(bs) + uint16(slot%bs), slot: uint16(slot),
-		inst: uint32(inst), proto: tu.Proto, state: stLive, deadline: t + e.idle}
+	f = &e.flows[id]
+	*f = nf
 	e.live++
 	e.out.insert(h, id)
-	e.in.insert(hashKey(f.inKey()), id)
-	shared := e.portRef(f, 1)
-	e.link(id)
-	if e.obs != nil {
-		kind := MappingCreated
-		if shared {
-			kind = MappingReused
-		}
-		e.event(f, t, kind, behaviorOf(f.proto))
-		if tu.Proto == TCP && !syn {
-			e.event(f, t, PickedUp, C5)
-		}
+	e.in.insert(hashKey(e.inKey(f)), id)
+	shared = e.portRef(f, 1)
+	e.pick.added(e, id)
+	e.life.start(e, f, id, t)
+	return id, f, shared
+}
+
+// releaseNow releases flow id at t, as its lifecycle names it (L6).
+func (e *Engine) releaseNow(id uint32, t int64) {
+	f := &e.flows[id]
+	if f.state&stInDue != 0 {
+		f.state &^= stInDue // its due entry is passed over
 	}
-	e.touch(f, id, t, p.Flags, stOut)
-	return Verdict{Action: Translated, Behavior: behaviorOf(f.proto), Instance: int(inst), NewFlow: true,
-		Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
+	r, b := e.life.ended(e, f, id)
+	e.release(id, t, r, b)
+}
+
+// resetBack answers p, which has no flow, with a RST toward its sender
+// (G6).
+func (e *Engine) resetBack(p *Packet, b Behavior, inst int) Verdict {
+	if p.Flags&RST != 0 {
+		return e.drop(p, DropUnsolicited, b, inst) // a RST is never answered
+	}
+	rst := Packet{Time: p.Time, Dir: Inbound, Tuple: p.Tuple.Reverse(), Flags: RST | ACK}
+	if p.Dir == Inbound {
+		rst.Dir = Outbound
+	}
+	e.emit = append(e.emit, rst)
+	if e.obs != nil {
+		ev := Event{Time: p.Time, Kind: ResetSent, Behavior: b, Instance: inst, Proto: TCP}
+		if p.Dir == Outbound {
+			ev.Inside, ev.Remote = p.Tuple.Src, p.Tuple.Dst
+		} else {
+			ev.Remote, ev.SNAT = p.Tuple.Src, p.Tuple.Dst
+		}
+		e.obs(ev)
+	}
+	v := e.drop(p, DropUnsolicited, b, inst)
+	v.Action = Reset
+	return v
 }
 
 func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	if r := e.admit(p); r != NotDropped {
-		return e.drop(p, r, admitBehavior(r), -1)
+		return e.drop(p, r, e.admitBehavior(r), -1)
 	}
 	tu := &p.Tuple
-	dst := v4(tu.Dst.Addr())
-	fi, ok := e.frontIndex(dst)
+	fi, ok := e.frontIndex(v4(tu.Dst.Addr()))
 	if !ok {
-		return e.drop(p, DropUnsolicited, B8, -1)
+		return e.drop(p, DropUnsolicited, e.ids.unsolicited, -1)
 	}
-	k := packKey(uint32(fi), tu.Dst.Port(), v4(tu.Src.Addr()), destPort(tu.Proto, tu.Src.Port()), tu.Proto)
+	k := packKey(uint32(fi), tu.Dst.Port(), e.keyIP(tu.Proto, v4(tu.Src.Addr())), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
 	h := hashKey(k)
 	if id, ok := e.lookup(&e.in, h, k, true); ok {
 		return e.inboundFlow(p, t, id)
@@ -540,21 +632,35 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 			return e.tombVerdict(p, tb)
 		}
 	}
-	return e.drop(p, DropUnsolicited, B8, -1)
+	if v, ok := e.life.miss(e, *p, t, fi); ok {
+		return v
+	}
+	return e.drop(p, DropUnsolicited, e.ids.unsolicited, -1)
 }
 
-// inboundFlow is B8 for an inbound packet that matches flow id: UDP needs
-// a source port the mapping has sent to; a translated packet restarts the
-// idle timer (B12).
+// inboundFlow is B8 (L8, G7, R2) for an inbound packet that matches flow
+// id: a source other than the flow's first remote endpoint must pass the
+// filter; a translated packet moves the flow's timers (B12, L5, G5, R4).
 func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 	tu := &p.Tuple
 	f := &e.flows[id]
-	if f.proto == UDP && !e.peerAllowed(f, id, tu.Src.Port()) {
-		return e.drop(p, DropUnsolicited, B8, int(f.inst))
+	if src := v4(tu.Src.Addr()); (f.dstPort != tu.Src.Port() || f.dstIP != src) && !e.filt.allowed(e, f, id, src, tu.Src.Port()) {
+		return e.drop(p, DropUnsolicited, e.ids.unsolicited, int(f.inst))
 	}
-	e.touch(f, id, t, p.Flags, stIn)
-	return Verdict{Action: Translated, Behavior: B8, Instance: int(f.inst),
+	v := Verdict{Action: Translated, Behavior: e.ids.in[f.proto&31], Instance: int(f.inst),
 		Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
+	switch e.life.touch(e, f, id, t, p.Flags, stIn) {
+	case stepInvalid:
+		return e.drop(p, DropInvalid, L11, int(f.inst))
+	case stepKill:
+		e.releaseNow(id, t)
+	case stepReopen:
+		// A SYN from outside reopening a closed flow: the flow goes, and
+		// nothing inside asked for the new one (L6, L8).
+		e.releaseNow(id, t)
+		return e.drop(p, DropUnsolicited, e.ids.unsolicited, -1)
+	}
+	return v
 }
 
 func (e *Engine) frontIndex(a uint32) (uint16, bool) {
@@ -614,119 +720,18 @@ func (e *Engine) exhausted(p *Packet, t int64, inst int) Verdict {
 	}
 	st.exhausted++
 	e.drops[DropExhausted]++
+	b := e.ids.exhausted
 	if e.obs != nil {
-		e.obs(Event{Time: p.Time, Kind: Exhausted, Behavior: B9, Instance: inst, Proto: p.Tuple.Proto,
+		e.obs(Event{Time: p.Time, Kind: Exhausted, Behavior: b, Instance: inst, Proto: p.Tuple.Proto,
 			Inside: p.Tuple.Src, Remote: p.Tuple.Dst, Drop: DropExhausted})
 	}
-	return Verdict{Action: Dropped, Reason: DropExhausted, Behavior: B9, Instance: inst}
+	return Verdict{Action: Dropped, Reason: DropExhausted, Behavior: b, Instance: inst}
 }
 
 func (e *Engine) event(f *flow, t int64, kind EventKind, b Behavior) {
 	e.obs(Event{Time: utc(t), Kind: kind, Behavior: b, Instance: int(f.inst), Proto: f.proto,
 		Inside: netip.AddrPortFrom(addr4(f.inIP), f.inPort), Remote: netip.AddrPortFrom(addr4(f.dstIP), f.dstPort),
 		SNAT: e.snat(f)})
-}
-
-// touch applies a translated packet to its flow: the idle timer restarts
-// (B12) unless a FIN or a RST has fixed the release time (B10, B11).
-func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) {
-	f.state |= dir
-	if f.proto == TCP && flags&(FIN|RST) != 0 {
-		d := f.deadline
-		if flags&RST != 0 && (f.state&stFixed == 0 || t+e.rstHl < d) {
-			d = t + e.rstHl
-			f.state |= stFixed | stRSTSet
-		}
-		if flags&FIN != 0 && f.state&stFixed == 0 {
-			d = t + e.finHold
-			f.state |= stFixed
-		}
-		if d < f.deadline && f.state&stInDue == 0 {
-			e.unlink(id)
-			f.deadline = d
-			e.link(id)
-		}
-		f.deadline = d
-	}
-	if f.state&stFixed == 0 {
-		f.deadline = t + e.idle
-	}
-}
-
-func (e *Engine) addPeer(f *flow, id uint32, port uint16) {
-	f.state |= stUDPPeers
-	e.peers.add(id, port)
-}
-
-// peerAllowed is B8 for UDP: the mapping has sent to the source port.
-func (e *Engine) peerAllowed(f *flow, id uint32, port uint16) bool {
-	return f.dstPort == port || (f.state&stUDPPeers != 0 && e.peers.contains(id, port))
-}
-
-// allocSlot picks the instance's lowest slot with no flow to the
-// destination (B5, B6, B7, C3), or reports exhaustion (B9).
-func (e *Engine) allocSlot(inst uint32, proto Proto, dstIP uint32, dport uint16) (int, bool) {
-	in := &e.insts[inst]
-	if in.ports == 0 {
-		return 0, false
-	}
-	ports := in.ports
-	dk := destKey{inst: inst, ip: dstIP, port: dport, proto: proto}
-	if len(e.dests) > 0 {
-		if r, ok := e.dests[dk]; ok {
-			s := r.lowestFree(ports)
-			if s < 0 {
-				return 0, false
-			}
-			r.set(s)
-			return s, true
-		}
-	}
-	b := in.blocks[0]
-	k0 := packKey(uint32(b.ip), e.prof.FirstPort+b.idx*uint16(e.prof.BlockSize), dstIP, dport, proto)
-	if _, taken := e.lookup(&e.in, hashKey(k0), k0, true); !taken {
-		return 0, true
-	}
-	if ports < 2 {
-		return 0, false
-	}
-	r := &destRec{}
-	r.set(0)
-	r.set(1)
-	e.dests[dk] = r
-	return 1, true
-}
-
-func (r *destRec) lowestFree(ports int) int {
-	for w := r.hint; w < len(r.words); w++ {
-		if x := ^r.words[w]; x != 0 {
-			r.hint = w
-			s := w*64 + trailingZeros(x)
-			if s >= ports {
-				return -1
-			}
-			return s
-		}
-	}
-	r.hint = len(r.words)
-	if s := len(r.words) * 64; s < ports {
-		return s
-	}
-	return -1
-}
-
-func (r *destRec) set(s int) {
-	for s/64 >= len(r.words) {
-		r.words = append(r.words, 0)
-	}
-	r.words[s/64] |= 1 << (s % 64)
-	r.count++
-}
-
-func (r *destRec) clear(s int) {
-	r.words[s/64] &^= 1 << (s % 64)
-	r.count--
-	r.hint = min(r.hint, s/64)
 }
 
 // portRef counts a flow on its SNAT port; it reports whether the port

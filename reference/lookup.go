@@ -8,10 +8,10 @@ import "net/netip"
 // is how a replay turns a recorded reply into what the server sent to the
 // SNAT IP:port.
 func (e *Engine) Lookup(out Tuple) (netip.AddrPort, bool) {
-	if (out.Proto != TCP && out.Proto != UDP) || !out.Src.Addr().Is4() || !out.Dst.Addr().Is4() {
+	if !e.carries[out.Proto] || !out.Src.Addr().Is4() || !out.Dst.Addr().Is4() {
 		return netip.AddrPort{}, false
 	}
-	k := packKey(v4(out.Src.Addr()), out.Src.Port(), v4(out.Dst.Addr()), destPort(out.Proto, out.Dst.Port()), out.Proto)
+	k := packKey(v4(out.Src.Addr()), out.Src.Port(), e.keyIP(out.Proto, v4(out.Dst.Addr())), e.keyPort(out.Proto, out.Dst.Port()), out.Proto)
 	id, ok := e.lookup(&e.out, hashKey(k), k, false)
 	if !ok {
 		return netip.AddrPort{}, false
@@ -47,10 +47,10 @@ func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrP
 	// since the SNAT endpoint is unknown.
 	asOut := Packet{Time: p.Time, Dir: Outbound, Tuple: p.Tuple.Reverse(), Flags: p.Flags}
 	if r := e.admit(p); r != NotDropped {
-		v = e.drop(&asOut, r, admitBehavior(r), -1)
+		v = e.drop(&asOut, r, e.admitBehavior(r), -1)
 	} else {
 		tu := &p.Tuple
-		k := packKey(v4(tu.Dst.Addr()), tu.Dst.Port(), v4(tu.Src.Addr()), destPort(tu.Proto, tu.Src.Port()), tu.Proto)
+		k := packKey(v4(tu.Dst.Addr()), tu.Dst.Port(), e.keyIP(tu.Proto, v4(tu.Src.Addr())), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
 		if id, ok := e.lookup(&e.out, hashKey(k), k, false); ok {
 			snat = e.snat(&e.flows[id])
 			tu.Dst = snat
@@ -60,7 +60,7 @@ func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrP
 			tu.Dst = snat
 			v = e.tombVerdict(p, tb)
 		} else {
-			v = e.drop(&asOut, DropUnsolicited, B8, -1)
+			v = e.drop(&asOut, DropUnsolicited, e.ids.unsolicited, -1)
 		}
 	}
 	emit, e.emit = e.emit, nil

@@ -120,6 +120,11 @@ type Packet struct {
 	// impossible: the NAT cannot read its ports, so it drops it
 	// (DropMalformed). Tuple then holds the addresses and protocol only.
 	Malformed bool
+	// ICMPOther is set for an ICMP message that is not an echo request or
+	// reply (an error, a timestamp): the engine translates ICMP echo only
+	// (L10, R6), so it drops it as unsupported. ICMP errors of a flow are
+	// not modelled.
+	ICMPOther bool
 }
 
 // Action is what the NAT did with a packet.
@@ -218,4 +223,20 @@ type Verdict struct {
 	Instance int
 	// NewFlow is set when the packet created a flow.
 	NewFlow bool
+}
+
+// String formats the verdict for logs and test failures: "L2 translated
+// inst=0 tcp 203.0.113.1:1024->198.51.100.1:443 new", "G6 reset inst=-1
+// unsolicited".
+func (v Verdict) String() string {
+	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
+	if v.Action == Translated || v.Action == Hairpinned {
+		s += " " + v.Tuple.String()
+	} else {
+		s += " " + v.Reason.String()
+	}
+	if v.NewFlow {
+		s += " new"
+	}
+	return s
 }

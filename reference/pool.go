@@ -18,6 +18,9 @@ import (
 // shrinks: an instance past its capacity gets no ports, recorded as a
 // ConfigChanged event with Ports 0.
 func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error {
+	if e.alloc == nil || e.prof.Timers != TimersHold {
+		return &ConfigError{Field: "pool", Value: e.prof.Name, Reason: "pool changes are modelled for azure-lb only (B16)"}
+	}
 	if poolSize == 0 {
 		poolSize = len(backends)
 	}
@@ -61,7 +64,7 @@ func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error
 			idx := (f.snatPort - e.prof.FirstPort) / bsz
 			if lostSet[uint64(f.inst)<<32|uint64(f.snatIP)<<16|uint64(idx)] {
 				e.addTomb(f, ts, tombReclaimed)
-				e.release(uint32(id), ts, ReleaseReclaimed)
+				e.release(uint32(id), ts, ReleaseReclaimed, B16)
 			}
 		}
 	}
@@ -122,12 +125,12 @@ func (e *Engine) reslot(inst uint32) {
 		b := blockRef{f.snatIP, (f.snatPort - e.prof.FirstPort) / uint16(bs)}
 		j, _ := slices.BinarySearchFunc(in.blocks, b, cmpBlock)
 		f.slot = uint16(j*bs + int(f.snatPort-e.prof.FirstPort)%bs)
-		count[destKey{inst, f.dstIP, f.keyPort(), f.proto}]++
+		count[destKey{inst, f.dstIP, e.flowKeyPort(f), f.proto}]++
 		ids = append(ids, uint32(id))
 	}
 	for _, id := range ids {
 		f := &e.flows[id]
-		dk := destKey{inst, f.dstIP, f.keyPort(), f.proto}
+		dk := destKey{inst, f.dstIP, e.flowKeyPort(f), f.proto}
 		if count[dk] == 1 && f.slot == 0 {
 			continue
 		}
@@ -165,13 +168,13 @@ type IPStats struct {
 }
 
 // Stats returns, per instance and protocol (TCP, then UDP), the counters
-// of its ports.
+// of its ports. ICMP echo mappings (L10, R6) are not counted here.
 func (e *Engine) Stats() []InstanceStats {
 	out := make([]InstanceStats, 0, 2*len(e.insts))
 	for i := range e.insts {
 		in := &e.insts[i]
-		for pi, proto := range [2]Proto{TCP, UDP} {
-			st := &in.stat[pi]
+		for _, proto := range [2]Proto{TCP, UDP} {
+			st := &in.stat[protoIndex(proto)]
 			s := InstanceStats{Instance: i, Inside: in.addr, Proto: proto, Allocated: in.ports, InUse: st.inUse,
 				Peak: st.peak, Flows: st.flows, ExhaustionDrops: st.exhausted, Releases: st.releases}
 			if st.exhausted > 0 {

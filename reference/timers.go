@@ -10,9 +10,15 @@ import (
 
 func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
 
-// link files flow id in the wheel bucket of its deadline.
+// link files flow id in the wheel bucket of its deadline. A deadline in a
+// bucket that has already been loaded (a timer shorter than a bucket, as
+// a sysctl may set) goes straight to the due list.
 func (e *Engine) link(id uint32) {
 	f := &e.flows[id]
+	if e.started && f.deadline>>wheelShift < e.cursor {
+		e.addDue(id)
+		return
+	}
 	b := uint32((f.deadline >> wheelShift) & e.wheelMask)
 	head := e.wheel[b]
 	f.prev = wheelHead | b
@@ -22,6 +28,20 @@ func (e *Engine) link(id uint32) {
 	}
 	e.wheel[b] = id + 1
 	e.wheelN++
+}
+
+// setDeadline sets flow id's release time to d. A later time is only
+// stored (the flow's bucket files it again when it comes due); an earlier
+// one moves the flow to the bucket of d, unless it is not filed yet (a new
+// flow) or already in the due list.
+func (e *Engine) setDeadline(f *flow, id uint32, d int64) {
+	if d < f.deadline && f.prev != 0 && f.state&stInDue == 0 {
+		e.unlink(id)
+		f.deadline = d
+		e.link(id)
+		return
+	}
+	f.deadline = d
 }
 
 // unlink takes flow id out of its wheel bucket.
@@ -98,35 +118,44 @@ func (e *Engine) load(c int64) {
 			continue
 		}
 		f.state |= stInDue
-		k := f.outKey()
+		k := e.outKey(f)
 		e.due = append(e.due, dueEntry{deadline: f.deadline, inst: f.inst, id: id, ka: k.a, kb: k.b})
 	}
 	if len(e.due) > 1 {
-		slices.SortFunc(e.due, func(a, b dueEntry) int {
-			if c := cmp.Compare(a.deadline, b.deadline); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(a.inst, b.inst); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(a.ka, b.ka); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.kb, b.kb)
-		})
+		slices.SortFunc(e.due, cmpDue)
 	}
+}
+
+func cmpDue(a, b dueEntry) int {
+	if c := cmp.Compare(a.deadline, b.deadline); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.inst, b.inst); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.ka, b.ka); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.kb, b.kb)
+}
+
+// addDue puts flow id, due in a bucket already loaded, in the due list in
+// its place, and makes sure the next timer check comes by its deadline.
+func (e *Engine) addDue(id uint32) {
+	f := &e.flows[id]
+	f.state |= stInDue
+	k := e.outKey(f)
+	d := dueEntry{deadline: f.deadline, inst: f.inst, id: id, ka: k.a, kb: k.b}
+	rest := e.due[e.duePos:]
+	i, _ := slices.BinarySearchFunc(rest, d, cmpDue)
+	e.due = slices.Insert(e.due, e.duePos+i, d)
+	e.nextTimer = min(e.nextTimer, f.deadline)
 }
 
 // expire ends flow id at its release time.
 func (e *Engine) expire(id uint32, at int64) {
 	f := &e.flows[id]
-	reason := ReleaseIdle
-	switch {
-	case f.state&stRSTSet != 0:
-		reason = ReleaseRST
-	case f.state&stFixed != 0:
-		reason = ReleaseFIN
-	}
+	reason, b := e.life.ended(e, f, id)
 	if reason == ReleaseIdle && e.cfg.TCPResetOnIdle && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
 		// B14: an established flow that idles out is reset both ways, and
 		// its later packets are answered with a RST.
@@ -141,37 +170,27 @@ func (e *Engine) expire(id uint32, at int64) {
 		}
 		e.addTomb(f, at, tombReset)
 	}
-	e.release(id, at, reason)
+	e.release(id, at, reason, b)
 }
 
-// release frees flow id's slot and index entries.
-func (e *Engine) release(id uint32, at int64, reason ReleaseReason) {
+// release frees flow id's slot and index entries; b is the behaviour that
+// released it.
+func (e *Engine) release(id uint32, at int64, reason ReleaseReason, b Behavior) {
 	f := &e.flows[id]
 	if f.prev != 0 {
 		e.unlink(id)
 	}
-	e.out.remove(hashKey(f.outKey()), id)
-	e.in.remove(hashKey(f.inKey()), id)
-	dk := destKey{inst: f.inst, ip: f.dstIP, port: f.keyPort(), proto: f.proto}
-	if len(e.dests) > 0 {
-		if r, ok := e.dests[dk]; ok {
-			r.clear(int(f.slot))
-			if r.count == 0 {
-				delete(e.dests, dk)
-			}
-		}
-	}
+	e.out.remove(hashKey(e.outKey(f)), id)
+	e.in.remove(hashKey(e.inKey(f)), id)
+	e.pick.released(e, id, at, reason)
 	e.portRef(f, -1)
 	st := &e.insts[f.inst].stat[protoIndex(f.proto)]
 	st.releases[reason]++
-	if f.state&stUDPPeers != 0 {
-		e.peers.drop(id)
-	}
+	e.filt.released(e, f, id)
 	if e.obs != nil {
-		ev := Event{Time: utc(at), Kind: Released, Instance: int(f.inst), Proto: f.proto,
+		ev := Event{Time: utc(at), Kind: Released, Behavior: b, Instance: int(f.inst), Proto: f.proto,
 			Inside: netip.AddrPortFrom(addr4(f.inIP), f.inPort), Remote: netip.AddrPortFrom(addr4(f.dstIP), f.dstPort),
 			SNAT: e.snat(f), Release: reason}
-		ev.Behavior = [...]Behavior{ReleaseFIN: B10, ReleaseRST: B11, ReleaseIdle: B12, ReleaseReclaimed: B16}[reason]
 		e.obs(ev)
 	}
 	*f = flow{}
@@ -195,9 +214,9 @@ func (e *Engine) addTomb(f *flow, at int64, kind tombKind) {
 	}
 	tb := tomb{until: at + e.idle, kind: kind, inst: int32(f.inst), snatIP: f.snatIP, snatPort: f.snatPort,
 		inIP: f.inIP, inPort: f.inPort}
-	e.tombOut[f.outKey()] = tb
-	e.tombIn[f.inKey()] = tb
-	e.tombQ = append(e.tombQ, tombEntry{f.outKey(), false, tb.until}, tombEntry{f.inKey(), true, tb.until})
+	e.tombOut[e.outKey(f)] = tb
+	e.tombIn[e.inKey(f)] = tb
+	e.tombQ = append(e.tombQ, tombEntry{e.outKey(f), false, tb.until}, tombEntry{e.inKey(f), true, tb.until})
 }
 
 // Drain lets time pass until every live flow has been released (B10–B12)

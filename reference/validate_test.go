@@ -66,10 +66,10 @@ func TestProfileValidation(t *testing.T) {
 		{"IdleMin", func(p *Profile) { p.IdleMin, p.IdleStep = time.Second/2, time.Second/2 }},
 		{"IdleStep", func(p *Profile) { p.IdleStep = 0 }},
 		{"IdleMax", func(p *Profile) { p.IdleMax = 3 * time.Minute }},
-		{"IdleMax", func(p *Profile) { p.IdleMax = 24 * time.Hour }},
+		{"IdleMax", func(p *Profile) { p.IdleMax = maxHold }},
 		{"IdleDefault", func(p *Profile) { p.IdleDefault = 121 * time.Minute }},
 		{"IdleDefault", func(p *Profile) { p.IdleDefault = 4*time.Minute + time.Second }},
-		{"FINHold", func(p *Profile) { p.FINHold = 10 * time.Hour }},
+		{"FINHold", func(p *Profile) { p.FINHold = maxHold }},
 		{"", func(p *Profile) {}},                                          // azure-lb itself
 		{"", func(p *Profile) { p.RSTHold = 1 << 30 }},                     // exactly one bucket
 		{"", func(p *Profile) { p.FirstPort = 1025 }},                      // ends at 65,024

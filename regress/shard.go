@@ -2,34 +2,19 @@ package regress
 
 import (
 	"cmp"
-	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/natcheck/natcheck/replay"
 	"slices"
-	"strconv"
-	"strings"
 )
 
 // Shard is one part of a corpus split over machines: Index of Count,
 // 0 ≤ Index < Count.
-type Shard struct {
-	Index int `json:"index"`
-	Count int `json:"count"`
-}
+type Shard = replay.Shard
 
 // ParseShard parses "i/n", 0 ≤ i < n.
-func ParseShard(s string) (Shard, error) {
-	a, b, ok := strings.Cut(s, "/")
-	i, err1 := strconv.Atoi(a)
-	n, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
-		return Shard{}, fmt.Errorf("shard %q: want i/n with 0 ≤ i < n (e.g. 0/4)", s)
-	}
-	return Shard{Index: i, Count: n}, nil
-}
-
-// String returns "i/n".
-func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
+func ParseShard(s string) (Shard, error) { return replay.ParseShard(s) }
 
 // Split assigns each expectation file of a corpus to one of n shards and
 // returns, per shard, its files in path order. It depends only on the

@@ -17,7 +17,7 @@ func TestParseShard(t *testing.T) {
 		want Shard
 		ok   bool
 	}{
-		{"0/1", Shard{0, 1}, true}, {"3/4", Shard{3, 4}, true}, {"4/4", Shard{}, false}, {"-1/4", Shard{}, false},
+		{"0/1", Shard{Index: 0, Count: 1}, true}, {"3/4", Shard{Index: 3, Count: 4}, true}, {"4/4", Shard{}, false}, {"-1/4", Shard{}, false},
 		{"1/0", Shard{}, false}, {"1", Shard{}, false}, {"a/b", Shard{}, false}, {"", Shard{}, false},
 	} {
 		got, err := ParseShard(tc.in)
@@ -87,7 +87,7 @@ func TestMergedShardsAreTheWholeRun(t *testing.T) {
 		var reps []Report
 		for i := n - 1; i >= 0; i-- { // in any order
 			var b bytes.Buffer
-			if err := RunCorpus(paths, &Shard{i, n}, false, nil).WriteJSON(&b); err != nil {
+			if err := RunCorpus(paths, &Shard{Index: i, Count: n}, false, nil).WriteJSON(&b); err != nil {
 				t.Fatal(err)
 			}
 			r, err := ReadReport(fmt.Sprintf("shard %d", i), b.Bytes())
@@ -110,7 +110,7 @@ func TestMergedShardsAreTheWholeRun(t *testing.T) {
 
 func TestMergeRefusesIncompleteSets(t *testing.T) {
 	paths := []string{"a.json", "b.json", "c.json"} // missing files: error results, still sharded
-	shard := func(i, n int) Report { return RunCorpus(paths, &Shard{i, n}, false, nil) }
+	shard := func(i, n int) Report { return RunCorpus(paths, &Shard{Index: i, Count: n}, false, nil) }
 	for _, tc := range []struct {
 		name string
 		reps []Report

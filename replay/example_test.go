@@ -29,7 +29,7 @@ func ExampleRun() {
 	}
 	// Output:
 	// 589 packets, 8 new flows refused
-	// instance 0 (10.0.0.227): EXHAUSTED: 8 new flows refused (B9), first at packet 348 (+26.488715s); peak 3/8 TCP and 8/8 UDP ports
+	// instance 0 (10.0.0.227): EXHAUSTED: 8 new flows refused (B9), first at packet 348 (+26.488715 s); peak 3/8 TCP and 8/8 UDP ports
 }
 
 // The same result as a JSON document (docs/replay-report.schema.json).

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"sync/atomic"
 
 	"github.com/natcheck/natcheck/reference"
@@ -37,8 +36,12 @@ type item struct {
 	end       int
 
 	// Filled in by the worker.
-	write          bool
-	comment        string
+	write   bool
+	comment string
+	// orig is the packet as recorded and note why the NAT did not
+	// translate it, with Config.BothSides.
+	orig           []byte
+	note           string
 	evStart, evEnd int // events, in the batch's events arena
 	emitted        []reference.Packet
 }
@@ -159,7 +162,7 @@ func (h *mergeHeap) Pop() any {
 // has ended when drain is set. It returns the first error: bad input, a
 // time the engine cannot take, or a failed write. Everything read before
 // the error is replayed and written.
-func (in *ingest) run(files []string, drain bool) error {
+func (in *ingest) run(files []input, drain bool) error {
 	if in.sync {
 		err := in.read(files)
 		if ferr := in.workers[0].finish(in.res.End, drain); ferr != nil && err == nil {
@@ -191,16 +194,11 @@ func (in *ingest) run(files []string, drain bool) error {
 	return err
 }
 
-func (in *ingest) read(files []string) error {
-	var total int64
-	for _, name := range files {
-		if st, err := os.Stat(name); err == nil {
-			total += st.Size()
-		}
-	}
+func (in *ingest) read(files []input) error {
+	total := totalSize(files)
 	var h mergeHeap
-	for i, name := range files {
-		rd, err := capture.Open(name)
+	for i, f := range files {
+		rd, err := f.open(in.cfg.Stdin)
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
@@ -213,13 +211,16 @@ func (in *ingest) read(files []string) error {
 			}
 			continue
 		}
-		h = append(h, &mergeItem{rec: rec, src: src, name: name, idx: i})
+		h = append(h, &mergeItem{rec: rec, src: src, name: f.name, idx: i})
 	}
 	heap.Init(&h)
 	var done, lastProgress int64 // bytes read, over all files
-	for len(h) > 0 {
+	for n := 1; len(h) > 0; n++ {
 		if err := in.failure(); err != nil {
 			return err // a failed write: stop, as for bad input
+		}
+		if n%stopEvery == 0 && stopped(in.cfg.Stop) {
+			return fmt.Errorf("replay: %w after %s", ErrInterrupted, plural(uint64(in.res.Counts.Packets), "packet"))
 		}
 		it := h[0]
 		if err := in.packet(it.name, &it.rec); err != nil {
@@ -229,7 +230,7 @@ func (in *ingest) read(files []string) error {
 		it.offset = it.rec.Offset
 		if in.cfg.Progress != nil && done-lastProgress > 1<<20 {
 			lastProgress = done
-			in.cfg.Progress(done, total)
+			in.cfg.Progress(Progress{Phase: "replay", Done: done, Total: total})
 		}
 		var err error
 		if it.rec, err = it.src.Next(); err != nil {
@@ -244,7 +245,7 @@ func (in *ingest) read(files []string) error {
 		}
 	}
 	if in.cfg.Progress != nil {
-		in.cfg.Progress(total, total)
+		in.cfg.Progress(Progress{Phase: "replay", Done: max(total, done), Total: total})
 	}
 	return nil
 }
@@ -342,6 +343,9 @@ func (in *ingest) packet(file string, rec *capture.Record) error {
 		n.NotThroughNAT++
 		return nil
 	}
+	if sh := in.cfg.Shard; sh != nil && !sh.Owns(int(inst)) {
+		return nil // another machine's instance (--shard); its time still moved the clock
+	}
 	if in.sync {
 		w := in.workers[0]
 		it := &in.one
@@ -376,12 +380,12 @@ func (in *ingest) unreadable(m Mark) error {
 	}
 	ev := reference.Event{Time: m.Time, Kind: reference.PacketDropped, Instance: -1, Drop: reference.DropMalformed}
 	if in.sync {
-		in.ev = appendEvent(in.ev[:0], m.Packet, ev)
+		in.ev = appendEvent(in.ev[:0], m.File, m.Packet, ev)
 		return in.out.writeEvents(in.ev)
 	}
 	s := in.cur
 	start := len(s.readerEv)
-	s.readerEv = appendEvent(s.readerEv, m.Packet, ev)
+	s.readerEv = appendEvent(s.readerEv, m.File, m.Packet, ev)
 	s.reader = append(s.reader, readerItem{t: m.Time.UnixNano(), evStart: start, evEnd: len(s.readerEv)})
 	s.order = append(s.order, readerWorker)
 	return nil

@@ -20,6 +20,7 @@ type jsonReport struct {
 	// (Error says why).
 	Status      string         `json:"status"`
 	Error       string         `json:"error,omitempty"`
+	Shard       *Shard         `json:"shard,omitempty"`
 	Files       []string       `json:"files"`
 	Backends    []netip.Addr   `json:"backends"`
 	BackendsHow string         `json:"backends_how"`
@@ -133,6 +134,7 @@ func (r *Result) jsonReport() jsonReport {
 	if r.Partial != "" {
 		doc.Status, doc.Error = "partial", r.Partial
 	}
+	doc.Shard = r.Shard
 	if doc.Backends == nil {
 		doc.Backends = []netip.Addr{}
 	}
@@ -168,7 +170,7 @@ func (r *Result) jsonReport() jsonReport {
 		doc.Plan.Frontends = append(doc.Plan.Frontends, jsonFrontendPlan{IP: f.IP, Allocated: f.Allocated, Free: f.Free})
 	}
 	for _, name := range r.dropReasons() {
-		b, why := dropInfo(name)
+		b, why := dropInfo(r.Config.Profile, name)
 		doc.Drops = append(doc.Drops, jsonDrop{Reason: name, Behavior: b.String(), Why: why, Packets: r.Drops[name]})
 	}
 	for _, ir := range r.Instances {

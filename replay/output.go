@@ -3,7 +3,7 @@ package replay
 import (
 	"fmt"
 	"io"
-	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -19,13 +19,16 @@ import (
 type output struct {
 	res    *Result
 	path   string
-	file   *os.File
+	file   io.Writer       // nil: no outside view
+	closer io.Closer       // the file's, when Run opened it
 	w      *capture.Writer // created with the first packet written
-	ifaces map[layers.LinkType]int
-	// lastLT and lastIface cache the last interface looked up: captures
+	ifaces map[ifaceKey]int
+	// lastKey and lastIface cache the last interface looked up: captures
 	// rarely mix link types, and the map lookup showed in the profile.
-	lastLT    layers.LinkType
+	lastKey   ifaceKey
 	lastIface int
+	bothSides bool   // Config.BothSides
+	evFrame   []byte // event lines with their frame
 	events    io.Writer
 
 	rst      []byte
@@ -118,24 +121,46 @@ func (o *output) writeEvents(events []byte) error {
 }
 
 // atom writes the events a timer caused and the RST it sent toward the
-// server, if any (B14).
+// server, if any (B14); the events name the RST's frame.
 func (o *output) atom(a *atom, events []byte) error {
+	write := a.rst && o.file != nil
+	if write {
+		events = o.withFrame(events, o.res.Counts.Written+1)
+	}
 	if err := o.writeEvents(events); err != nil {
 		return err
 	}
-	if a.rst && o.file != nil {
+	if write {
 		o.err = o.writeRST(time.Unix(0, a.t).UTC(), a.tuple)
 	}
 	return o.err
 }
 
-// item writes one processed packet, data, and its events.
-func (o *output) item(it *item, data, events []byte) error {
-	if err := o.writeEvents(events); err != nil {
-		return err
+// withFrame returns the event lines of events, each naming frame, the
+// packet's frame in the output capture.
+func (o *output) withFrame(events []byte, frame int64) []byte {
+	if len(events) == 0 || o.events == nil {
+		return events
 	}
+	o.evFrame = appendWithFrame(o.evFrame[:0], events, frame)
+	return o.evFrame
+}
+
+// Sides of the NAT, for the interfaces of the output capture.
+const (
+	outsideSide = iota
+	insideSide
+)
+
+// item writes one processed packet, data, and its events, which name the
+// packet's (first) frame in the output capture. Without BothSides that is
+// the translated packet, on the outside; with it, the packet as recorded
+// and as translated, on the inside and the outside in the order they
+// crossed the NAT, or, when the NAT did not translate it, as recorded with
+// a comment saying why.
+func (o *output) item(it *item, data, events []byte) error {
 	if o.file == nil {
-		return nil
+		return o.writeEvents(events)
 	}
 	for _, p := range it.emitted {
 		if p.Dir != reference.Outbound || p.Tuple.Proto != reference.TCP {
@@ -146,19 +171,60 @@ func (o *output) item(it *item, data, events []byte) error {
 		}
 	}
 	it.emitted = nil
-	if !it.write {
+	shown := it.write || (o.bothSides && it.orig != nil)
+	if shown {
+		events = o.withFrame(events, o.res.Counts.Written+1)
+	}
+	if err := o.writeEvents(events); err != nil {
+		return err
+	}
+	if !shown {
 		return nil
 	}
-	idx, err := o.iface(layers.LinkType(it.linkType))
+	comment := it.comment
+	it.comment = ""
+	if !o.bothSides || it.orig == nil {
+		return o.record(it, outsideSide, data, comment)
+	}
+	next := "translated: frame " + strconv.FormatInt(o.res.Counts.Written+2, 10)
+	switch {
+	case !it.write:
+		side := insideSide
+		if it.kind == kindOutside {
+			side = outsideSide
+		}
+		return o.record(it, side, it.orig, it.note)
+	case it.kind == kindOutbound:
+		if o.record(it, insideSide, it.orig, next) != nil {
+			return o.err
+		}
+		return o.record(it, outsideSide, data, comment)
+	case it.kind == kindReply:
+		// Recorded on the inside; data is what the server sent to the
+		// flow's SNAT endpoint, which crossed the NAT first.
+		if o.record(it, outsideSide, data, "the server's packet to the SNAT endpoint; "+next) != nil {
+			return o.err
+		}
+		return o.record(it, insideSide, it.orig, "as recorded")
+	default: // recorded on the outside; data is its translation
+		if o.record(it, outsideSide, it.orig, next) != nil {
+			return o.err
+		}
+		return o.record(it, insideSide, data, "")
+	}
+}
+
+// record writes one frame of item it on a side of the NAT.
+func (o *output) record(it *item, side int, data []byte, comment string) error {
+	idx, err := o.iface(layers.LinkType(it.linkType), side)
 	if err != nil {
 		o.err = fmt.Errorf("replay: write %s: %w", o.path, err)
 		return o.err
 	}
 	rec := capture.Record{Number: int(it.mark.Packet), Time: it.mark.Time, Interface: idx, Data: data, Length: it.length}
-	if it.comment != "" {
-		o.comments[0] = it.comment
+	if comment != "" {
+		o.comments[0] = comment
 		rec.Comments = o.comments[:]
-		it.comment = ""
 	}
 	if err := o.w.Write(rec); err != nil {
 		o.err = fmt.Errorf("replay: write %s: %w", o.path, err)
@@ -175,7 +241,7 @@ func (o *output) writeRST(t time.Time, tu reference.Tuple) error {
 	if o.rst, err = frame.AppendRST(o.rst[:0], tu, 0, true, 0); err != nil {
 		return nil // not an IPv4 TCP tuple: nothing to write
 	}
-	idx, err := o.iface(layers.LinkTypeRaw)
+	idx, err := o.iface(layers.LinkTypeRaw, outsideSide)
 	if err != nil {
 		return fmt.Errorf("replay: write %s: %w", o.path, err)
 	}
@@ -187,44 +253,65 @@ func (o *output) writeRST(t time.Time, tu reference.Tuple) error {
 	return nil
 }
 
-func (o *output) iface(lt layers.LinkType) (int, error) {
-	if lt == o.lastLT && o.w != nil {
+// iface returns the interface of link type lt on a side of the NAT,
+// adding it to the capture the first time. Without BothSides every
+// interface is the outside's.
+func (o *output) iface(lt layers.LinkType, side int) (int, error) {
+	key := ifaceKey{lt, side}
+	if key == o.lastKey && o.w != nil {
 		return o.lastIface, nil
 	}
-	if i, ok := o.ifaces[lt]; ok {
-		o.lastLT, o.lastIface = lt, i
+	if i, ok := o.ifaces[key]; ok {
+		o.lastKey, o.lastIface = key, i
 		return i, nil
 	}
-	ci := capture.Interface{Name: "natcheck-outside-" + lt.String(), LinkType: lt}
+	name := "natcheck-outside-" + lt.String()
+	if side == insideSide {
+		name = "natcheck-inside-" + lt.String()
+	}
+	ci := capture.Interface{Name: name, LinkType: lt}
 	if o.w == nil {
 		w, err := capture.NewWriter(o.file, ci)
 		if err != nil {
 			return 0, err
 		}
 		o.w = w
-		o.ifaces[lt] = 0
+		o.ifaces[key] = 0
+		o.lastKey, o.lastIface = key, 0
 		return 0, nil
 	}
 	i, err := o.w.AddInterface(ci)
 	if err != nil {
 		return 0, err
 	}
-	o.ifaces[lt] = i
+	o.ifaces[key] = i
+	o.lastKey, o.lastIface = key, i
 	return i, nil
+}
+
+// ifaceKey names an interface of the output capture.
+type ifaceKey struct {
+	lt   layers.LinkType
+	side int
 }
 
 // close finishes the output file; one with no packet still gets a section
 // and an interface, so that it is a valid pcapng file.
 func (o *output) close() error {
+	err := o.finish()
+	if o.closer != nil {
+		if cerr := o.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (o *output) finish() error {
 	if o.w == nil {
-		if _, err := o.iface(layers.LinkTypeRaw); err != nil {
-			o.file.Close()
+		if _, err := o.iface(layers.LinkTypeRaw, outsideSide); err != nil {
 			return err
 		}
 	}
-	if err := o.w.Flush(); err != nil {
-		o.file.Close()
-		return err
-	}
-	return o.file.Close()
+	return o.w.Flush()
 }

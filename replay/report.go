@@ -29,23 +29,35 @@ func WriteText(w io.Writer, r *Result) error {
 	if c.PortsPerInstance != 0 {
 		alloc = fmt.Sprintf("outbound rule (B4): %d ports per instance", c.PortsPerInstance)
 	}
-	fmt.Fprintf(w, "  profile %s; frontends %v; pool of %d; %s; idle timeout %v (B12); protocols %s (B15); tcpResetOnIdle %v (B14); %s mid-stream TCP (C5)\n",
-		c.Profile, c.Frontends, c.PoolSize, alloc, reference.FormatDuration(c.IdleTimeout), c.Protocols, c.TCPResetOnIdle, map[bool]string{false: "pick-up of", true: "strict: no"}[c.Strict])
+	switch c.Profile {
+	case "", reference.NameAzureLB:
+		fmt.Fprintf(w, "  profile %s; frontends %v; pool of %d; %s; idle timeout %v (B12); protocols %s (B15); tcpResetOnIdle %v (B14); %s mid-stream TCP (C5)\n",
+			c.Profile, c.Frontends, c.PoolSize, alloc, reference.FormatDuration(c.IdleTimeout), c.Protocols, c.TCPResetOnIdle, map[bool]string{false: "pick-up of", true: "strict: no"}[c.Strict])
+	case reference.NameLinux:
+		fmt.Fprintf(w, "  profile linux; frontends %v; pool of %d; one SNAT rule per instance from the %s (L1); connection-tracking timers (L5–L7); %s\n",
+			c.Frontends, c.PoolSize, alloc, map[bool]string{false: "tcp_loose as the sysctls say (L9)", true: "strict: tcp_loose=0 (L9)"}[c.Strict])
+	default:
+		fmt.Fprintf(w, "  profile %s; frontends %v (one inventory shared by a pool of %d); the profile's own timers\n", c.Profile, c.Frontends, c.PoolSize)
+	}
 	fmt.Fprintf(w, "  backends %v, %s\n", r.Backends, r.BackendsHow)
 	n := r.Counts
 	fmt.Fprintf(w, "  through the NAT: %d outbound, %d replies (%d with no flow: B8); not through it: %d\n",
 		n.Outbound, n.Replies, n.RepliesNoFlow, n.NotThroughNAT)
 	fmt.Fprintf(w, "  passed over: %d IPv6, %d not IP, %d unreadable (link or IPv4 header cut or malformed); IPv4: %d TCP, %d UDP, %d ICMP, %d other, %d fragments\n",
 		n.IPv6, n.NonIP, n.Cut, n.TCP, n.UDP, n.ICMP, n.Other, n.Fragments)
-	fmt.Fprintf(w, "  verdicts: %d translated, %d dropped, %d answered with a RST; %d packets sent by the NAT (B14)\n\n",
-		n.Translated, n.Dropped, n.Reset, n.Emitted)
+	sent := reference.B14
+	if c.Profile != "" && c.Profile != reference.NameAzureLB {
+		sent = reference.G6
+	}
+	fmt.Fprintf(w, "  verdicts: %d translated, %d dropped, %d answered with a RST; %d packets sent by the NAT (%v)\n\n",
+		n.Translated, n.Dropped, n.Reset, n.Emitted, sent)
 
 	t := tablewriter.NewWriter(w)
 	t.Header([]string{"inst", "inside", "frontend", "proto", "allocated", "peak", "in use at end", "flows", "exhausted", "first exhausted", "fin", "rst", "idle", "reclaimed"})
 	for _, ir := range r.Instances {
 		first := "-"
 		if ir.FirstExhaustion != nil {
-			first = fmt.Sprintf("pkt %d, +%s", ir.FirstExhaustion.Packet, ir.FirstExhaustion.Time.Sub(r.Start).Round(time.Microsecond))
+			first = fmt.Sprintf("pkt %d, +%s", ir.FirstExhaustion.Packet, reference.FormatDuration(ir.FirstExhaustion.Time.Sub(r.Start).Round(time.Microsecond)))
 		}
 		row := []string{fmt.Sprint(ir.Instance), ir.Inside.String(), ir.Frontend.String(), ir.Proto, fmt.Sprint(ir.Allocated),
 			fmt.Sprint(ir.Peak), fmt.Sprint(ir.InUse), fmt.Sprint(ir.Flows), fmt.Sprint(ir.ExhaustionDrops), first,
@@ -63,12 +75,12 @@ func WriteText(w io.Writer, r *Result) error {
 	}
 	if d := r.Drained; d != nil {
 		fmt.Fprintf(w, "\nafter the last packet (--drain), the clock ran on to %s (+%s): %d fin, %d rst, %d idle releases (B10–B12)\n",
-			d.Until.Format(time.RFC3339Nano), d.Until.Sub(r.End).Round(time.Millisecond), d.Releases.FIN, d.Releases.RST, d.Releases.Idle)
+			d.Until.Format(time.RFC3339Nano), reference.FormatDuration(d.Until.Sub(r.End).Round(time.Millisecond)), d.Releases.FIN, d.Releases.RST, d.Releases.Idle)
 	}
 	if len(r.Drops) > 0 {
 		fmt.Fprintln(w, "\ndrops by reason:")
 		for _, name := range r.dropReasons() {
-			_, why := dropInfo(name)
+			_, why := dropInfo(c.Profile, name)
 			fmt.Fprintf(w, "  %-22s %8d  (%s)\n", name, r.Drops[name], why)
 		}
 	}
@@ -80,20 +92,21 @@ func WriteText(w io.Writer, r *Result) error {
 }
 
 // dropOrder lists the drop reasons in the order reports show them, each
-// with the behaviour that drops and why.
+// with why; the behaviour it cites depends on the profile
+// (reference.Profile.Cites).
 var dropOrder = []struct {
-	name     string
-	behavior reference.Behavior
-	why      string
+	reason reference.DropReason
+	why    string
 }{
-	{"exhausted", reference.B9, "B9: the instance had no SNAT port for a new flow"},
-	{"unsolicited", reference.B8, "B8: inbound, no live flow"},
-	{"unsupported-protocol", reference.B15, "B15: not TCP/UDP, or not carried by the rule"},
-	{"fragment", reference.B15, "B15: IP fragment"},
-	{"released", reference.B14, "B14/B16: packet of a reset or reclaimed flow"},
-	{"not-syn", reference.C5, "C5 strict: no flow and not a SYN"},
-	{"no-instance", reference.NoBehavior, "source is not a backend instance"},
-	{"malformed", reference.NoBehavior, "transport, IPv4 or link header cut or impossible: no ports to translate"},
+	{reference.DropExhausted, "the instance had no SNAT port for a new flow"},
+	{reference.DropUnsolicited, "inbound, no live flow (azure-natgw answers a TCP one, from either side, with a RST: G6)"},
+	{reference.DropUnsupported, "a protocol the NAT does not translate, or the rule does not carry"},
+	{reference.DropFragment, "IP fragment"},
+	{reference.DropReleased, "packet of a reset or reclaimed flow (B14/B16)"},
+	{reference.DropNotSYN, "strict: no flow and not a SYN"},
+	{reference.DropInvalid, "a TCP packet connection tracking holds invalid: never sent on with an inside address"},
+	{reference.DropNoInstance, "source is not a backend instance"},
+	{reference.DropMalformed, "transport, IPv4 or link header cut or impossible: no ports to translate"},
 }
 
 // dropReasons returns the reasons of r.Drops in report order: those of
@@ -102,9 +115,10 @@ func (r *Result) dropReasons() []string {
 	var out []string
 	known := map[string]bool{}
 	for _, d := range dropOrder {
-		known[d.name] = true
-		if r.Drops[d.name] > 0 {
-			out = append(out, d.name)
+		name := d.reason.String()
+		known[name] = true
+		if r.Drops[name] > 0 {
+			out = append(out, name)
 		}
 	}
 	var rest []string
@@ -117,11 +131,21 @@ func (r *Result) dropReasons() []string {
 	return append(out, rest...)
 }
 
-// dropInfo returns the behaviour and explanation of a drop reason.
-func dropInfo(name string) (reference.Behavior, string) {
+// dropInfo returns the behaviour a drop reason cites under profile
+// (azure-lb when empty or unknown) and its explanation, "B9: the instance
+// had …".
+func dropInfo(profile, name string) (reference.Behavior, string) {
+	p, err := reference.ProfileByName(profile)
+	if err != nil {
+		p = reference.AzureLB()
+	}
 	for _, d := range dropOrder {
-		if d.name == name {
-			return d.behavior, d.why
+		if d.reason.String() == name {
+			b := p.Cites(d.reason)
+			if b == reference.NoBehavior {
+				return b, d.why
+			}
+			return b, b.String() + ": " + d.why
 		}
 	}
 	return reference.NoBehavior, ""
@@ -181,7 +205,7 @@ func (r *Result) InstanceVerdicts() []Verdict {
 		use := fmt.Sprintf("peak %d/%d TCP and %d/%d UDP ports", v.Peak[0], v.Allocated[0], v.Peak[1], v.Allocated[1])
 		if v.Exhausted {
 			v.Line = fmt.Sprintf("instance %d (%s): EXHAUSTED: %s refused (B9), first at packet %d (+%s); %s",
-				i, v.Inside, plural(v.Refused, "new flow"), v.First.Packet, v.First.Time.Sub(r.Start).Round(time.Microsecond), use)
+				i, v.Inside, plural(v.Refused, "new flow"), v.First.Packet, reference.FormatDuration(v.First.Time.Sub(r.Start).Round(time.Microsecond)), use)
 		} else {
 			v.Line = fmt.Sprintf("instance %d (%s): ok: %s, never out of ports; %s", i, v.Inside, plural(v.Flows, "flow"), use)
 		}

@@ -27,6 +27,9 @@ type Result struct {
 	// Drained is set when the clock ran on past End until every flow had
 	// ended (Config.Drain).
 	Drained *DrainSummary `json:"drained,omitempty"`
+	// Shard is set for the result of one shard of a replay (Config.Shard):
+	// only its instances' rows and counts are in it.
+	Shard *Shard `json:"shard,omitempty"`
 	// Samples are SNAT ports in use over time, for the plot.
 	Samples []Sample `json:"-"`
 	// Partial, when not empty, says why the replay stopped before the end

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -9,10 +10,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/gopacket/gopacket/layers"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/capture"
-	"github.com/natcheck/natcheck/replay/frame"
 )
 
 // Config says how to replay captures.
@@ -30,22 +29,48 @@ type Config struct {
 	ReorderWindow time.Duration
 	// Output, if set, is the pcapng file that receives the outside view.
 	Output string
+	// BothSides makes the output capture show both sides of the NAT: each
+	// packet as recorded, on an inside interface, and as translated, on
+	// an outside one; a packet the NAT dropped (or answered with a RST)
+	// appears as recorded, with a comment giving the reason and the
+	// behaviour ID. Without it the output is the outside view alone.
+	BothSides bool
+	// OutputWriter, if set, receives the outside view instead of a file
+	// (standard output, for "-w -"); Output then only names it in errors.
+	OutputWriter io.Writer
 	// Events, if set, receives one JSON line per event.
 	Events io.Writer
-	// Progress, if set, is called now and then with the bytes read and
-	// the total size of the input files.
-	Progress func(done, total int64)
+	// Stdin is read for an input file named "-" (Stdin). With backend
+	// detection it is first copied to a temporary file, as detection reads
+	// the input twice.
+	Stdin io.Reader
+	// Stop, when closed, stops the replay at the next record (Ctrl-C): the
+	// records read before are replayed and written, the outputs end on a
+	// whole event line and a whole pcapng block, and Run returns an error
+	// matching ErrInterrupted with the Result so far.
+	Stop <-chan struct{}
+	// Progress, if set, is called now and then with the bytes read, in
+	// the detection pass and in the replay.
+	Progress func(Progress)
 	// Workers is the number of engines the instances are spread over;
 	// 0 means one per CPU (GOMAXPROCS), at most 8. The azure-lb profile
 	// gives each instance its own ports (B5), so instances on different
 	// engines never interact, and every engine's clock follows every
-	// record (C9): any number of workers gives the same result.
+	// record (C9): any number of workers gives the same result. So does
+	// linux's (L1: its rules are written from the same plan). A profile
+	// whose instances share one inventory (azure-natgw, rfc: G1, R3) runs
+	// on one engine whatever Workers says.
 	Workers int
 	// Drain runs the clock on past the last record until every flow has
 	// ended; those releases (and B14 RSTs) are reported apart. Without it
 	// the clock stops at the last record's time and the flows still live
 	// are reported in use at the end.
 	Drain bool
+	// Shard, if set, replays only the instances it owns (instance i of
+	// shard i mod n, Shard.Owns); MergeResults joins the n shards' results
+	// into the unsharded one. Only for profiles whose instances own their
+	// ports (B5).
+	Shard *Shard
 }
 
 // maxWorkers bounds the engines: past it the one reading goroutine is the
@@ -70,20 +95,40 @@ const maxWorkers = 8
 // way the outputs are the same, byte for byte.
 func Run(files []string, cfg Config) (*Result, error) {
 	res := &Result{Files: files, Drops: map[string]uint64{}}
+	ins, cleanup, err := inputs(files, &cfg, needsCensus(cfg.Backends))
+	if err != nil {
+		return res, err
+	}
+	defer cleanup()
+	res.Files = make([]string, len(ins))
+	for i, in := range ins {
+		res.Files[i] = in.name
+	}
 	census := newCensus()
+	var scanErr error
 	if needsCensus(cfg.Backends) {
-		// A first pass learns which addresses are instances. Its errors
-		// are met again, and reported, by the second pass.
-		for _, name := range files {
-			scan(name, census)
+		// A first pass learns which addresses are instances. A file that
+		// cannot be opened or read from its start is an error now; a
+		// fault further in is met again, and reported, by the replay,
+		// after every packet before it.
+		var ce *capture.Error
+		if scanErr = census.read(ins, &cfg); scanErr != nil && (!errors.As(scanErr, &ce) || ce.Packet == 0 || errors.Is(scanErr, ErrInterrupted)) {
+			return res, scanErr
 		}
 	}
 	backends, how := chooseBackends(cfg.Backends, census)
 	res.Backends, res.BackendsHow = backends, how
 	if len(backends) == 0 {
+		if scanErr != nil {
+			return res, scanErr
+		}
 		return res, fmt.Errorf("replay: no backend instances: %s found none (name them with --backends)", how)
 	}
 	ec := cfg.Engine
+	if err := cfg.Shard.check(ec.Profile); err != nil {
+		return res, err
+	}
+	res.Shard = cfg.Shard
 	ec.Backends = backends
 	ec.PoolSize = max(cfg.PoolSize, len(backends))
 	nw := cfg.Workers
@@ -91,9 +136,16 @@ func Run(files []string, cfg Config) (*Result, error) {
 		nw = min(runtime.GOMAXPROCS(0), maxWorkers)
 	}
 	nw = min(nw, len(backends))
+	if ec.Profile.Quota == reference.QuotaShared {
+		nw = 1 // one inventory for every instance (G1, R3): one engine
+	}
 
-	out := &output{res: res, path: cfg.Output}
-	if cfg.Output != "" {
+	out := &output{res: res, path: cfg.Output, bothSides: cfg.BothSides}
+	switch {
+	case cfg.OutputWriter != nil:
+		out.file = cfg.OutputWriter
+		out.ifaces = map[ifaceKey]int{}
+	case cfg.Output != "":
 		// The file is created now, so that a bad path fails before the
 		// replay; its pcapng section starts with the first packet's link
 		// type.
@@ -101,8 +153,8 @@ func Run(files []string, cfg Config) (*Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("replay: %w", err)
 		}
-		out.file = f
-		out.ifaces = map[layers.LinkType]int{}
+		out.file, out.closer = f, f
+		out.ifaces = map[ifaceKey]int{}
 	}
 	var events *bufio.Writer
 	if cfg.Events != nil {
@@ -111,10 +163,10 @@ func Run(files []string, cfg Config) (*Result, error) {
 	}
 	workers := make([]*worker, nw)
 	for i := range workers {
-		w, err := newWorker(ec, i, nw, len(backends), cfg.Output != "", cfg.Events != nil)
+		w, err := newWorker(ec, i, nw, len(backends), out.file != nil, cfg.BothSides, cfg.Events != nil)
 		if err != nil {
-			if out.file != nil {
-				out.file.Close()
+			if out.closer != nil {
+				out.closer.Close()
 			}
 			return res, fmt.Errorf("replay: %w", err)
 		}
@@ -127,7 +179,7 @@ func Run(files []string, cfg Config) (*Result, error) {
 	res.Plan = workers[0].e.Plan()
 
 	in := newIngest(res, cfg, backends, workers, out)
-	runErr := in.run(files, cfg.Drain)
+	runErr := in.run(ins, cfg.Drain)
 	if events != nil {
 		if err := events.Flush(); err != nil && runErr == nil {
 			runErr = fmt.Errorf("replay: write events: %w", err)
@@ -140,26 +192,6 @@ func Run(files []string, cfg Config) (*Result, error) {
 		}
 	}
 	return res, runErr
-}
-
-// scan is the first pass over one file.
-func scan(name string, c *census) {
-	rd, err := capture.Open(name)
-	if err != nil {
-		return
-	}
-	defer rd.Close()
-	var f frame.Frame
-	for {
-		rec, err := rd.Next()
-		if err != nil {
-			return
-		}
-		if frame.Decode(rec.LinkType, rec.Data, &f) == nil && f.Network == frame.IPv4 &&
-			(f.Proto == reference.TCP || f.Proto == reference.UDP) {
-			c.add(f.Src, f.Dst)
-		}
-	}
 }
 
 func v4(a netip.Addr) uint32 {

@@ -3,12 +3,14 @@ package replay
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -300,6 +302,124 @@ func TestReplayBadInput(t *testing.T) {
 		}
 		if res == nil || res.Counts.Packets != tc.packets {
 			t.Errorf("Run(%s): result %v, want %d packets processed before the fault", tc.file, res, tc.packets)
+		}
+		// Detection (the default) reads the input twice: the first pass
+		// must not hide the fault behind "no backend instances".
+		res, err = Run([]string{tc.file}, Config{Engine: oneFrontend(0)})
+		if err == nil || strings.Contains(err.Error(), "no backend instances") {
+			t.Errorf("Run(%s) with detection: error %v, want the fault itself", tc.file, err)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Run(%s) with detection: error %q lacks %q", tc.file, err, w)
+			}
+		}
+		if res.Counts.Packets > tc.packets {
+			t.Errorf("Run(%s) with detection: %d packets, want at most %d", tc.file, res.Counts.Packets, tc.packets)
+		}
+	}
+	// The other inputs issue 12 found hidden: empty, random bytes, text
+	// named .pcap, a folder.
+	empty := filepath.Join(dir, "empty.pcap")
+	os.WriteFile(empty, nil, 0o644)
+	random := filepath.Join(dir, "random.pcap")
+	os.WriteFile(random, bytes.Repeat([]byte{0x8f, 0x3a, 0x11, 0xc4}, 300), 0o644)
+	for _, tc := range []struct{ file, want string }{
+		{empty, "the file has 0 bytes"}, {random, "not a pcap or pcapng file"}, {garbage, "not a pcap or pcapng file"}, {dir, "is a directory"},
+	} {
+		_, err := Run([]string{tc.file}, Config{Engine: oneFrontend(0)})
+		var ce *capture.Error
+		if err == nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Run(%s) with detection: error %v, want a capture error with %q", tc.file, err, tc.want)
+		}
+	}
+}
+
+// TestReplayStandardInput: "-" reads Config.Stdin, with detection (two
+// passes: it is kept in a temporary file) and without (one pass, as it
+// streams); the report is the file's, named "standard input".
+func TestReplayStandardInput(t *testing.T) {
+	path := public + "ndpi__anyconnect-vpn.pcap"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, backends := range []string{"", "10.0.0.227"} {
+		specs, _ := ParseBackends(backends)
+		want, err := Run([]string{path}, Config{Engine: oneFrontend(8), Backends: specs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Run([]string{Stdin}, Config{Engine: oneFrontend(8), Backends: specs, Stdin: bytes.NewReader(data)})
+		if err != nil {
+			t.Fatalf("backends %q: Run(-): %v", backends, err)
+		}
+		if got.Files[0] != StdinName || got.Counts != want.Counts || !slices.Equal(got.Verdicts(), want.Verdicts()) {
+			t.Errorf("backends %q: Run(-) = %v, %+v, %q; want %q, %+v, %q", backends, got.Files, got.Counts, got.Verdicts(), StdinName, want.Counts, want.Verdicts())
+		}
+	}
+	if _, err := Run([]string{Stdin, Stdin}, Config{Engine: oneFrontend(8), Stdin: bytes.NewReader(data)}); err == nil || !strings.Contains(err.Error(), "named twice") {
+		t.Errorf("Run(-, -) = %v, want an error", err)
+	}
+}
+
+// TestReplayStop: a closed Config.Stop stops the replay at a record
+// boundary: an error matching ErrInterrupted, the packets before it
+// replayed, the outside view a whole pcapng file and the events whole
+// lines.
+func TestReplayStop(t *testing.T) {
+	var ps []synthPacket
+	for i := range 3000 {
+		ps = append(ps, synthPacket{at: time.Duration(i) * time.Millisecond, src: ap(fmt.Sprintf("10.0.0.1:%d", 1024+i)),
+			dst: ap("198.51.100.1:443"), proto: reference.TCP, flags: reference.SYN})
+	}
+	in := synthFile(t, ps)
+	for _, workers := range []int{1, 2} {
+		for _, backends := range []string{"", "10.0.0.1"} {
+			stop := make(chan struct{})
+			close(stop)
+			out := filepath.Join(t.TempDir(), "out.pcapng")
+			var ev bytes.Buffer
+			specs, _ := ParseBackends(backends)
+			res, err := Run([]string{in}, Config{Engine: oneFrontend(0), Backends: specs, Workers: workers, Output: out, Events: &ev, Stop: stop})
+			if !errors.Is(err, ErrInterrupted) {
+				t.Fatalf("workers %d, backends %q: Run = %v, want ErrInterrupted", workers, backends, err)
+			}
+			if backends == "" {
+				continue // stopped in the detection pass: nothing replayed
+			}
+			if res.Counts.Packets == 0 || res.Counts.Packets >= 3000 {
+				t.Errorf("workers %d: %d packets replayed, want some, not all", workers, res.Counts.Packets)
+			}
+			rd, err := capture.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for {
+				if _, err := rd.Next(); err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Errorf("workers %d: the outside view is not whole: %v", workers, err)
+					}
+					break
+				}
+				n++
+			}
+			rd.Close()
+			if int64(n) != res.Counts.Written {
+				t.Errorf("workers %d: %d packets in the outside view, want %d", workers, n, res.Counts.Written)
+			}
+			lines := strings.Split(ev.String(), "\n")
+			if lines[len(lines)-1] != "" {
+				t.Errorf("workers %d: the events end mid-line", workers)
+			}
+			for _, l := range lines[:len(lines)-1] {
+				if !json.Valid([]byte(l)) {
+					t.Errorf("workers %d: event line %q is not JSON", workers, l)
+					break
+				}
+			}
 		}
 	}
 }

@@ -49,6 +49,7 @@ type slice struct {
 type batch struct {
 	items  []item
 	arena  []byte
+	orig   []byte // packets as recorded, with Config.BothSides
 	events []byte
 	atoms  []atom
 	atomEv []byte
@@ -85,7 +86,7 @@ func newSlice(workers int) *slice {
 
 func (s *slice) reset() {
 	for _, b := range s.batches {
-		b.items, b.arena, b.events, b.atoms, b.atomEv = b.items[:0], b.arena[:0], b.events[:0], b.atoms[:0], b.atomEv[:0]
+		b.items, b.arena, b.orig, b.events, b.atoms, b.atomEv = b.items[:0], b.arena[:0], b.orig[:0], b.events[:0], b.atoms[:0], b.atomEv[:0]
 	}
 	s.order, s.reader, s.readerEv = s.order[:0], s.reader[:0], s.readerEv[:0]
 	s.start, s.end, s.last, s.drain = time.Time{}, time.Time{}, false, false
@@ -103,11 +104,15 @@ type worker struct {
 	counts  Counts
 	firstEx [][2]*Mark
 
-	outside bool          // an output capture is written: rewrite packets and comment them
-	enc     *json.Encoder // nil without an events file
-	evbuf   bytes.Buffer
-	comment []byte
-	emit    []reference.Packet
+	outside bool // an output capture is written: rewrite packets and comment them
+	// bothSides keeps each packet as recorded beside its translation, and
+	// notes why a packet was dropped (Config.BothSides).
+	bothSides bool
+	scratch   []byte        // the packet as recorded, with one worker
+	enc       *json.Encoder // nil without an events file
+	evbuf     bytes.Buffer
+	comment   []byte
+	emit      []reference.Packet
 	// cur is the packet being processed; nil while timers fire.
 	cur *item
 	f   frame.Frame // the packet being processed
@@ -130,8 +135,8 @@ type worker struct {
 	drainedTo time.Time
 }
 
-func newWorker(ec reference.Config, idx, nw, instances int, outside, events bool) (*worker, error) {
-	w := &worker{idx: idx, nw: nw, firstEx: make([][2]*Mark, instances), outside: outside}
+func newWorker(ec reference.Config, idx, nw, instances int, outside, bothSides, events bool) (*worker, error) {
+	w := &worker{idx: idx, nw: nw, firstEx: make([][2]*Mark, instances), outside: outside, bothSides: outside && bothSides}
 	if events {
 		w.enc = json.NewEncoder(&w.evbuf)
 	}
@@ -177,7 +182,7 @@ func (w *worker) observe(ev reference.Event) {
 		w.comment = ev.SNAT.AppendTo(b)
 	}
 	if w.enc != nil {
-		_ = encodeEvent(w.enc, m.Packet, ev) // a bytes.Buffer does not fail
+		_ = encodeEvent(w.enc, m.File, m.Packet, ev) // a bytes.Buffer does not fail
 	}
 }
 
@@ -194,7 +199,7 @@ func (w *worker) timerEvent(ev reference.Event) {
 	var evb []byte
 	if w.enc != nil {
 		w.evbuf.Reset()
-		_ = encodeEvent(w.enc, 0, ev)
+		_ = encodeEvent(w.enc, "", 0, ev)
 		evb = w.evbuf.Bytes()
 	}
 	if w.direct != nil {
@@ -398,14 +403,52 @@ func (w *worker) verdict(it *item, data []byte, v reference.Verdict, snat netip.
 	default:
 		w.counts.Dropped++
 	}
+	if w.bothSides {
+		it.orig = w.keep(data)
+		if v.Action != reference.Translated {
+			it.note = dropNote(v)
+		}
+	}
 	if v.Action != reference.Translated || !w.outside {
 		return nil
 	}
 	it.write = true
-	if it.kind == kindOutbound {
+	switch {
+	case it.kind == kindOutbound:
 		return frame.RewriteSource(data, &w.f, snat)
+	case it.kind == kindOutside && w.bothSides:
+		// Recorded on the outside: its translation is the inside packet,
+		// to the instance.
+		return frame.RewriteDest(data, &w.f, v.Tuple.Dst)
 	}
 	return frame.RewriteDest(data, &w.f, snat)
+}
+
+// keep copies data, the packet as recorded, before it is rewritten: into
+// the batch (a pipeline) or the worker's scratch buffer (one worker, whose
+// packet is written at once).
+func (w *worker) keep(data []byte) []byte {
+	if w.direct != nil || w.b == nil {
+		w.scratch = append(w.scratch[:0], data...)
+		return w.scratch
+	}
+	n := len(w.b.orig)
+	w.b.orig = append(w.b.orig, data...)
+	return w.b.orig[n:len(w.b.orig):len(w.b.orig)]
+}
+
+// dropNote is the comment of a packet the NAT did not translate: what it
+// did, why, and the behaviour that says so.
+func dropNote(v reference.Verdict) string {
+	what := "dropped by the NAT: "
+	if v.Action == reference.Reset {
+		what = "answered with a RST by the NAT: "
+	}
+	what += v.Reason.String()
+	if v.Behavior != reference.NoBehavior {
+		what += " (" + v.Behavior.String() + ": " + v.Behavior.Title() + ")"
+	}
+	return what
 }
 
 // The plot's time series is a grid from the first record's time, one

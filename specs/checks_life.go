@@ -1,6 +1,7 @@
 package specs
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/onsi/gomega/types"
@@ -32,6 +33,29 @@ type life struct {
 	cfg func(*reference.Config)
 }
 
+// play sends one flow's packets (out: from inside to remote; in: remote's
+// answer to the flow's SNAT endpoint), expecting each to be translated,
+// and returns the outcome of the first. before, if set, runs before each
+// packet with its time.
+func play(p *Probe, s *Session, proto reference.Proto, inside, remote netip.AddrPort, packets []tp, before func(time.Duration)) Outcome {
+	var first Outcome
+	for i, pk := range packets {
+		if before != nil {
+			before(pk.at)
+		}
+		if pk.dir == out {
+			o := s.Out(pk.at, proto, inside, remote, pk.flags)
+			p.G.Expect(o).To(BeForwarded())
+			if i == 0 {
+				first = o
+			}
+			continue
+		}
+		p.G.Expect(s.Reply(pk.at, first, pk.flags)).To(BeForwardedTo(inside))
+	}
+	return first
+}
+
 func (l life) check() Check {
 	return Check{ID: l.id, Title: l.title, Needs: l.needs, Run: func(p *Probe) {
 		T := l.release(p.Profile())
@@ -46,18 +70,7 @@ func (l life) check() Check {
 			if l.proto == udp {
 				remote = server(0, 53)
 			}
-			var first Outcome
-			for i, pk := range l.packets {
-				if pk.dir == out {
-					o := s.Out(pk.at, l.proto, inside, remote, pk.flags)
-					p.G.Expect(o).To(BeForwarded())
-					if i == 0 {
-						first = o
-					}
-					continue
-				}
-				p.G.Expect(s.Reply(pk.at, first, pk.flags)).To(BeForwardedTo(inside))
-			}
+			first := play(p, s, l.proto, inside, remote, l.packets, nil)
 			flags := l.probe
 			if flags == 0 && l.proto == tcp {
 				flags = ack

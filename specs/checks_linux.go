@@ -214,18 +214,7 @@ func linuxTimerChecks() []Check {
 			Run: func(p *Probe) {
 				s := p.Open(config(1, 1, 0))
 				inside, d := ep(backend(0), 4000), server(0, 443)
-				var first Outcome
-				for i, pk := range then(handshake, tp{10 * sec, out, fin | ack}, tp{20 * sec, in, fin | ack}, tp{21 * sec, out, ack}) {
-					if pk.dir == out {
-						o := s.Out(pk.at, tcp, inside, d, pk.flags)
-						p.G.Expect(o).To(BeForwarded())
-						if i == 0 {
-							first = o
-						}
-					} else {
-						p.G.Expect(s.Reply(pk.at, first, pk.flags)).To(BeForwardedTo(inside))
-					}
-				}
+				play(p, s, tcp, inside, d, then(handshake, tp{10 * sec, out, fin | ack}, tp{20 * sec, in, fin | ack}, tp{21 * sec, out, ack}), nil)
 				again := s.Out(30*sec, tcp, inside, d, syn)
 				p.G.Expect(again).To(BeForwarded())
 				p.G.Expect(s.Reply(30*sec+time.Millisecond, again, syn|ack)).To(BeForwardedTo(inside))

@@ -174,12 +174,15 @@ func conventionChecks() []Check {
 				v := s.Out(20*sec+4*minute, udp, ep(backend(0), 5001), server(0, 99), 0)
 				p.G.Expect([]Outcome{u, v}).To(ShareOneSNATPort())
 			}},
-		{ID: reference.C5, Title: "a TCP packet from inside with no flow creates one whatever its flags (mid-stream pick-up)",
+		{ID: reference.C5, Title: "a TCP packet from inside with no flow creates one whatever its flags (mid-stream pick-up: ACK, FIN, RST)",
 			Run: func(p *Probe) {
 				s := p.Open(config(1, 1, 0))
-				o := s.Out(0, tcp, ep(backend(0), 1000), server(0, 443), ack|psh)
-				p.G.Expect(o).To(BeForwarded())
-				p.G.Expect(s.Reply(sec, o, ack)).To(BeForwardedTo(ep(backend(0), 1000)))
+				for i, f := range []reference.TCPFlags{ack | psh, fin | ack, rst} {
+					inside, at := ep(backend(0), uint16(1000+i)), time.Duration(i)*10*sec
+					o := s.Out(at, tcp, inside, server(0, 443), f)
+					p.G.Expect(o).To(BeForwarded(), "flags %v", f)
+					p.G.Expect(s.Reply(at+sec, o, ack)).To(BeForwardedTo(inside), "flags %v", f)
+				}
 			}},
 		{ID: reference.C5, Title: "strict mode creates TCP flows only on a SYN", Needs: CapStrict,
 			Run: func(p *Probe) {

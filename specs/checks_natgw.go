@@ -151,26 +151,7 @@ func natgwTimerChecks() []Check {
 		l.gone = dropped
 		cs = append(cs, l.check())
 	}
-	for _, tc := range []struct {
-		d  time.Duration
-		ok bool
-	}{{4 * minute, true}, {120 * minute, true}, {3 * minute, false}, {121 * minute, false}, {4*minute + 30*sec, false}} {
-		verb := "is rejected"
-		if tc.ok {
-			verb = "is accepted"
-		}
-		cs = append(cs, Check{ID: G5, Title: fmt.Sprintf("a TCP idle timeout of %v %s (4–120 whole minutes)", tc.d, verb),
-			Run: func(p *Probe) {
-				c := config(1, 1, 0)
-				c.IdleTimeout = tc.d
-				_, err := p.TryOpen(c)
-				if tc.ok {
-					p.G.Expect(err).NotTo(HaveOccurred())
-				} else {
-					p.G.Expect(err).To(BeRejectedConfig(""))
-				}
-			}})
-	}
+	cs = append(cs, idleBoundsChecks(G5, "a TCP idle timeout")...)
 	cs = append(cs,
 		Check{ID: G4, Title: "after a UDP flow's idle release its public endpoint is held from that destination for 65 s: a new flow there meanwhile takes another one",
 			Run: func(p *Probe) {

@@ -39,19 +39,7 @@ func timerCheck(id reference.Behavior, title string, idle time.Duration, packets
 					}
 				}
 			}
-			var first Outcome
-			for i, pk := range packets {
-				keepAlive(pk.at)
-				if pk.dir == out {
-					o := s.Out(pk.at, tcp, inside, d, pk.flags)
-					p.G.Expect(o).To(BeForwarded())
-					if i == 0 {
-						first = o
-					}
-				} else {
-					p.G.Expect(s.Reply(pk.at, first, pk.flags)).To(BeForwardedTo(inside))
-				}
-			}
+			first := play(p, s, tcp, inside, d, packets, keepAlive)
 			at := release + probe
 			keepAlive(at)
 			p.Notef(at, "probe at T%+v (T = %v)", probe, release)
@@ -129,7 +117,10 @@ func timerChecks() []Check {
 	}
 }
 
-func idleBoundsChecks() []Check {
+// idleBoundsChecks are id's checks that idle timeouts of 4 to 120 whole
+// minutes are accepted and others rejected (B12, G5); what names the
+// setting in the titles.
+func idleBoundsChecks(id reference.Behavior, what string) []Check {
 	var cs []Check
 	for _, tc := range []struct {
 		d  time.Duration
@@ -142,7 +133,7 @@ func idleBoundsChecks() []Check {
 		if tc.ok {
 			verb = "is accepted"
 		}
-		cs = append(cs, Check{ID: reference.B12, Title: fmt.Sprintf("an idle timeout of %v %s (4–120 whole minutes)", tc.d, verb),
+		cs = append(cs, Check{ID: id, Title: fmt.Sprintf("%s of %v %s (4–120 whole minutes)", what, tc.d, verb),
 			Run: func(p *Probe) {
 				c := config(1, 1, 0)
 				c.IdleTimeout = tc.d
@@ -168,7 +159,7 @@ func expiryChecks() []Check {
 		return o
 	}
 	T := 4*minute + 2*time.Millisecond
-	return append(idleBoundsChecks(),
+	return append(idleBoundsChecks(reference.B12, "an idle timeout"),
 		Check{ID: reference.B14, Title: "idle expiry is silent: nothing is sent at expiry and a later packet of the flow is dropped",
 			Run: func(p *Probe) {
 				s := p.Open(config(1, 1, 0))

@@ -1,7 +1,14 @@
 // Package specs is natcheck's conformance suite: every behaviour (B1–B16)
 // and convention (C1–C7; C8 and C9 are about replay, not a NAT) of the
 // azure-lb profile of SEMANTICS.md written once, as [Check] values, and
-// run against any NAT.
+// run against any NAT; and the items of the other profiles the same way
+// ([LinuxChecks] L1–L11, [NATGWChecks] G1–G8, [RFCChecks] R1–R7;
+// [ChecksFor] by name), which read the profile's numbers from the
+// implementation ([Impl.Profile]: a linux device's conntrack sysctls) and,
+// where the profile chooses at random, assert only what it promises.
+// [Engine] puts the reference engine of any profile under test; run with
+// the azure-lb checks it shows that profile's known differences as
+// deviations, each with its reason.
 //
 // A NAT is seen only through [NAT]: send a packet on the inside or the
 // outside at a time, observe what comes out (or nothing), let time pass.

@@ -302,7 +302,11 @@ func (m Matrix) WriteTerminal(w io.Writer) error {
 
 // WriteMarkdown writes the matrix as a Markdown table, then the evidence.
 func (m Matrix) WriteMarkdown(w io.Writer) error {
-	if _, err := fmt.Fprintf(w, "# natcheck conformance matrix (profile azure-lb)\n\n"); err != nil {
+	profile := reference.NameAzureLB
+	if len(m.Rows) > 0 {
+		profile = m.Rows[0].ID.Profile()
+	}
+	if _, err := fmt.Fprintf(w, "# natcheck conformance matrix (profile %s)\n\n", profile); err != nil {
 		return fmt.Errorf("write markdown: %w", err)
 	}
 	if err := m.table(w, tablewriter.WithRenderer(renderer.NewMarkdown())); err != nil {
@@ -382,6 +386,15 @@ func firstLine(s string) string {
 func ImplByName(name string) (Impl, error) {
 	if name == "reference" {
 		return Reference(), nil
+	}
+	for _, pn := range reference.ProfileNames() {
+		if name == "reference-"+pn {
+			p, err := reference.ProfileByName(pn)
+			if err != nil {
+				return Impl{}, err
+			}
+			return Engine(p), nil
+		}
 	}
 	for _, m := range Mutants() {
 		if m.Name == name {

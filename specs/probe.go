@@ -285,6 +285,20 @@ func (s *Session) Fill(at time.Duration, proto reference.Proto, inside netip.Add
 	return out
 }
 
+// FillFrom opens one flow of proto from each of inside's source ports, in
+// order, to dst, all at Origin+at (TCP with SYN).
+func (s *Session) FillFrom(at time.Duration, proto reference.Proto, inside netip.Addr, ports []uint16, dst netip.AddrPort) []Outcome {
+	flags := reference.TCPFlags(0)
+	if proto == reference.TCP {
+		flags = reference.SYN
+	}
+	out := make([]Outcome, len(ports))
+	for i, port := range ports {
+		out[i] = s.Out(at, proto, netip.AddrPortFrom(inside, port), dst, flags)
+	}
+	return out
+}
+
 // Wait lets time pass until Origin+at and returns what the NAT sent.
 func (s *Session) Wait(at time.Duration) []reference.Packet {
 	emit, err := s.nat.Wait(s.p.ctx, Origin.Add(at))

@@ -38,9 +38,9 @@ var suites = []struct {
 	impls   []specs.Impl
 }{
 	{reference.NameAzureLB, []specs.Impl{specs.Reference()}},
-	{reference.NameLinux, []specs.Impl{modelnat.Impl(reference.Linux(reference.DefaultConntrack()))}},
-	{reference.NameAzureNATGW, []specs.Impl{modelnat.Impl(reference.AzureNATGW())}},
-	{reference.NameRFC, []specs.Impl{modelnat.Impl(reference.RFC())}},
+	{reference.NameLinux, []specs.Impl{specs.Engine(reference.Linux(reference.DefaultConntrack())), modelnat.Impl(reference.Linux(reference.DefaultConntrack()))}},
+	{reference.NameAzureNATGW, []specs.Impl{specs.Engine(reference.AzureNATGW()), modelnat.Impl(reference.AzureNATGW())}},
+	{reference.NameRFC, []specs.Impl{specs.Engine(reference.RFC()), modelnat.Impl(reference.RFC())}},
 }
 
 var _ = Describe("conformance", func() {

@@ -96,6 +96,8 @@ func TestExitCodes(t *testing.T) {
 		{"-w into a missing folder", []string{"replay", "-w", missing + "/out.pcapng", vpn}, false, exitOutput, "folder " + missing + " does not exist"},
 		{"--events into a missing folder", []string{"replay", "--events", missing + "/ev.jsonl", vpn}, false, exitOutput, "does not exist"},
 		{"--plot into a missing folder", []string{"replay", "--plot", missing + "/p.png", vpn}, false, exitOutput, "does not exist"},
+		{"outputs checked before any input is read", []string{"replay", "--plot", missing + "/p.png", dir + "/missing.pcap"}, false, exitOutput, "does not exist"},
+		{"--plot extension checked before any input is read", []string{"replay", "--plot", dir + "/p.gif", dir + "/missing.pcap"}, false, exitUsage, "want a .png"},
 		{"verify --markdown into a missing folder", []string{"verify", "--behaviors", "B2", "--markdown", missing + "/m.md"}, false, exitOutput, "does not exist"},
 		{"-w /dev/full", []string{"replay", "-w", "/dev/full", vpn}, false, exitOutput, "no space left on device"},
 		{"--events /dev/full", []string{"replay", "--events", "/dev/full", vpn}, false, exitOutput, "no space left on device"},

@@ -41,6 +41,7 @@ var exitCodes = []struct {
 	{exitUsage, "bad usage: an unknown flag or command, a missing argument, a value out of range, flags that give a configuration the documents reject (B2–B4, B12, …), an output that would overwrite an input"},
 	{exitInput, "bad input: a capture that is missing, empty, not a capture, or damaged (the report of every packet before the fault is printed); an expectation file, report or outside view (regress, merge, diff) that cannot be read or run"},
 	{exitOutput, "an output could not be written: a missing folder, no permission, a full disk, a closed standard output"},
+	{exitInterrupted, "interrupted by Ctrl-C (replay): the report so far is printed, marked partial, and the files end on a whole event line and pcapng block; a second Ctrl-C quits at once"},
 }
 
 // exitError carries an exit code through cobra.
@@ -80,6 +81,9 @@ behaviour ID means.`,
 	root.AddCommand(extraCommands()...)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
+		if c.Flags().Lookup("profile") != nil {
+			completeValues(c, "profile", reference.ProfileNames()...)
+		}
 	}
 	return root
 }

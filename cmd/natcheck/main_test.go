@@ -153,7 +153,7 @@ func TestReplayCommand(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []struct{ path, magic string }{{out, "\x0a\x0d\x0d\x0a"}, {plot, "\x89PNG"}, {ev, `{"packet":`}} {
+	for _, f := range []struct{ path, magic string }{{out, "\x0a\x0d\x0d\x0a"}, {plot, "\x89PNG"}, {ev, `{"file":"ndpi__anyconnect-vpn.pcap","packet":1,`}} {
 		b, err := os.ReadFile(f.path)
 		if err != nil || !strings.HasPrefix(string(b), f.magic) {
 			t.Errorf("%s: %d bytes, err %v; want a file starting %q", f.path, len(b), err, f.magic)

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/natcheck/natcheck/reference"
+	"github.com/natcheck/natcheck/replay"
 	"github.com/natcheck/natcheck/replay/capture"
 )
 
@@ -25,14 +26,17 @@ type outputPath struct {
 func checkOutputs(inputs []string, outs ...outputPath) error {
 	var inStats []fs.FileInfo
 	for _, in := range inputs {
+		if in == "-" {
+			continue
+		}
 		if st, err := os.Stat(in); err == nil {
 			inStats = append(inStats, st)
 		}
 	}
 	seen := map[string]string{}
 	for _, o := range outs {
-		if o.path == "" {
-			continue
+		if o.path == "" || o.path == "-" {
+			continue // none, or standard output
 		}
 		abs, err := filepath.Abs(o.path)
 		if err != nil {
@@ -83,6 +87,8 @@ func classifyRun(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, replay.ErrInterrupted):
+		return &exitError{code: exitInterrupted, err: err}
 	case errors.Is(err, reference.ErrConfig):
 		return usageErr(err)
 	case errors.As(err, &ce):

@@ -156,3 +156,30 @@ func TestDiffCommand(t *testing.T) {
 		t.Errorf("natcheck diff of a missing file: exit %d\n%s", code, out)
 	}
 }
+
+// TestReplayShardCommand: natcheck replay --shard i/n --json for every i,
+// merged, is the unsharded --json report; --shard with -w is refused.
+func TestReplayShardCommand(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"replay", "--json", "--backends", "10.0.0.0/24", "--ports-per-instance", "16", "--tcp-reset-on-idle", vpn}
+	whole, code := runOut(t, args...)
+	if code != exitOK {
+		t.Fatal(whole)
+	}
+	var parts []string
+	for i, s := range []string{"0/3", "1/3", "2/3"} {
+		out, code := runOut(t, append(args, "--shard", s)...)
+		if code != exitOK || !strings.Contains(out, `"shard"`) {
+			t.Fatalf("--shard %s: exit %d\n%s", s, code, out)
+		}
+		p := filepath.Join(dir, []string{"a", "b", "c"}[i]+".json")
+		os.WriteFile(p, []byte(out), 0o644)
+		parts = append(parts, p)
+	}
+	if merged, code := runOut(t, append([]string{"merge"}, parts...)...); code != exitOK || merged != whole {
+		t.Errorf("natcheck merge of 3 replay shards: exit %d, equal to the whole report: %v\n%s", code, merged == whole, merged)
+	}
+	if out, code := runOut(t, "replay", "--shard", "0/2", "-w", filepath.Join(dir, "o.pcapng"), vpn); code != exitUsage || !strings.Contains(out, "one shard's instances only") {
+		t.Errorf("--shard with -w: exit %d\n%s", code, out)
+	}
+}

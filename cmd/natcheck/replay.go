@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -29,9 +31,12 @@ func newReplayCmd() *cobra.Command {
 		eventsPath  string
 		plotPath    string
 		asJSON      bool
+		bothSides   bool
 		failOn      []string
 		workers     int
 		drain       bool
+		shard       string
+		pf          profileFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -47,11 +52,25 @@ flows ended (B10–B12).
 
 Backend instances are --backends (addresses and prefixes, in pool order;
 a prefix stands for its addresses seen in the capture, ascending) or, by
-default, detected: private sources that open flows to public addresses.`,
+default, detected: private sources that open flows to public addresses.
+
+--profile chooses the NAT's behaviour (SEMANTICS.md): azure-lb (the
+default), linux (a Linux SNAT with one rule per instance from the same
+allocation plan; its timers from --sysctl, a snapshot of the device's
+"sysctl net.netfilter", or --sysctl-dir /proc/sys/net/netfilter for this
+machine's), azure-natgw or rfc (--filtering and the timers of R2–R5).
+Events and the report cite the profile's own items (L4, G6, R2, …).
+azure-natgw and rfc share one inventory between instances, so their
+replay runs on one engine whatever --workers says. ICMP is translated on
+linux and rfc with the identifier the capture's frames give the engine
+(none yet: every echo of a host to a server shares one mapping).`,
 		Example: `  natcheck replay captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --ports-per-instance 8 --plot usage.png captures/public/ndpi__anyconnect-vpn.pcap
   natcheck replay --backends 10.0.0.0/24 --frontend 203.0.113.1 --ports-per-instance 64 -w out.pcapng --events ev.jsonl trace.pcap
-  natcheck replay --fail-on exhaustion --json trace.pcap > report.json`,
+  natcheck replay --fail-on exhaustion --json trace.pcap > report.json
+  natcheck replay --shard 1/4 --json huge.pcap > shard-1.json   # then: natcheck merge shard-*.json
+  natcheck replay --profile linux --sysctl-dir /proc/sys/net/netfilter --ports-per-instance 1024 trace.pcap
+  natcheck replay --profile azure-natgw --frontend 203.0.113.1,203.0.113.2 trace.pcap`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			fr, err := frontendAddrs(frontends, 1)
@@ -83,21 +102,56 @@ default, detected: private sources that open flows to public addresses.`,
 					return usageErr(fmt.Errorf("--fail-on %q: want exhaustion and/or drop", f))
 				}
 			}
+			var sh *replay.Shard
+			if shard != "" {
+				v, err := replay.ParseShard(shard)
+				if err != nil {
+					return usageErr(err)
+				}
+				if outPath != "" || eventsPath != "" || plotPath != "" {
+					return usageErr(fmt.Errorf("--shard %s: -w, --events and --plot would hold one shard's instances only; merge the shards' --json reports with natcheck merge, or replay unsharded for them", shard))
+				}
+				sh = &v
+			}
 			if plotPath != "" {
 				if _, err := replay.PlotFormat(plotPath); err != nil {
 					return usageErr(err)
 				}
 			}
+			if bothSides && outPath == "" {
+				return usageErr(fmt.Errorf("--both-sides: give -w FILE, the capture it writes"))
+			}
+			if outPath == "-" && eventsPath == "-" {
+				return usageErr(fmt.Errorf("-w - and --events -: only one output can go to standard output"))
+			}
 			if err := checkOutputs(files, outputPath{"-w", outPath}, outputPath{"--events", eventsPath}, outputPath{"--plot", plotPath}); err != nil {
 				return err
 			}
+			prof, err := pf.profile(cmd)
+			if err != nil {
+				return usageErr(err)
+			}
+			if prof.Quota == reference.QuotaShared && workers > 1 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "natcheck: profile %s shares one inventory between instances (%s): replaying on one engine, not %d\n", prof.Name, sharedItem(prof), workers)
+			}
 			cfg := replay.Config{
-				Engine: reference.Config{Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
+				Engine: reference.Config{Profile: prof, Frontends: fr, PortsPerInstance: perInstance, IdleTimeout: idle,
 					TCPResetOnIdle: resetOnIdle, Protocols: protos, Strict: strict},
-				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain,
+				Backends: specs, PoolSize: pool, ReorderWindow: window, Output: outPath, Workers: workers, Drain: drain, Shard: sh,
+				Stdin: cmd.InOrStdin(), BothSides: bothSides,
+			}
+			// The report goes to standard output, unless an output file
+			// does: then to standard error.
+			report := cmd.OutOrStdout()
+			if outPath == "-" {
+				cfg.Output, cfg.OutputWriter, report = "standard output", cmd.OutOrStdout(), cmd.ErrOrStderr()
 			}
 			var events *os.File
-			if eventsPath != "" {
+			switch eventsPath {
+			case "":
+			case "-":
+				cfg.Events, report = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			default:
 				if events, err = os.Create(eventsPath); err != nil {
 					return outputErr(err)
 				}
@@ -105,13 +159,11 @@ default, detected: private sources that open flows to public addresses.`,
 				cfg.Events = events
 			}
 			if fd := int(os.Stderr.Fd()); term.IsTerminal(fd) {
-				bar := progressbar.DefaultBytes(-1, "replay")
-				cfg.Progress = func(done, total int64) {
-					bar.ChangeMax64(total)
-					_ = bar.Set64(done)
-				}
-				defer func() { _ = bar.Finish() }()
+				cfg.Progress = progressBar()
 			}
+			stop, release := interruptible(cmd.ErrOrStderr())
+			defer release()
+			cfg.Stop = stop
 			res, runErr := replay.Run(files, cfg)
 			runErr = classifyRun(runErr)
 			if exitCode(runErr) == exitUsage {
@@ -128,11 +180,10 @@ default, detected: private sources that open flows to public addresses.`,
 				}
 				res.Partial = runErr.Error()
 			}
-			out := cmd.OutOrStdout()
 			if asJSON {
-				err = replay.WriteJSON(out, res)
+				err = replay.WriteJSON(report, res)
 			} else {
-				err = replay.WriteText(out, res)
+				err = replay.WriteText(report, res)
 			}
 			if err != nil {
 				return outputErr(fmt.Errorf("write report: %w", err))
@@ -164,16 +215,20 @@ default, detected: private sources that open flows to public addresses.`,
 	f.StringVar(&protocol, "protocol", "all", "protocols the outbound rule carries: all, tcp or udp (B15)")
 	f.BoolVar(&strict, "strict", false, "create TCP flows only on a SYN (C5)")
 	f.DurationVar(&window, "reorder-window", capture.DefaultWindow, "how far back a timestamp may go and still be put in order")
-	f.StringVarP(&outPath, "write", "w", "", "write the outside view to this pcapng file")
-	f.StringVar(&eventsPath, "events", "", "write one JSON line per event to this file")
+	f.StringVarP(&outPath, "write", "w", "", "write the outside view to this pcapng file (-: standard output; the report then goes to standard error)")
+	f.BoolVar(&bothSides, "both-sides", false, "with -w: write both sides of the NAT, each packet as recorded (inside interface) and as translated (outside interface); dropped packets as recorded, with the reason and behaviour ID in a comment")
+	f.StringVar(&eventsPath, "events", "", "write one JSON line per event to this file (-: standard output; the report then goes to standard error)")
 	f.StringVar(&plotPath, "plot", "", "plot SNAT ports in use over time to this .png or .svg file")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
 	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
 	f.IntVar(&workers, "workers", 0, "engines to spread the instances over (0: one per CPU, at most 8); the result is the same for any number")
+	pf.register(cmd)
+	f.StringVar(&shard, "shard", "", "replay only the instances i mod n (i/n) and report them, for natcheck merge (profiles whose instances own their ports, B5)")
 	f.BoolVar(&drain, "drain", false, "after the last packet, run the clock on until every flow has ended and report those releases apart (C9)")
 	completeValues(cmd, "protocol", "all", "tcp", "udp")
 	completeValues(cmd, "fail-on", "exhaustion", "drop")
 	_ = cmd.MarkFlagFilename("write", "pcapng")
+	_ = cmd.MarkFlagFilename("events", "jsonl")
 	_ = cmd.MarkFlagFilename("plot", "png", "svg", "pdf")
 	return cmd
 }
@@ -181,3 +236,51 @@ default, detected: private sources that open flows to public addresses.`,
 // maxWorkersFlag bounds --workers: past the CPUs, more engines only cost
 // memory (each holds its own tables).
 const maxWorkersFlag = 64
+
+// progressBar returns a Progress callback that draws a bar on standard
+// error: one for the detection pass, one for the replay, each with its
+// percentage when the input's size is known.
+func progressBar() func(replay.Progress) {
+	var bar *progressbar.ProgressBar
+	phase := ""
+	return func(p replay.Progress) {
+		if p.Phase != phase {
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			phase = p.Phase
+			desc := map[string]string{"detect": "detecting backends", "replay": "replaying"}[p.Phase]
+			bar = progressbar.DefaultBytes(p.Total, desc)
+		}
+		_ = bar.Set64(p.Done)
+	}
+}
+
+// interruptible catches Ctrl-C (SIGINT) for a replay: the first closes the
+// returned channel, so that the replay stops reading, finishes its files
+// and prints its report marked partial (exit 130); a second ends the
+// process at once, with exit 130. release stops catching.
+func interruptible(stderr io.Writer) (stop <-chan struct{}, release func()) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt)
+	ch := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sig:
+		case <-done:
+			return
+		}
+		close(ch)
+		fmt.Fprintln(stderr, "\nnatcheck: interrupted: finishing the files written so far and the report (Ctrl-C again to quit at once)")
+		select {
+		case <-sig:
+			os.Exit(exitInterrupted)
+		case <-done:
+		}
+	}()
+	return ch, func() {
+		signal.Stop(sig)
+		close(done)
+	}
+}

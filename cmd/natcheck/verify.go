@@ -20,11 +20,13 @@ func newVerifyCmd() *cobra.Command {
 	var implFlag, behaviors []string
 	var markdown, junit string
 	var list, allowUnchecked bool
+	var pf profileFlags
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Run the conformance checks and print the behaviour × implementation matrix",
-		Long: `verify runs every conformance check of profile azure-lb (B1–B16, C1–C7 of
-SEMANTICS.md) against each implementation and prints a matrix: per behaviour,
+		Long: `verify runs every conformance check of a profile (--profile: azure-lb, the
+default, B1–B16 and C1–C7 of SEMANTICS.md; linux, L1–L11; azure-natgw,
+G1–G8; rfc, R1–R7) against each implementation and prints a matrix: per behaviour,
 conforms, deviates (a difference the implementation's profile documents),
 fails, or not checked (lacks X: the implementation lacks a capability a
 check needs, so that check was not run), followed by the evidence — the
@@ -32,9 +34,16 @@ packets sent and observed, with times, and the failed assertion — of every
 check that did not conform, and the list of checks not run. C items run on
 the reference only.
 
-Implementations: reference (the in-process engine, virtual time), or a
+Implementations: reference (the in-process engine, virtual time, profile
+azure-lb), reference-linux, reference-azure-natgw and reference-rfc (the
+engine in another profile; the one of --profile takes its parameters:
+--sysctl, --filtering, …), model-linux, model-azure-natgw and model-rfc
+(slow models written apart from the engine, from SEMANTICS.md), or a
 negative-control mutant (mutant:rst-hold-14s, mutant:udp-full-tuple, …) to
-see what failing looks like; --list names them all. A cell reads
+see what failing looks like; --list names them all. The default is the
+engine of --profile. The azure-lb checks against another profile's engine
+(--impl reference-linux) show the differences SEMANTICS.md lists as
+"deviates", each with its reason. A cell reads
 "conforms: 6 checks" or "fails: 2 of 6 checks fail". With more than three
 implementations the matrix has one row per implementation instead, naming
 the behaviours that deviate, fail or were not checked. "natcheck explain ID"
@@ -44,7 +53,10 @@ any check was not run (unless --allow-unchecked).`,
   natcheck verify --list
   natcheck verify --behaviors B9,B10 --markdown build/matrix.md
   natcheck verify --impl reference,mutant:rst-hold-14s --junit build/verify-junit.xml
-  natcheck verify --impl mutant:rst-hold-14s --behaviors B1 --allow-unchecked`,
+  natcheck verify --impl mutant:rst-hold-14s --behaviors B1 --allow-unchecked
+  natcheck verify --profile linux --sysctl-dir /proc/sys/net/netfilter
+  natcheck verify --impl reference,reference-linux --allow-unchecked
+  natcheck verify --profile rfc --filtering endpoint-independent --behaviors R2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if list {
@@ -53,9 +65,21 @@ any check was not run (unless --allow-unchecked).`,
 			if err := checkOutputs(nil, outputPath{"--markdown", markdown}, outputPath{"--junit", junit}); err != nil {
 				return err
 			}
+			prof, err := pf.profile(cmd)
+			if err != nil {
+				return usageErr(fmt.Errorf("verify: %w", err))
+			}
+			checks, err := specs.ChecksFor(prof.Name)
+			if err != nil {
+				return usageErr(fmt.Errorf("verify: %w", err))
+			}
+			names := implFlag
+			if !cmd.Flags().Changed("impl") {
+				names = []string{engineName(prof.Name)}
+			}
 			var impls []specs.Impl
-			for _, name := range implFlag {
-				im, err := specs.ImplByName(strings.TrimSpace(name))
+			for _, name := range names {
+				im, err := implByName(strings.TrimSpace(name), prof)
 				if err != nil {
 					return usageErr(fmt.Errorf("verify: %w", err))
 				}
@@ -69,7 +93,12 @@ any check was not run (unless --allow-unchecked).`,
 				}
 				only = append(only, b)
 			}
-			m, err := specs.Verify(cmd.Context(), impls, specs.Checks(), only, nil)
+			for _, b := range only {
+				if b.Profile() != prof.Name {
+					return usageErr(fmt.Errorf("verify: --behaviors %v is an item of profile %s; --profile is %s", b, b.Profile(), prof.Name))
+				}
+			}
+			m, err := specs.Verify(cmd.Context(), impls, checks, only, nil)
 			if err != nil {
 				return err
 			}
@@ -105,7 +134,8 @@ any check was not run (unless --allow-unchecked).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringSliceVar(&implFlag, "impl", []string{"reference"}, "implementations to check, comma-separated: reference, mutant:NAME")
+	cmd.Flags().StringSliceVar(&implFlag, "impl", []string{"reference"}, "implementations to check, comma-separated: reference, reference-PROFILE, model-PROFILE, mutant:NAME (default: the engine of --profile)")
+	pf.register(cmd)
 	cmd.Flags().StringSliceVar(&behaviors, "behaviors", nil, "only these behaviour IDs, comma-separated (B9,B10,C3); all when empty")
 	cmd.Flags().StringVar(&markdown, "markdown", "", "also write the matrix and evidence as Markdown to `FILE`")
 	cmd.Flags().StringVar(&junit, "junit", "", "also write every check as a JUnit test case to `FILE`")
@@ -122,9 +152,16 @@ any check was not run (unless --allow-unchecked).`,
 
 type implName struct{ name, what string }
 
-// implNames lists what --impl takes: the reference, then every mutant.
+// implNames lists what --impl takes: the reference engine in each
+// profile, each profile's model, then every mutant.
 func implNames() []implName {
-	out := []implName{{"reference", "the reference engine, in virtual time"}}
+	out := []implName{{"reference", "the reference engine, in virtual time (profile azure-lb)"}}
+	for _, p := range reference.ProfileNames()[1:] {
+		out = append(out, implName{engineName(p), "the reference engine in profile " + p})
+	}
+	for _, p := range reference.ProfileNames()[1:] {
+		out = append(out, implName{"model-" + p, "the slow model of profile " + p + ", written apart from the engine (internal/" + modelPackage(p) + ")"})
+	}
 	for _, m := range specs.Mutants() {
 		var ids []string
 		for _, b := range m.Breaks {

@@ -201,7 +201,7 @@ func (m *Model) Check(p reference.Packet, got reference.Verdict) error {
 		return err
 	}
 	if !same(want, got) {
-		return fmt.Errorf("linuxmodel: %v %v %v: engine %s, model %s", p.Dir, p.Tuple, p.Flags, show(got), show(want))
+		return fmt.Errorf("linuxmodel: %v %v %v: engine %s, model %s", p.Dir, p.Tuple, p.Flags, got, want)
 	}
 	return nil
 }
@@ -209,19 +209,6 @@ func (m *Model) Check(p reference.Packet, got reference.Verdict) error {
 func same(a, b reference.Verdict) bool {
 	return a.Action == b.Action && a.Reason == b.Reason && a.Behavior == b.Behavior && a.Instance == b.Instance &&
 		a.NewFlow == b.NewFlow && (a.Action != reference.Translated || a.Tuple == b.Tuple)
-}
-
-func show(v reference.Verdict) string {
-	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
-	if v.Action == reference.Translated {
-		s += " " + v.Tuple.String()
-	} else {
-		s += " " + v.Reason.String()
-	}
-	if v.NewFlow {
-		s += " new"
-	}
-	return s
 }
 
 func drop(r reference.DropReason, b reference.Behavior, inst int) reference.Verdict {
@@ -233,13 +220,12 @@ func (m *Model) step(p reference.Packet, got *reference.Verdict) (reference.Verd
 		return reference.Verdict{}, err
 	}
 	tu := p.Tuple
-	switch tu.Proto {
-	case reference.TCP, reference.UDP, reference.ICMP:
+	switch {
+	case tu.Proto == reference.ICMP && p.ICMPOther: // only echo is tracked here
+		return drop(reference.DropUnsupported, reference.L10, -1), nil
+	case tu.Proto == reference.TCP, tu.Proto == reference.UDP, tu.Proto == reference.ICMP:
 	default:
 		return drop(reference.DropUnsupported, reference.L10, -1), nil
-	}
-	if tu.Proto == reference.TCP && !validFlags(p.Flags) {
-		return drop(reference.DropInvalid, reference.L11, m.instOf(p)), nil
 	}
 	if p.Dir == reference.Inbound {
 		f := m.find(func(f *flow) bool {
@@ -301,7 +287,13 @@ func (m *Model) open(p reference.Packet, got *reference.Verdict) (reference.Verd
 	if inst < 0 {
 		return drop(reference.DropNoInstance, reference.NoBehavior, -1), nil
 	}
+	if p.Fragment {
+		return drop(reference.DropFragment, reference.L10, inst), nil // a fragment does not open a flow
+	}
 	if tu.Proto == reference.TCP {
+		if !validFlags(p.Flags) {
+			return drop(reference.DropInvalid, reference.L11, inst), nil
+		}
 		switch next[0][kindOf(p.Flags)][sNO] {
 		case sSS:
 		case sES:
@@ -444,6 +436,9 @@ func (m *Model) kill(f *flow) {
 
 // tcp is the kernel's nf_conntrack_tcp_packet for a packet in window.
 func (m *Model) tcp(f *flow, p reference.Packet, dir int, got *reference.Verdict) (reference.Verdict, error) {
+	if !validFlags(p.Flags) {
+		return drop(reference.DropInvalid, reference.L11, f.inst), nil
+	}
 	kind := kindOf(p.Flags)
 	old := f.state
 	nw := next[dir][kind][old]
@@ -492,7 +487,11 @@ func (m *Model) tcp(f *flow, p reference.Packet, dir int, got *reference.Verdict
 			return v, nil
 		}
 		if kind == kSYN && old == sSS {
-			return v, nil // a retransmitted SYN does not restart the timer
+			// A retransmitted SYN (or the other side's, in a simultaneous
+			// open) does not restart the timer; the kernel still marks a
+			// reply as seen.
+			f.seenReply = f.seenReply || dir == 1
+			return v, nil
 		}
 		if nw == sES && timeout > m.ct.Unacknowledged {
 			timeout = m.ct.Unacknowledged

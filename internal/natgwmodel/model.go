@@ -131,22 +131,9 @@ func (m *Model) Check(p reference.Packet, got reference.Verdict, gotEmit []refer
 	ok := want.Action == got.Action && want.Reason == got.Reason && want.Behavior == got.Behavior &&
 		want.Instance == got.Instance && want.NewFlow == got.NewFlow && (want.Action != reference.Translated || want.Tuple == got.Tuple)
 	if !ok || !slices.Equal(emit, gotEmit) {
-		return fmt.Errorf("natgwmodel: %v %v %v: engine %v %v, model %v %v", p.Dir, p.Tuple, p.Flags, show(got), gotEmit, show(want), emit)
+		return fmt.Errorf("natgwmodel: %v %v %v: engine %v %v, model %v %v", p.Dir, p.Tuple, p.Flags, got, gotEmit, want, emit)
 	}
 	return nil
-}
-
-func show(v reference.Verdict) string {
-	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
-	if v.Action == reference.Translated {
-		s += " " + v.Tuple.String()
-	} else {
-		s += " " + v.Reason.String()
-	}
-	if v.NewFlow {
-		s += " new"
-	}
-	return s
 }
 
 func (m *Model) step(p reference.Packet, got *reference.Verdict) (reference.Verdict, []reference.Packet, error) {

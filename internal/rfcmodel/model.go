@@ -125,7 +125,7 @@ func (m *Model) Process(p reference.Packet) (reference.Verdict, error) {
 		return reference.Verdict{}, err
 	}
 	tu := p.Tuple
-	if p.Fragment || (tu.Proto != reference.TCP && tu.Proto != reference.UDP && tu.Proto != reference.ICMP) {
+	if p.Fragment || (tu.Proto != reference.TCP && tu.Proto != reference.UDP && tu.Proto != reference.ICMP) || p.ICMPOther {
 		r := reference.DropUnsupported
 		if p.Fragment {
 			r = reference.DropFragment

@@ -144,12 +144,16 @@ type Reader struct {
 }
 
 // Open opens the capture file at path. Close the Reader to close the file.
-func Open(path string) (*Reader, error) {
+func Open(path string) (*Reader, error) { return OpenAs(path, path) }
+
+// OpenAs opens the capture file at path, naming it name in errors (a
+// temporary copy of standard input is named "standard input").
+func OpenAs(path, name string) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open capture: %w", err)
 	}
-	r, err := NewReader(path, f)
+	r, err := NewReader(name, f)
 	if err != nil {
 		f.Close()
 		return nil, err

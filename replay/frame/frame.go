@@ -155,7 +155,10 @@ type Frame struct {
 	// TCP fields.
 	Flags    reference.TCPFlags
 	Seq, Ack uint32
-	// ICMP type and code.
+	// ICMP type and code. An echo request (8) or reply (0) also sets a
+	// port: its identifier, SrcPort of a request and DstPort of a reply,
+	// the side of the host that pings (the engine's convention for ICMP
+	// echo, L10, R6).
 	ICMPType, ICMPCode uint8
 	// PayloadLen is the length of the transport payload according to the
 	// IPv4 header (it may be longer than what was captured).
@@ -333,9 +336,27 @@ func (f *Frame) ipv4(data []byte, off int) error {
 	case reference.ICMP:
 		f.ICMPType, f.ICMPCode = t[0], t[1]
 		f.PayloadLen = payload - 8
+		switch f.ICMPType {
+		case icmpEchoRequest:
+			f.SrcPort = binary.BigEndian.Uint16(t[4:])
+		case icmpEchoReply:
+			f.DstPort = binary.BigEndian.Uint16(t[4:])
+		}
 	}
 	f.L4, f.Transport = l4, true
 	return nil
+}
+
+// ICMP echo types.
+const (
+	icmpEchoReply   = 0
+	icmpEchoRequest = 8
+)
+
+// IsEcho reports whether the frame is a decoded ICMP echo request or
+// reply, whose identifier stands for a port.
+func (f *Frame) IsEcho() bool {
+	return f.Transport && f.Proto == reference.ICMP && (f.ICMPType == icmpEchoRequest || f.ICMPType == icmpEchoReply)
 }
 
 // HasPorts reports whether the frame carries transport ports: a decoded
@@ -357,7 +378,8 @@ func (f *Frame) Tuple() reference.Tuple {
 // Packet returns the engine's input for this frame, seen at ts travelling
 // in direction dir. It is meaningful for IPv4 frames only.
 func (f *Frame) Packet(ts time.Time, dir reference.Dir) reference.Packet {
-	p := reference.Packet{Time: ts, Dir: dir, Tuple: f.Tuple(), Fragment: f.Fragment}
+	p := reference.Packet{Time: ts, Dir: dir, Tuple: f.Tuple(), Fragment: f.Fragment,
+		ICMPOther: f.Proto == reference.ICMP && !f.IsEcho()}
 	if f.Proto == reference.TCP {
 		p.Flags = f.Flags
 	}

@@ -18,7 +18,9 @@ import (
 // stays 0. This works on a frame cut by the snap length too, as the
 // checksum is never recomputed from the payload. f is updated to match.
 //
-// A frame without ports (ICMP, a non-first fragment, another protocol)
+// An ICMP echo's identifier stands for its port (the one of the side that
+// pings; see Frame.ICMPType): it is rewritten with the ICMP checksum. A
+// frame without ports (other ICMP, a non-first fragment, another protocol)
 // takes only an address: src's port must be 0. RewriteSource does not
 // allocate unless it returns an error.
 func RewriteSource(data []byte, f *Frame, src netip.AddrPort) error {
@@ -45,12 +47,15 @@ func rewrite(data []byte, f *Frame, ap netip.AddrPort, addrOff, portOff int) err
 		return ErrNotIPv4
 	}
 	ports := f.HasPorts()
-	if !ports && ap.Port() != 0 {
+	// An echo's identifier is the port of the pinging side: the source
+	// of a request, the destination of a reply.
+	echo := f.IsEcho() && (f.ICMPType == icmpEchoRequest) == (addrOff == 12)
+	if !ports && !echo && ap.Port() != 0 {
 		return fmt.Errorf("%w: %s frame, port %d", ErrNoPorts, f.Proto, ap.Port())
 	}
 	need := 0 // transport bytes the rewrite touches
-	if ports {
-		need = 8 // UDP ports and checksum
+	if ports || echo {
+		need = 8 // UDP ports and checksum, ICMP checksum and identifier
 		if f.Proto == reference.TCP {
 			need = 18 // TCP ports to checksum
 		}
@@ -68,6 +73,14 @@ func rewrite(data []byte, f *Frame, ap netip.AddrPort, addrOff, portOff int) err
 	hc := binary.BigEndian.Uint16(ip[10:])
 	binary.BigEndian.PutUint16(ip[10:], update(hc, oldHi, newHi, oldLo, newLo, 0, 0))
 	copy(addr, a4[:])
+	if echo {
+		// The ICMP checksum covers the identifier, not the addresses.
+		t := data[f.L4:]
+		old := binary.BigEndian.Uint16(t[4:])
+		binary.BigEndian.PutUint16(t[4:], ap.Port())
+		binary.BigEndian.PutUint16(t[2:], update(binary.BigEndian.Uint16(t[2:]), old, ap.Port(), 0, 0, 0, 0))
+		return nil
+	}
 	if !ports {
 		return nil
 	}

@@ -115,8 +115,13 @@ func TestRewriteCaptures(t *testing.T) {
 				}
 				back := [2]netip.AddrPort{netip.AddrPortFrom(f.Src, f.SrcPort), netip.AddrPortFrom(f.Dst, f.DstPort)}
 				var sp, dp uint16
-				if f.HasPorts() {
+				switch {
+				case f.HasPorts():
 					sp, dp = 61000, 8443
+				case f.IsEcho() && f.ICMPType == 8:
+					sp = 61000 // a request's identifier is its source's port
+				case f.IsEcho():
+					dp = 8443 // a reply's, its destination's
 				}
 				data := r.data
 				if err := RewriteSource(data, &f, netip.AddrPortFrom(newSrc, sp)); err != nil {
@@ -146,6 +151,11 @@ func TestRewriteCaptures(t *testing.T) {
 						c = 6
 					}
 					for _, i := range []int{0, 1, 2, 3, c, c + 1} {
+						changed[f.L4+i] = true
+					}
+				}
+				if f.IsEcho() {
+					for _, i := range []int{2, 3, 4, 5} { // checksum, identifier
 						changed[f.L4+i] = true
 					}
 				}
@@ -183,7 +193,9 @@ func TestRewrite(t *testing.T) {
 	udp := join(ether(0x0800), ipv4Packet(17, "10.0.0.1", "192.0.2.9", udpDatagram(5353, 53, 12)))
 	udpNone := bytes.Clone(udp)
 	binary.BigEndian.PutUint16(udpNone[14+20+6:], 0)
-	icmp := join(ether(0x0800), ipv4Header(1, "10.0.0.1", "192.0.2.9", 8, nil, 0), []byte{8, 0, 0xf7, 0xfd, 0, 1, 0, 1})
+	echo := join(ether(0x0800), ipv4Header(1, "10.0.0.1", "192.0.2.9", 8, nil, 0), []byte{8, 0, 0xf7, 0xfd, 0, 1, 0, 1})
+	reply := join(ether(0x0800), ipv4Header(1, "192.0.2.9", "10.0.0.1", 8, nil, 0), []byte{0, 0, 0xff, 0xfd, 0, 1, 0, 1})
+	icmp := join(ether(0x0800), ipv4Header(1, "10.0.0.1", "192.0.2.9", 8, nil, 0), []byte{3, 3, 0xfc, 0xfc, 0, 0, 0, 0})
 	later := join(ether(0x0800), ipv4Header(17, "10.0.0.1", "192.0.2.9", 16, nil, 185), make([]byte, 16))
 	ipv6 := join(ether(0x86dd), append([]byte{0x60}, make([]byte, 39)...))
 	tests := []struct {
@@ -200,6 +212,8 @@ func TestRewrite(t *testing.T) {
 		{"udp without checksum", udpNone, false, newAP, nil},
 		{"icmp address only", icmp, false, netip.AddrPortFrom(newAP.Addr(), 0), nil},
 		{"icmp with a port", icmp, false, newAP, ErrNoPorts},
+		{"icmp echo request identifier", echo, false, newAP, nil},
+		{"icmp echo reply identifier", reply, true, newAP, nil},
 		{"later fragment address only", later, true, netip.AddrPortFrom(newAP.Addr(), 0), nil},
 		{"later fragment with a port", later, true, newAP, ErrNoPorts},
 		{"ipv6 frame", ipv6, false, newAP, ErrNotIPv4},
@@ -245,8 +259,16 @@ func TestRewrite(t *testing.T) {
 			} else if g.HasPorts() && tr != 0 && binary.BigEndian.Uint16(data[g.L4+6:]) != 0 {
 				t.Errorf("transport checksum wrong after rewrite")
 			}
-			if g.Proto == reference.ICMP && !bytes.Equal(data[g.L4:], tt.data[g.L4:]) {
+			if g.Proto == reference.ICMP && !g.IsEcho() && !bytes.Equal(data[g.L4:], tt.data[g.L4:]) {
 				t.Errorf("ICMP bytes changed: its checksum has no pseudo-header")
+			}
+			if g.IsEcho() {
+				if s := refFold(refSum(data[g.L4:g.End])); s != 0xffff {
+					t.Errorf("ICMP echo checksum folds to %#x after the identifier rewrite, want 0xffff", s)
+				}
+				if !bytes.Equal(data[g.L4+6:], tt.data[g.L4+6:]) || data[g.L4] != tt.data[g.L4] {
+					t.Errorf("ICMP echo bytes other than the identifier and checksum changed")
+				}
 			}
 			if tt.name == "udp without checksum" && binary.BigEndian.Uint16(data[g.L4+6:]) != 0 {
 				t.Errorf("UDP checksum 0 became %#x, want 0 (none)", binary.BigEndian.Uint16(data[g.L4+6:]))

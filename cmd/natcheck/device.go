@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/natcheck/natcheck/device/linuxnft"
+	"github.com/natcheck/natcheck/device/livecheck"
+	"github.com/natcheck/natcheck/device/sandbox"
+	"github.com/natcheck/natcheck/reference"
+	"github.com/natcheck/natcheck/specs"
+)
+
+// withDevice adds the live-device flags to "natcheck verify": with
+// --device, the checks run against a real NAT inside natcheck's sandbox
+// instead of the implementations of --impl.
+func withDevice(verify *cobra.Command) *cobra.Command {
+	var device string
+	var scale, parallel int
+	f := verify.Flags()
+	f.StringVar(&device, "device", "", "check a live device instead: linux-nft (Linux nftables SNAT in network namespaces natcheck makes)")
+	f.IntVar(&scale, "time-scale", 10, "with --device: run profile time K times faster than the wall clock (conntrack timers divided by K)")
+	f.IntVar(&parallel, "parallel", 0, "with --device: checks run at once, each on its own topology (0: 4 per CPU)")
+	if f.Lookup("profile") == nil {
+		f.String("profile", "azure-lb", "with --device: the profile to judge it against: azure-lb or linux")
+	}
+	verify.Example += `
+  natcheck verify --device linux-nft --time-scale 10     # Linux SNAT in namespaces, judged against azure-lb
+  natcheck verify --device linux-nft --profile linux     # the same device against its own profile (L1–L11)`
+	next := verify.RunE
+	verify.RunE = func(cmd *cobra.Command, args []string) error {
+		if device == "" {
+			return next(cmd, args)
+		}
+		if device != linuxnft.Name {
+			return usageErr(fmt.Errorf("verify: --device %q: want %s", device, linuxnft.Name))
+		}
+		if scale < 1 {
+			return usageErr(fmt.Errorf("verify: --time-scale %d: want 1 or more", scale))
+		}
+		if !sandbox.Inside() {
+			// Everything runs in a child in its own namespaces, killed with
+			// this process: nothing natcheck makes outlives it.
+			code, err := sandbox.Enter(os.Args)
+			if err != nil {
+				return usageErr(fmt.Errorf("verify --device %s: %w", device, err))
+			}
+			os.Exit(code)
+		}
+		return verifyDevice(cmd, scale, parallel)
+	}
+	return verify
+}
+
+// verifyDevice runs inside the sandbox: the preflight, then every check
+// against the device, several at once.
+func verifyDevice(cmd *cobra.Command, scale, parallel int) error {
+	if err := linuxnft.Preflight(); err != nil {
+		return usageErr(fmt.Errorf("verify --device %s: %w", linuxnft.Name, err))
+	}
+	behaviors, _ := cmd.Flags().GetStringSlice("behaviors")
+	var only []reference.Behavior
+	for _, s := range behaviors {
+		b, err := reference.ParseBehavior(strings.TrimSpace(s))
+		if err != nil {
+			return usageErr(fmt.Errorf("verify: %w", err))
+		}
+		only = append(only, b)
+	}
+	if parallel <= 0 {
+		parallel = 4 * runtime.NumCPU()
+	}
+	opt := linuxnft.Calibrate(linuxnft.Options{Scale: scale})
+	if err := linuxnft.CheckScale(scale); err != nil {
+		return usageErr(fmt.Errorf("verify --device %s: %w", linuxnft.Name, err))
+	}
+	profile, _ := cmd.Flags().GetString("profile")
+	var impl specs.Impl
+	switch profile {
+	case reference.NameAzureLB, "":
+		impl, profile = linuxnft.Impl(opt), reference.NameAzureLB
+	case reference.NameLinux:
+		ct, err := linuxnft.DeviceConntrack()
+		if err != nil {
+			return fmt.Errorf("verify --device %s: %w", linuxnft.Name, err)
+		}
+		impl = linuxnft.LinuxImpl(opt, ct)
+	default:
+		return usageErr(fmt.Errorf("verify --device %s: --profile %q: want azure-lb or linux", linuxnft.Name, profile))
+	}
+	checks, err := specs.ChecksFor(profile)
+	if err != nil {
+		return usageErr(err)
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "device %s against profile %s: time scale %d (profile time %d× the wall clock), resolution %v, %d checks at once\n\n",
+		impl.Name, profile, scale, scale, impl.Resolution, parallel)
+	m, err := livecheck.Verify(cmd.Context(), impl, checks, only, parallel, nil)
+	if err != nil {
+		return err
+	}
+	if err := m.WriteTerminal(out); err != nil {
+		return err
+	}
+	for _, o := range []struct {
+		flag  string
+		write func(*os.File) error
+	}{
+		{"markdown", func(f *os.File) error { return m.WriteMarkdown(f) }},
+		{"junit", func(f *os.File) error { return m.WriteJUnit(f) }},
+	} {
+		if path, _ := cmd.Flags().GetString(o.flag); path != "" {
+			if err := writeFile(path, o.write); err != nil {
+				return err
+			}
+		}
+	}
+	if !m.Conforms() {
+		return &exitError{code: exitFailed, err: fmt.Errorf("verify: %d check(s) of %s did not conform", len(m.Failing()), linuxnft.Name)}
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/ti-mo/conntrack"
+)
+
+// netnsRefs returns, for every process, the network namespaces it is in
+// or holds a file descriptor to, as "net:[INODE]" strings, keyed by it.
+func netnsRefs() map[string][]string {
+	refs := map[string][]string{}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		dir := filepath.Join("/proc", p.Name())
+		var links []string
+		if tasks, err := os.ReadDir(filepath.Join(dir, "task")); err == nil {
+			for _, t := range tasks {
+				links = append(links, filepath.Join(dir, "task", t.Name(), "ns", "net"))
+			}
+		}
+		if fds, err := os.ReadDir(filepath.Join(dir, "fd")); err == nil {
+			for _, fd := range fds {
+				links = append(links, filepath.Join(dir, "fd", fd.Name()))
+			}
+		}
+		for _, l := range links {
+			if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, "net:[") {
+				refs[target] = append(refs[target], p.Name())
+			}
+		}
+		if mi, err := os.ReadFile(filepath.Join(dir, "mountinfo")); err == nil {
+			for _, line := range strings.Split(string(mi), "\n") {
+				if i := strings.Index(line, "net:["); i >= 0 && strings.Contains(line, "nsfs") {
+					ref := line[i:]
+					ref = ref[:strings.IndexByte(ref, ']')+1]
+					refs[ref] = append(refs[ref], p.Name()+" (mount)")
+				}
+			}
+		}
+	}
+	return refs
+}
+
+// childOf returns the pid of a child process of parent, or 0.
+func childOf(parent int) int {
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// heldNamespaces returns the network namespaces pid is in or holds.
+func heldNamespaces(pid int) map[string]bool {
+	out := map[string]bool{}
+	for ref, pids := range netnsRefs() {
+		for _, p := range pids {
+			if p == strconv.Itoa(pid) {
+				out[ref] = true
+			}
+		}
+	}
+	return out
+}
+
+// TestSIGKILLLeavesNothing kills natcheck with SIGKILL while it checks
+// the linux-nft device and asserts that none of the network namespaces
+// its sandbox made remains (no process is in one, holds one by a file
+// descriptor or mounts one), that the sandbox process is gone, and that no
+// interface, nftables table or conntrack entry of it appears in the
+// namespace natcheck was started in.
+func TestSIGKILLLeavesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED, not passed: needs root to see every process's namespaces")
+	}
+	bin := filepath.Join(t.TempDir(), "natcheck")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	before := netnsRefs()
+	// Time scale 1: the timer checks wait for minutes, so natcheck is
+	// mid-run when it is killed.
+	cmd := exec.Command(bin, "verify", "--device", "linux-nft", "--time-scale", "1", "--behaviors", "B11,B12", "--parallel", "4")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case first <- sc.Text():
+			default:
+			}
+		}
+	}()
+	var sandboxPid int
+	var held map[string]bool
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if sandboxPid == 0 {
+			sandboxPid = childOf(cmd.Process.Pid)
+		}
+		if sandboxPid != 0 {
+			held = heldNamespaces(sandboxPid)
+			// Its own namespace and at least one topology of three.
+			if len(held) >= 4 {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(held) < 4 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the sandbox (pid %d) never held the namespaces of running checks (held %v); first output line: %q", sandboxPid, held, <-first)
+	}
+	for ref := range held {
+		if _, ok := before[ref]; ok {
+			delete(held, ref) // a namespace that existed before natcheck (not the sandbox's)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // mid-run: checks are sending and waiting
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	var left map[string][]string
+	gone := false
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		left = map[string][]string{}
+		refs := netnsRefs()
+		for ref := range held {
+			if pids, ok := refs[ref]; ok {
+				left[ref] = pids
+			}
+		}
+		_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(sandboxPid), "ns"))
+		stat, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(sandboxPid), "stat"))
+		gone = errors.Is(err, os.ErrNotExist) || strings.Contains(string(stat), ") Z ")
+		if len(left) == 0 && gone {
+			break
+		}
+	}
+	if !gone {
+		t.Errorf("the sandbox process %d outlived natcheck", sandboxPid)
+	}
+	if len(left) > 0 {
+		t.Errorf("%d of the sandbox's %d network namespaces remain after SIGKILL: %v", len(left), len(held), left)
+	}
+	if len(left) == 0 {
+		t.Logf("the sandbox (pid %d) held %d network namespaces; none remains", sandboxPid, len(held))
+	}
+
+	// Nothing of it in the namespace natcheck ran in.
+	ifaces, _ := net.Interfaces()
+	for _, i := range ifaces {
+		switch i.Name {
+		case "in0", "nat-in", "nat-out", "out0":
+			t.Errorf("interface %s exists in natcheck's own namespace", i.Name)
+		}
+	}
+	if c, err := nftables.New(); err == nil {
+		tables, err := c.ListTables()
+		if err != nil {
+			t.Errorf("list nftables tables: %v", err)
+		}
+		for _, tb := range tables {
+			if tb.Name == "natcheck" {
+				t.Errorf("nftables table natcheck exists in natcheck's own namespace")
+			}
+		}
+	}
+	ct, err := conntrack.Dial(nil)
+	if err != nil {
+		t.Fatalf("conntrack: %v", err)
+	}
+	defer ct.Close()
+	flows, err := ct.Dump(nil)
+	if err != nil {
+		t.Fatalf("conntrack dump: %v", err)
+	}
+	test := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("198.51.100.0/24")}
+	for _, f := range flows {
+		for _, a := range []netip.Addr{f.TupleOrig.IP.SourceAddress, f.TupleOrig.IP.DestinationAddress, f.TupleReply.IP.SourceAddress, f.TupleReply.IP.DestinationAddress} {
+			for _, p := range test {
+				if p.Contains(a) {
+					t.Errorf("conntrack entry of natcheck's addresses in its own namespace: %v", f)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,176 @@
+package replay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/natcheck/natcheck/reference"
+	"github.com/natcheck/natcheck/replay/capture"
+	"github.com/natcheck/natcheck/replay/frame"
+)
+
+// Stdin is the file name that stands for standard input (Config.Stdin).
+const Stdin = "-"
+
+// StdinName is how reports and errors name standard input.
+const StdinName = "standard input"
+
+// ErrInterrupted is returned (wrapped) by Run when Config.Stop closed: the
+// Result covers the records read before, and the outputs are whole.
+var ErrInterrupted = errors.New("interrupted")
+
+// Progress is how far a replay has come, for a progress bar.
+type Progress struct {
+	// Phase is "detect" during the first pass that finds the backend
+	// instances, "replay" during the replay itself.
+	Phase string
+	// Done and Total are bytes of input; Total is -1 when unknown
+	// (standard input).
+	Done, Total int64
+}
+
+// stopEvery is how many records pass between two looks at Config.Stop: a
+// look costs a channel select, which is not free per packet.
+const stopEvery = 256
+
+// input is one capture to read: its name in reports and errors, and where
+// its bytes are (a path, or standard input read once).
+type input struct {
+	name string
+	path string // empty: read cfg.Stdin
+}
+
+// inputs names the files to read. Standard input ("-") may appear once;
+// when the replay needs two passes (backend detection), it is first copied
+// to a temporary file, which cleanup removes.
+func inputs(files []string, cfg *Config, twoPasses bool) (ins []input, cleanup func(), err error) {
+	cleanup = func() {}
+	stdin := 0
+	for _, f := range files {
+		if f != Stdin {
+			ins = append(ins, input{name: f, path: f})
+			continue
+		}
+		if stdin++; stdin > 1 {
+			return nil, cleanup, fmt.Errorf("replay: standard input (-) named twice")
+		}
+		if cfg.Stdin == nil {
+			return nil, cleanup, fmt.Errorf("replay: - names standard input, but none was given")
+		}
+		if !twoPasses {
+			ins = append(ins, input{name: StdinName})
+			continue
+		}
+		tmp, err := os.CreateTemp("", "natcheck-stdin-*.pcap")
+		if err != nil {
+			return nil, cleanup, fmt.Errorf("replay: keep standard input for two passes: %w", err)
+		}
+		cleanup = func() { os.Remove(tmp.Name()) }
+		_, err = io.Copy(tmp, cfg.Stdin)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			cleanup()
+			return nil, func() {}, fmt.Errorf("replay: keep standard input for two passes: %w", err)
+		}
+		ins = append(ins, input{name: StdinName, path: tmp.Name()})
+	}
+	return ins, cleanup, nil
+}
+
+// open opens the input as a capture.
+func (in input) open(stdin io.Reader) (*capture.Reader, error) {
+	if in.path == "" {
+		return capture.NewReader(in.name, stdin)
+	}
+	return capture.OpenAs(in.path, in.name)
+}
+
+// size is the input's size in bytes, or -1 when unknown.
+func (in input) size() int64 {
+	if in.path == "" {
+		return -1
+	}
+	st, err := os.Stat(in.path)
+	if err != nil {
+		return -1
+	}
+	return st.Size()
+}
+
+// totalSize is the inputs' size in bytes, or -1 when one is unknown.
+func totalSize(ins []input) int64 {
+	var total int64
+	for _, in := range ins {
+		n := in.size()
+		if n < 0 {
+			return -1
+		}
+		total += n
+	}
+	return total
+}
+
+// stopped reports whether stop has closed.
+func stopped(stop <-chan struct{}) bool {
+	if stop == nil {
+		return false
+	}
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// census reads every input once to learn which addresses are instances.
+// An input that cannot be opened, or whose header is bad, is an error at
+// once (nothing could be replayed from it); a fault further in is returned
+// too, with the addresses seen before it, for Run to report only if they
+// name no instance (the replay meets the fault again after replaying
+// every packet before it).
+func (c *census) read(ins []input, cfg *Config) error {
+	total := totalSize(ins)
+	var done, last int64
+	var first error
+	for _, in := range ins {
+		rd, err := in.open(cfg.Stdin)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		var f frame.Frame
+		var off int64
+		for n := 0; ; n++ {
+			if n%stopEvery == 0 && stopped(cfg.Stop) {
+				rd.Close()
+				return fmt.Errorf("replay: detecting backend instances: %w", ErrInterrupted)
+			}
+			rec, err := rd.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) && first == nil {
+					first = fmt.Errorf("replay: %w", err)
+				}
+				break
+			}
+			if frame.Decode(rec.LinkType, rec.Data, &f) == nil && f.Network == frame.IPv4 &&
+				(f.Proto == reference.TCP || f.Proto == reference.UDP) {
+				c.add(f.Src, f.Dst)
+			}
+			done += rec.Offset - off
+			off = rec.Offset
+			if cfg.Progress != nil && done-last > 1<<20 {
+				last = done
+				cfg.Progress(Progress{Phase: "detect", Done: done, Total: total})
+			}
+		}
+		rd.Close()
+	}
+	if cfg.Progress != nil {
+		cfg.Progress(Progress{Phase: "detect", Done: max(total, done), Total: total})
+	}
+	return first
+}
