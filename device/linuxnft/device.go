@@ -294,6 +294,7 @@ func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, err
 	d.Emitted = append(d.Emitted, back...)
 	if d.Forwarded {
 		n.learn(p, d.Packet)
+		n.advance(seg, p.Dir)
 	}
 	return d, nil
 }
@@ -387,18 +388,45 @@ func (n *NAT) sequence(seg *link.Segment, dir reference.Dir) {
 	}
 	if fl.Has(reference.SYN) || !*mySet {
 		n.isn += 1_000_003
-		*my, *mySet = n.isn, true
+		seg.Seq = n.isn
+	} else {
+		seg.Seq = *my
 	}
-	seg.Seq = *my
 	if fl.Has(reference.ACK) && *peerSet {
 		seg.Ack = *peer
 	} else if fl.Has(reference.RST) && *peerSet && dir == reference.Inbound {
 		seg.Ack, seg.Flags = *peer, fl|reference.ACK
 	}
-	if fl.Has(reference.SYN) {
+}
+
+// advance moves the sender's next sequence number past seg, once the NAT
+// forwarded it: a segment the NAT dropped never reached the peer, so the
+// sender would send it again with the same number.
+func (n *NAT) advance(seg link.Segment, dir reference.Dir) {
+	if seg.Tuple.Proto != reference.TCP {
+		return
+	}
+	inside := seg.Tuple
+	if dir == reference.Inbound {
+		in, ok := n.insideOf[seg.Tuple.Reverse()]
+		if !ok {
+			return
+		}
+		inside = in
+	}
+	f := n.flows[inside]
+	if f == nil {
+		return
+	}
+	my, mySet := &f.cNxt, &f.cSet
+	if dir == reference.Inbound {
+		my, mySet = &f.sNxt, &f.sSet
+	}
+	*my, *mySet = seg.Seq, true
+	if seg.Flags.Has(reference.SYN) {
 		*my++
 	}
-	if fl.Has(reference.FIN) {
+	if seg.Flags.Has(reference.FIN) {
 		*my++
 	}
 }
