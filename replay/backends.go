@@ -5,6 +5,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/natcheck/natcheck/reference"
+	"github.com/natcheck/natcheck/replay/capture"
+	"github.com/natcheck/natcheck/replay/frame"
 )
 
 // ParseBackends parses a comma-separated list of IPv4 addresses and
@@ -46,21 +50,43 @@ func ParseBackends(s string) ([]netip.Prefix, error) {
 // census is what the first pass over a capture learns about its addresses.
 type census struct {
 	// seen holds every IPv4 address that sent or received TCP or UDP.
-	seen map[netip.Addr]struct{}
+	seen *addrSet
 	// openers holds private addresses that sent TCP or UDP to a public one.
-	openers map[netip.Addr]struct{}
+	openers *addrSet
+	f       frame.Frame
 }
 
 func newCensus() *census {
-	return &census{seen: map[netip.Addr]struct{}{}, openers: map[netip.Addr]struct{}{}}
+	return &census{seen: newAddrSet(), openers: newAddrSet()}
 }
 
-func (c *census) add(src, dst netip.Addr) {
-	c.seen[src] = struct{}{}
-	c.seen[dst] = struct{}{}
-	if src.IsPrivate() && isPublic(dst) {
-		c.openers[src] = struct{}{}
+// record takes in one record of the first pass.
+func (c *census) record(rec capture.Record) {
+	if frame.Decode(rec.LinkType, rec.Data, &c.f) == nil && c.f.Network == frame.IPv4 &&
+		(c.f.Proto == reference.TCP || c.f.Proto == reference.UDP) {
+		c.add(v4(c.f.Src), v4(c.f.Dst))
 	}
+}
+
+func (c *census) add(src, dst uint32) {
+	c.seen.add(src)
+	c.seen.add(dst)
+	if private4(src) && public4(dst) {
+		c.openers.add(src)
+	}
+}
+
+// private4 is netip.Addr.IsPrivate for an IPv4 address as uint32: 10/8,
+// 172.16/12, 192.168/16.
+func private4(a uint32) bool {
+	return a>>24 == 10 || a>>20 == 172<<4|1 || a>>16 == 192<<8|168
+}
+
+// public4 is isPublic for an IPv4 address as uint32, as netip counts
+// global unicast: not 0.0.0.0, loopback 127/8, link-local 169.254/16,
+// multicast 224/4 or the broadcast address, and not private.
+func public4(a uint32) bool {
+	return a != 0 && a != 0xffffffff && a>>24 != 127 && a>>28 != 14 && a>>16 != 169<<8|254 && !private4(a)
 }
 
 // isPublic reports whether a is a globally routable unicast address: not
@@ -103,10 +129,7 @@ func needsCensus(specs []netip.Prefix) bool {
 // to public addresses, in ascending order.
 func chooseBackends(specs []netip.Prefix, c *census) ([]netip.Addr, string) {
 	if len(specs) == 0 {
-		var out []netip.Addr
-		for a := range c.openers {
-			out = append(out, a)
-		}
+		out := c.openers.all()
 		slices.SortFunc(out, netip.Addr.Compare)
 		return out, "detected (private addresses that open flows to public addresses, ascending; only their traffic with public addresses crosses the NAT)"
 	}
@@ -121,7 +144,7 @@ func chooseBackends(specs []netip.Prefix, c *census) ([]netip.Addr, string) {
 			continue
 		}
 		var in []netip.Addr
-		for a := range c.seen {
+		for _, a := range c.seen.all() {
 			if p.Contains(a) && !have[a] && isHost(p, a) {
 				in = append(in, a)
 			}

@@ -100,17 +100,7 @@ func busyCapture(b *testing.B, packets int) string {
 	if st, err := os.Stat(path); err == nil && st.Size() > int64(packets)*64 {
 		return path
 	}
-	f, err := os.Create(path + ".tmp")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Write(f); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
+	if err := c.WriteFile(path); err != nil {
 		b.Fatal(err)
 	}
 	return path

@@ -63,6 +63,9 @@ type ingest struct {
 	firstPort  uint16
 	workers    []*worker
 	out        *output
+	// orders are the files' orders, learned by the first pass; a file
+	// with none (the first pass could not read it) goes through a Reorder.
+	orders []*capture.Order
 
 	// With one worker, sync is set: each record is processed and written
 	// at once, on this goroutine, in the reader's buffer. With one engine
@@ -203,7 +206,12 @@ func (in *ingest) read(files []input) error {
 			return fmt.Errorf("replay: %w", err)
 		}
 		defer rd.Close()
-		src := capture.NewReorder(rd, in.cfg.ReorderWindow)
+		var src capture.Source
+		if i < len(in.orders) && in.orders[i] != nil && rd.ReaderAt() != nil {
+			src = capture.NewOrdered(rd, rd.ReaderAt(), in.orders[i])
+		} else {
+			src = capture.NewReorder(rd, in.cfg.ReorderWindow)
+		}
 		rec, err := src.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {

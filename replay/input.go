@@ -6,9 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/capture"
-	"github.com/natcheck/natcheck/replay/frame"
 )
 
 // Stdin is the file name that stands for standard input (Config.Stdin).
@@ -127,27 +125,45 @@ func stopped(stop <-chan struct{}) bool {
 	}
 }
 
-// census reads every input once to learn which addresses are instances.
-// An input that cannot be opened, or whose header is bad, is an error at
-// once (nothing could be replayed from it); a fault further in is returned
-// too, with the addresses seen before it, for Run to report only if they
-// name no instance (the replay meets the fault again after replaying
-// every packet before it).
-func (c *census) read(ins []input, cfg *Config) error {
+// firstPass reads every input once, before the replay: it learns the
+// order of each file's records (which arrive late: capture.ScanOrder), so
+// that the replay puts them in order without holding the others
+// (capture.Ordered), and, when c is not nil, which addresses are
+// instances. An input that cannot be opened, or whose header is bad, is an
+// error at once (nothing could be replayed from it); a fault further in is
+// returned too, with what was learned before it, for Run to report only if
+// no instance was found (the replay meets the fault again after replaying
+// every packet before it). Standard input read once has no first pass and
+// no Order: the replay puts it in order with a capture.Reorder.
+func firstPass(ins []input, cfg *Config, c *census) ([]*capture.Order, error) {
 	total := totalSize(ins)
+	phase := "order"
+	if c != nil {
+		phase = "detect"
+	}
+	orders := make([]*capture.Order, len(ins))
 	var done, last int64
 	var first error
-	for _, in := range ins {
+	for i, in := range ins {
+		if in.path == "" {
+			continue
+		}
 		rd, err := in.open(cfg.Stdin)
 		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+			return nil, fmt.Errorf("replay: %w", err)
 		}
-		var f frame.Frame
+		order := capture.NewOrderScanner(rd, cfg.ReorderWindow)
+		inOrder := true // until a record comes later than the window: the replay stops there
 		var off int64
 		for n := 0; ; n++ {
 			if n%stopEvery == 0 && stopped(cfg.Stop) {
 				rd.Close()
-				return fmt.Errorf("replay: detecting backend instances: %w", ErrInterrupted)
+				if c == nil {
+					// Only the order was being learned: the replay, which
+					// stops at once too, does without it (a Reorder).
+					return make([]*capture.Order, len(ins)), nil
+				}
+				return nil, fmt.Errorf("replay: detecting backend instances: %w", ErrInterrupted)
 			}
 			rec, err := rd.Next()
 			if err != nil {
@@ -156,21 +172,26 @@ func (c *census) read(ins []input, cfg *Config) error {
 				}
 				break
 			}
-			if frame.Decode(rec.LinkType, rec.Data, &f) == nil && f.Network == frame.IPv4 &&
-				(f.Proto == reference.TCP || f.Proto == reference.UDP) {
-				c.add(f.Src, f.Dst)
+			if inOrder {
+				inOrder = order.Add(&rec)
+			}
+			if c != nil {
+				c.record(rec)
+			} else if !inOrder {
+				break
 			}
 			done += rec.Offset - off
 			off = rec.Offset
 			if cfg.Progress != nil && done-last > 1<<20 {
 				last = done
-				cfg.Progress(Progress{Phase: "detect", Done: done, Total: total})
+				cfg.Progress(Progress{Phase: phase, Done: done, Total: total})
 			}
 		}
+		orders[i] = order.Order()
 		rd.Close()
 	}
 	if cfg.Progress != nil {
-		cfg.Progress(Progress{Phase: "detect", Done: max(total, done), Total: total})
+		cfg.Progress(Progress{Phase: phase, Done: max(total, done), Total: total})
 	}
-	return first
+	return orders, first
 }

@@ -12,10 +12,33 @@ import (
 	"github.com/olekukonko/tablewriter"
 )
 
-// WriteText writes the report people read: what was replayed and how, the
-// per instance × frontend IP × protocol table, the drops by reason with
-// their behaviour IDs, and a verdict line per instance.
-func WriteText(w io.Writer, r *Result) error {
+// TextOptions says how much of a report WriteTextOptions writes.
+type TextOptions struct {
+	// Rows is how many instances the table and the verdicts show when
+	// more sent traffic: those under most pressure (the highest peak use
+	// of their allocation), and every instance that ran out of ports
+	// besides. 0 means DefaultRows; a negative number, every instance.
+	Rows int
+}
+
+// DefaultRows is how many instances a report shows by default.
+const DefaultRows = 20
+
+// maxListed is how many addresses the report's header lists; past it, it
+// gives the count, the first and the last.
+const maxListed = 8
+
+// WriteText writes the report people read with the default options.
+func WriteText(w io.Writer, r *Result) error { return WriteTextOptions(w, r, TextOptions{}) }
+
+// WriteTextOptions writes the report people read: what was replayed and
+// how, the per instance × frontend IP × protocol table, the drops by
+// reason with their behaviour IDs, and a verdict line per instance. At
+// scale (more instances sent traffic than o.Rows), the table and the
+// verdicts keep the instances under most pressure and every one that ran
+// out of ports, after a line of totals; the header never lists more than a
+// few addresses.
+func WriteTextOptions(w io.Writer, r *Result, o TextOptions) error {
 	c := r.Config
 	fmt.Fprintf(w, "natcheck replay of %s\n", strings.Join(r.Files, ", "))
 	if r.Partial != "" {
@@ -32,14 +55,14 @@ func WriteText(w io.Writer, r *Result) error {
 	switch c.Profile {
 	case "", reference.NameAzureLB:
 		fmt.Fprintf(w, "  profile %s; frontends %v; pool of %d; %s; idle timeout %v (B12); protocols %s (B15); tcpResetOnIdle %v (B14); %s mid-stream TCP (C5)\n",
-			c.Profile, c.Frontends, c.PoolSize, alloc, reference.FormatDuration(c.IdleTimeout), c.Protocols, c.TCPResetOnIdle, map[bool]string{false: "pick-up of", true: "strict: no"}[c.Strict])
+			c.Profile, addrList(c.Frontends), c.PoolSize, alloc, reference.FormatDuration(c.IdleTimeout), c.Protocols, c.TCPResetOnIdle, map[bool]string{false: "pick-up of", true: "strict: no"}[c.Strict])
 	case reference.NameLinux:
 		fmt.Fprintf(w, "  profile linux; frontends %v; pool of %d; one SNAT rule per instance from the %s (L1); connection-tracking timers (L5–L7); %s\n",
-			c.Frontends, c.PoolSize, alloc, map[bool]string{false: "tcp_loose as the sysctls say (L9)", true: "strict: tcp_loose=0 (L9)"}[c.Strict])
+			addrList(c.Frontends), c.PoolSize, alloc, map[bool]string{false: "tcp_loose as the sysctls say (L9)", true: "strict: tcp_loose=0 (L9)"}[c.Strict])
 	default:
-		fmt.Fprintf(w, "  profile %s; frontends %v (one inventory shared by a pool of %d); the profile's own timers\n", c.Profile, c.Frontends, c.PoolSize)
+		fmt.Fprintf(w, "  profile %s; frontends %v (one inventory shared by a pool of %d); the profile's own timers\n", c.Profile, addrList(c.Frontends), c.PoolSize)
 	}
-	fmt.Fprintf(w, "  backends %v, %s\n", r.Backends, r.BackendsHow)
+	fmt.Fprintf(w, "  backends %v, %s\n", addrList(r.Backends), r.BackendsHow)
 	n := r.Counts
 	fmt.Fprintf(w, "  through the NAT: %d outbound, %d replies (%d with no flow: B8); not through it: %d\n",
 		n.Outbound, n.Replies, n.RepliesNoFlow, n.NotThroughNAT)
@@ -52,9 +75,14 @@ func WriteText(w io.Writer, r *Result) error {
 	fmt.Fprintf(w, "  verdicts: %d translated, %d dropped, %d answered with a RST; %d packets sent by the NAT (%v)\n\n",
 		n.Translated, n.Dropped, n.Reset, n.Emitted, sent)
 
+	verdicts := r.InstanceVerdicts()
+	shown, cut := selectInstances(verdicts, o.Rows)
+	if cut {
+		writeTotals(w, verdicts, shown)
+	}
 	t := tablewriter.NewWriter(w)
 	t.Header([]string{"inst", "inside", "frontend", "proto", "allocated", "peak", "in use at end", "flows", "exhausted", "first exhausted", "fin", "rst", "idle", "reclaimed"})
-	for _, ir := range r.Instances {
+	for _, ir := range r.tableRows(verdicts, shown, cut) {
 		first := "-"
 		if ir.FirstExhaustion != nil {
 			first = fmt.Sprintf("pkt %d, +%s", ir.FirstExhaustion.Packet, reference.FormatDuration(ir.FirstExhaustion.Time.Sub(r.Start).Round(time.Microsecond)))
@@ -85,10 +113,123 @@ func WriteText(w io.Writer, r *Result) error {
 		}
 	}
 	fmt.Fprintln(w, "\nverdict per instance:")
-	for _, line := range r.Verdicts() {
-		fmt.Fprintln(w, "  "+line)
+	switch {
+	case len(verdicts) == 0:
+		fmt.Fprintln(w, "  no instance opened a flow")
+	case cut:
+		for _, i := range shown {
+			fmt.Fprintln(w, "  "+verdicts[i].Line)
+		}
+		fmt.Fprintf(w, "  … and %d more instances (--table all, or --json, shows every one)\n", len(verdicts)-len(shown))
+	default:
+		for _, v := range verdicts {
+			fmt.Fprintln(w, "  "+v.Line)
+		}
 	}
 	return nil
+}
+
+// addrList is a list of addresses for the report's header: all of them
+// up to maxListed, else their count, the first and the last.
+func addrList(as []netip.Addr) string {
+	if len(as) <= maxListed {
+		return fmt.Sprint(as)
+	}
+	return fmt.Sprintf("[%d addresses: %v … %v]", len(as), as[0], as[len(as)-1])
+}
+
+// pressure is an instance's peak use of its allocation: the highest of its
+// TCP and UDP peaks over its allocation.
+func (v *Verdict) pressure() float64 {
+	p := 0.0
+	for i := range v.Peak {
+		if v.Allocated[i] > 0 {
+			p = max(p, float64(v.Peak[i])/float64(v.Allocated[i]))
+		}
+	}
+	return p
+}
+
+// selectInstances picks, when more than rows instances sent traffic (rows
+// 0 means DefaultRows, negative means all), the indexes in verdicts of the
+// rows under most pressure and of every instance that ran out of ports,
+// most pressure first (then most refused, then pool order); cut reports
+// whether it left any out. Otherwise it returns every index in pool order.
+func selectInstances(verdicts []Verdict, rows int) (shown []int, cut bool) {
+	if rows == 0 {
+		rows = DefaultRows
+	}
+	all := make([]int, len(verdicts))
+	for i := range all {
+		all[i] = i
+	}
+	if rows < 0 || len(verdicts) <= rows {
+		return all, false
+	}
+	slices.SortStableFunc(all, func(a, b int) int {
+		va, vb := &verdicts[a], &verdicts[b]
+		pa, pb := va.pressure(), vb.pressure()
+		switch {
+		case pa != pb:
+			if pa > pb {
+				return -1
+			}
+			return 1
+		case va.Refused != vb.Refused:
+			if va.Refused > vb.Refused {
+				return -1
+			}
+			return 1
+		}
+		return 0 // pool order, as verdicts are
+	})
+	n := rows
+	for _, i := range all[n:] {
+		if verdicts[i].Exhausted { // every one, however many
+			all[n] = i
+			n++
+		}
+	}
+	return all[:n], n < len(all)
+}
+
+// writeTotals writes the line of totals over every instance that a cut
+// table starts with.
+func writeTotals(w io.Writer, verdicts []Verdict, shown []int) {
+	var flows, refused uint64
+	exhausted := 0
+	for i := range verdicts {
+		flows += verdicts[i].Flows
+		refused += verdicts[i].Refused
+		if verdicts[i].Exhausted {
+			exhausted++
+		}
+	}
+	fmt.Fprintf(w, "  totals: %d instances sent traffic, %s; %d ran out of ports (B9), %s refused\n",
+		len(verdicts), plural(flows, "flow"), exhausted, plural(refused, "new flow"))
+	fmt.Fprintf(w, "  shown: the %d under most pressure (peak use of their allocation) and every one that ran out; --table all, or --json, shows every instance\n\n", len(shown))
+}
+
+// tableRows returns the table's rows: every row of r.Instances, or, when
+// cut, those of the shown instances in the order shown.
+func (r *Result) tableRows(verdicts []Verdict, shown []int, cut bool) []InstanceReport {
+	if !cut {
+		return r.Instances
+	}
+	rows := map[int][]InstanceReport{}
+	for _, i := range shown {
+		rows[verdicts[i].Instance] = nil
+	}
+	for _, ir := range r.Instances {
+		if rs, ok := rows[ir.Instance]; ok {
+			rows[ir.Instance] = append(rs, ir)
+		}
+	}
+	var out []InstanceReport
+	for _, i := range shown {
+		out = append(out, rows[verdicts[i].Instance]...)
+	}
+	return out
 }
 
 // dropOrder lists the drop reasons in the order reports show them, each

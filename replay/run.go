@@ -105,16 +105,19 @@ func Run(files []string, cfg Config) (*Result, error) {
 		res.Files[i] = in.name
 	}
 	census := newCensus()
-	var scanErr error
-	if needsCensus(cfg.Backends) {
-		// A first pass learns which addresses are instances. A file that
-		// cannot be opened or read from its start is an error now; a
-		// fault further in is met again, and reported, by the replay,
-		// after every packet before it.
-		var ce *capture.Error
-		if scanErr = census.read(ins, &cfg); scanErr != nil && (!errors.As(scanErr, &ce) || ce.Packet == 0 || errors.Is(scanErr, ErrInterrupted)) {
-			return res, scanErr
-		}
+	// A first pass over each file learns which of its records arrive late
+	// and, for detection and prefixes, which addresses are instances. A
+	// file that cannot be opened or read from its start is an error now; a
+	// fault further in is met again, and reported, by the replay, after
+	// every packet before it.
+	counted := census
+	if !needsCensus(cfg.Backends) {
+		counted = nil
+	}
+	orders, scanErr := firstPass(ins, &cfg, counted)
+	var ce *capture.Error
+	if scanErr != nil && (!errors.As(scanErr, &ce) || ce.Packet == 0 || errors.Is(scanErr, ErrInterrupted)) {
+		return res, scanErr
 	}
 	backends, how := chooseBackends(cfg.Backends, census)
 	res.Backends, res.BackendsHow = backends, how
@@ -179,6 +182,7 @@ func Run(files []string, cfg Config) (*Result, error) {
 	res.Plan = workers[0].e.Plan()
 
 	in := newIngest(res, cfg, backends, workers, out)
+	in.orders = orders
 	runErr := in.run(ins, cfg.Drain)
 	if events != nil {
 		if err := events.Flush(); err != nil && runErr == nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ func newReplayCmd() *cobra.Command {
 		eventsPath  string
 		plotPath    string
 		asJSON      bool
+		table       string
 		bothSides   bool
 		failOn      []string
 		workers     int
@@ -76,6 +78,12 @@ linux and rfc with the identifier the capture's frames give the engine
 			fr, err := frontendAddrs(frontends, 1)
 			if err != nil {
 				return usageErr(err)
+			}
+			rows := -1
+			if table != "all" {
+				if rows, err = strconv.Atoi(table); err != nil || rows < 1 {
+					return usageErr(fmt.Errorf("--table %q: want a number of instances (1 or more) or all", table))
+				}
 			}
 			specs, err := replay.ParseBackends(backends)
 			if err != nil {
@@ -183,7 +191,7 @@ linux and rfc with the identifier the capture's frames give the engine
 			if asJSON {
 				err = replay.WriteJSON(report, res)
 			} else {
-				err = replay.WriteText(report, res)
+				err = replay.WriteTextOptions(report, res, replay.TextOptions{Rows: rows})
 			}
 			if err != nil {
 				return outputErr(fmt.Errorf("write report: %w", err))
@@ -220,6 +228,7 @@ linux and rfc with the identifier the capture's frames give the engine
 	f.StringVar(&eventsPath, "events", "", "write one JSON line per event to this file (-: standard output; the report then goes to standard error)")
 	f.StringVar(&plotPath, "plot", "", "plot SNAT ports in use over time to this .png or .svg file")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON document")
+	f.StringVar(&table, "table", strconv.Itoa(replay.DefaultRows), "instances the report's table and verdicts show when more sent traffic: N (those under most pressure, and every one that ran out of ports) or all")
 	f.StringSliceVar(&failOn, "fail-on", nil, "exit 1 on exhaustion and/or drop (for CI)")
 	f.IntVar(&workers, "workers", 0, "engines to spread the instances over (0: one per CPU, at most 8); the result is the same for any number")
 	pf.register(cmd)
@@ -249,7 +258,7 @@ func progressBar() func(replay.Progress) {
 				_ = bar.Finish()
 			}
 			phase = p.Phase
-			desc := map[string]string{"detect": "detecting backends", "replay": "replaying"}[p.Phase]
+			desc := map[string]string{"detect": "detecting backends", "order": "checking time order", "replay": "replaying"}[p.Phase]
 			bar = progressbar.DefaultBytes(p.Total, desc)
 		}
 		_ = bar.Set64(p.Done)

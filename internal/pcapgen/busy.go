@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -150,6 +151,28 @@ func (c BusySubnet) Write(w io.Writer) error {
 		}
 	}
 	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("pcapgen: %w", err)
+	}
+	return nil
+}
+
+// WriteFile writes the capture to path, through a temporary file renamed
+// at the end, so that an interrupted run leaves no truncated capture under
+// that name.
+func (c BusySubnet) WriteFile(path string) error {
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return fmt.Errorf("pcapgen: %w", err)
+	}
+	if err := c.Write(f); err != nil {
+		f.Close()
+		os.Remove(path + ".tmp")
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("pcapgen: %w", err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
 		return fmt.Errorf("pcapgen: %w", err)
 	}
 	return nil

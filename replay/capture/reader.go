@@ -121,6 +121,7 @@ var (
 type Reader struct {
 	name   string
 	closer io.Closer
+	at     io.ReaderAt
 	src    *source
 	br     *bufio.Reader
 	format Format
@@ -158,9 +159,13 @@ func OpenAs(path, name string) (*Reader, error) {
 		f.Close()
 		return nil, err
 	}
-	r.closer = f
+	r.closer, r.at = f, f
 	return r, nil
 }
+
+// ReaderAt returns the file an Open Reader reads, for reading records
+// again at their offsets (NewOrdered); nil for a Reader made by NewReader.
+func (r *Reader) ReaderAt() io.ReaderAt { return r.at }
 
 // NewReader reads a capture from r, reading its file header (pcap) or first
 // section header (pcapng) now. name is used in errors only.

@@ -1,0 +1,31 @@
+// Command busygen writes a capture of issue 11's input class
+// (pcapgen.Issue11: a busy subnet, 200,000 flows of 20,000 hosts in
+// 10.0.0.0/8, each packet's flow drawn at random, IMIX-like sizes, 1 µs
+// apart) for scripts/bench-peers.sh. The replay benchmarks write the same
+// bytes for the same packet count.
+//
+//	go run ./internal/pcapgen/busygen -packets 2000000 -o busy.pcap
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/natcheck/natcheck/internal/pcapgen"
+)
+
+func main() {
+	c := pcapgen.Issue11()
+	flag.IntVar(&c.Packets, "packets", c.Packets, "packets in the capture")
+	out := flag.String("o", "", "the pcap file to write")
+	flag.Parse()
+	if *out == "" || flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: busygen [-packets N] -o FILE")
+		os.Exit(2)
+	}
+	if err := c.WriteFile(*out); err != nil {
+		fmt.Fprintln(os.Stderr, "busygen:", err)
+		os.Exit(1)
+	}
+}

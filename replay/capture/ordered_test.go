@@ -1,0 +1,185 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// ngNano builds a little-endian pcapng file of recs (Ethernet, one
+// interface with nanosecond timestamps).
+func ngNano(recs []Record) []byte {
+	b := le.shb()
+	idb := le.o.AppendUint16(nil, 1)
+	idb = le.o.AppendUint16(idb, 0)
+	idb = le.o.AppendUint32(idb, 0)
+	idb = append(idb, 9, 0, 1, 0, 9, 0, 0, 0) // if_tsresol 9, end of options
+	idb = append(idb, 0, 0, 0, 0)
+	b = append(b, le.block(1, idb)...)
+	for _, r := range recs {
+		ts := uint64(r.Time.UnixNano())
+		body := le.o.AppendUint32(nil, 0)
+		body = le.o.AppendUint32(body, uint32(ts>>32))
+		body = le.o.AppendUint32(body, uint32(ts))
+		body = le.o.AppendUint32(body, uint32(len(r.Data)))
+		body = le.o.AppendUint32(body, uint32(r.Length))
+		body = append(body, r.Data...)
+		for len(body)%4 != 0 {
+			body = append(body, 0)
+		}
+		b = append(b, le.block(blockEnhancedPacket, body)...)
+	}
+	return b
+}
+
+// orderedOf scans file once and returns an Ordered over a second Reader
+// of it, as a replay does with its two passes.
+func orderedOf(t testing.TB, file []byte, window time.Duration) (*Ordered, *Order) {
+	t.Helper()
+	o, err := scanOrder(mustReader(t, file), window, nil)
+	if err != nil {
+		t.Logf("first pass: %v", err)
+	}
+	return NewOrdered(mustReader(t, file), bytes.NewReader(file), o), o
+}
+
+// sameStream reads two sources to their ends and fails at the first record
+// or final error in which they differ.
+func sameStream(t *testing.T, got, want Source) int {
+	t.Helper()
+	for i := 0; ; i++ {
+		g, gErr := got.Next()
+		w, wErr := want.Next()
+		if !reflect.DeepEqual(gErr, wErr) {
+			t.Fatalf("output %d: error = %v, want %v", i+1, gErr, wErr)
+		}
+		if gErr != nil {
+			return i
+		}
+		if !bytes.Equal(g.Data, w.Data) {
+			t.Fatalf("output %d (packet %d): Data = % x, want % x", i+1, g.Number, head(g.Data), head(w.Data))
+		}
+		g.Data, w.Data = nil, nil
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("output %d = %+v, want %+v", i+1, g, w)
+		}
+	}
+}
+
+// TestOrderedAgreesWithReorder: an Ordered over a file and its Order
+// yields what a Reorder over the file yields, record for record (bytes,
+// numbers, times, offsets, lengths, interfaces) and the same final error,
+// on in-order files, files with late records and ties, files with a record
+// beyond the window, cut files, pcapng files, and every public capture with
+// the default window and a small one.
+func TestOrderedAgreesWithReorder(t *testing.T) {
+	size := func(i int) int { return 40 + i%90 }
+	type tc struct {
+		name   string
+		file   []byte
+		window time.Duration
+		late   bool // the Order must have late records
+	}
+	tests := []tc{
+		{"in order", pcapNano(genRecords(1, 20000, time.Microsecond, 0, size)), 2 * time.Millisecond, false},
+		{"late records", pcapNano(genRecords(2, 20000, time.Microsecond, 1500, size)), 2 * time.Millisecond, true},
+		{"ties", pcapNano(genRecords(3, 20000, time.Millisecond, 3, size)), 50 * time.Millisecond, true},
+		{"late beyond the window", pcapNano(genRecords(6, 5000, time.Millisecond, 30, size)), 25 * time.Millisecond, true},
+		{"cut", func() []byte { b := pcapNano(genRecords(7, 5000, time.Microsecond, 100, size)); return b[:len(b)-30] }(), time.Millisecond, true},
+		{"pcapng, late records", ngNano(genRecords(8, 5000, time.Microsecond, 200, size)), time.Millisecond, true},
+		{"pcapng, beyond the window", ngNano(genRecords(9, 5000, time.Millisecond, 30, size)), 25 * time.Millisecond, true},
+		{"pcapng, cut", func() []byte { b := ngNano(genRecords(10, 3000, time.Microsecond, 50, size)); return b[:len(b)-7] }(), time.Millisecond, true},
+	}
+	files, _ := filepath.Glob(capturePath("*.pcap*"))
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewReader(path, bytes.NewReader(raw)); err != nil {
+			continue // TestReaderCaptures covers the files whose header is bad
+		}
+		tests = append(tests, tc{filepath.Base(path), raw, 0, false}, tc{filepath.Base(path) + ", 100µs window", raw, 100 * time.Microsecond, false})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, o := orderedOf(t, tt.file, tt.window)
+			if tt.late && o.Late() == 0 {
+				t.Fatal("the first pass found no late record")
+			}
+			if !tt.late && tt.window == 0 && o.tooLate != nil {
+				t.Fatalf("a record beyond the default window: %v", o.tooLate)
+			}
+			n := sameStream(t, got, NewReorder(mustReader(t, tt.file), tt.window))
+			t.Logf("%d records, %d late", n, o.Late())
+		})
+	}
+}
+
+// TestOrderedFileChanged: if the file changes between the two passes, a
+// late record read again at its offset is not what the first pass saw, and
+// the stream ends with an error naming it instead of returning other bytes.
+func TestOrderedFileChanged(t *testing.T) {
+	recs := genRecords(11, 200, time.Microsecond, 20, func(int) int { return 60 })
+	file := pcapNano(recs)
+	o, err := scanOrder(mustReader(t, file), time.Millisecond, nil)
+	if err != nil || o.Late() == 0 {
+		t.Fatalf("first pass: %d late, %v", o.Late(), err)
+	}
+	l := o.late[o.byTime[0]]
+	changed := bytes.Clone(file)
+	binary.LittleEndian.PutUint32(changed[l.offset+8:], 59) // the late record's captured length
+	s := NewOrdered(mustReader(t, file), bytes.NewReader(changed), o)
+	for {
+		_, err := s.Next()
+		if err == nil {
+			continue
+		}
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Packet != l.number || ce.Offset != l.offset {
+			t.Fatalf("error = %v, want one naming packet %d at offset %d", err, l.number, l.offset)
+		}
+		t.Log(err)
+		return
+	}
+}
+
+// Reading an in-order capture through Ordered allocates nothing per record.
+func TestOrderedAllocs(t *testing.T) {
+	raw := pcapStream(20000, 10*time.Microsecond, benchFrame)
+	s, o := orderedOf(t, raw, time.Millisecond)
+	if !o.InOrder() {
+		t.Fatal("the stream is not in order")
+	}
+	nextAllocates(t, s, 5000)
+}
+
+// FuzzOrdered: for any bytes and window, Ordered after a first pass
+// yields what Reorder yields.
+func FuzzOrdered(f *testing.F) {
+	files, _ := filepath.Glob(capturePath("*.pcap*"))
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw[:min(len(raw), 2000)], int64(0))
+		f.Add(raw[:min(len(raw), 2000)], int64(100*time.Microsecond))
+	}
+	size := func(i int) int { return 20 + i%30 }
+	f.Add(pcapNano(genRecords(1, 50, time.Microsecond, 10, size)), int64(5*time.Microsecond))
+	f.Add(ngNano(genRecords(2, 50, time.Microsecond, 10, size)), int64(3*time.Microsecond))
+	f.Fuzz(func(t *testing.T, data []byte, window int64) {
+		if _, err := NewReader("written", bytes.NewReader(data)); err != nil {
+			return
+		}
+		w := time.Duration(window)
+		got, _ := orderedOf(t, data, w)
+		sameStream(t, got, NewReorder(mustReader(t, data), w))
+	})
+}
