@@ -11,7 +11,7 @@ FUZZMINIMIZE ?= 2s
 BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test bench bench-peers fuzz demo lint clean
+.PHONY: all build test bench bench-peers fuzz mutate demo lint clean
 
 all: build
 
@@ -54,6 +54,19 @@ fuzz:
 # The main job on a bundled capture.
 demo: build
 	$(BIN) replay --ports-per-instance 8 captures/public/ndpi__anyconnect-vpn.pcap
+
+# Mutation testing of the reference engine with gremlins (not in .ci/run:
+# it runs reference/'s tests once per mutant, about half an hour on two
+# cores). Results: build/mutate.log (one line per mutant) and
+# build/mutate.json. GOFLAGS=-count=1: gremlins times the first test run
+# to set each mutant's timeout, and a cached result takes no time (every
+# mutant would then time out).
+GREMLINS_VERSION ?= v0.6.0
+mutate:
+	mkdir -p $(BUILD)
+	$(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)
+	GOFLAGS=-count=1 $$($(GO) env GOPATH)/bin/gremlins unleash --workers 2 --timeout-coefficient 5 \
+		-o $(BUILD)/mutate.json ./reference | tee $(BUILD)/mutate.log
 
 lint:
 	$(GO) vet ./...
