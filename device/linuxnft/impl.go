@@ -51,7 +51,7 @@ func Impl(opt Options) specs.Impl {
 
 // Calibrate measures how late this machine wakes a sleeping goroutine
 // (the 99th percentile of 50 sleeps of 1 ms) and returns opt with a send
-// tolerance of twice that, at least 2 ms.
+// tolerance of twice that, at least 5 ms.
 func Calibrate(opt Options) Options {
 	var late []time.Duration
 	for range 50 {
@@ -60,7 +60,7 @@ func Calibrate(opt Options) Options {
 		late = append(late, time.Since(t0)-time.Millisecond)
 	}
 	slices.Sort(late)
-	opt.Tolerance = max(2*time.Millisecond, 2*late[len(late)*99/100])
+	opt.Tolerance = max(5*time.Millisecond, 2*late[len(late)*99/100])
 	return opt.withDefaults()
 }
 

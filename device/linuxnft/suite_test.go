@@ -78,7 +78,7 @@ var _ = BeforeSuite(func() {
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	var err error
-	matrix, err = livecheck.Verify(ctx, impl, specs.Checks(), nil, 4, nil)
+	matrix, err = livecheck.Verify(ctx, impl, specs.Checks(), nil, livecheck.Options{Parallel: 4, Attempts: 3})
 	Expect(err).NotTo(HaveOccurred())
 	for _, r := range matrix.Rows {
 		for _, res := range r.Cells[0].Results {
