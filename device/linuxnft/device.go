@@ -28,13 +28,13 @@ type Options struct {
 	// every conntrack timer is divided by K. Zero means 1.
 	Scale int
 	// Tolerance is how late a packet may leave against its schedule. A
-	// packet that opens a new profile instant (its time is after the
-	// previous packet's) and leaves later than that is a harness error
-	// (ErrLate): the interval between it and the packets before it is not
-	// the one the check asked for. The packets of a burst (at the profile
-	// time of the packet before) may leave later: the profile clock is
-	// held back by the difference, so that the next instant keeps its
-	// distance from the burst. Zero means 5 ms.
+	// packet that opens a new instant (it comes at least the device's
+	// resolution after the packet before) and leaves later than that is a
+	// harness error (ErrLate): the interval between it and the packets
+	// before it is not the one the check asked for. The packets of a
+	// burst (closer to the packet before) may leave later: the profile
+	// clock is held back by the difference, so that the next instant keeps
+	// its distance from the burst. Zero means 5 ms.
 	Tolerance time.Duration
 	// Settle is how long to wait for a sent packet to come out of the NAT
 	// or to be counted by one of its drop counters before the harness
@@ -83,7 +83,7 @@ type NAT struct {
 	cfg   reference.Config
 	plan  reference.Plan
 	ct    *conntrack.Conn
-	start time.Time // wall time of specs.Origin
+	start time.Time // wall time of specs.Origin, set by the first call
 	last  time.Time // profile time of the last call
 	// lastSent is the profile time of the last packet sent (sent tells
 	// whether there was one): a packet after it opens a new instant.
@@ -177,7 +177,6 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	if n.drops, err = n.readDrops(); err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	n.start = time.Now()
 	n.last = specs.Origin
 	return n, nil
 }
@@ -233,6 +232,11 @@ func (n *NAT) sleepUntil(ctx context.Context, t time.Time, precise bool) error {
 		return fmt.Errorf("linux-nft: time %v before %v: %w", t, n.last, reference.ErrTimeWentBackwards)
 	}
 	n.last = t
+	if n.start.IsZero() {
+		// Origin is the moment of the first call, not of Open's return: a
+		// check may take a while to prepare its first packets.
+		n.start = time.Now().Add(time.Millisecond)
+	}
 	w := n.wall(t)
 	if dl, ok := ctx.Deadline(); ok && w.After(dl) {
 		return fmt.Errorf("linux-nft: profile time +%v is %v of wall clock away: %w", t.Sub(specs.Origin), time.Until(w).Round(time.Second), ErrBudget)
@@ -262,7 +266,9 @@ func (n *NAT) sleepUntil(ctx context.Context, t time.Time, precise bool) error {
 // counted within Options.Settle an error matched by ErrVanished: neither
 // is a verdict.
 func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, error) {
-	opens := !n.sent || p.Time.After(n.lastSent)
+	// A packet within the device's resolution of the one before belongs
+	// to its burst: the device cannot honour a shorter interval anyway.
+	opens := !n.sent || p.Time.Sub(n.lastSent) >= n.opt.resolution()
 	if err := n.sleepUntil(ctx, p.Time, true); err != nil {
 		return specs.Delivery{}, err
 	}
@@ -300,8 +306,8 @@ func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, err
 	for i, f := range frames {
 		var ts time.Time
 		var err error
-		if i == 0 && opens {
-			ts, err = from.SendAt(f, n.wall(p.Time))
+		if w := n.wall(p.Time); i == 0 && time.Until(w) > 0 {
+			ts, err = from.SendAt(f, w)
 		} else {
 			ts, err = from.Send(f)
 		}
