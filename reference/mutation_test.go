@@ -4,6 +4,7 @@ package reference
 // each pins a result that a one-token change to the code would alter.
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -23,6 +24,8 @@ func TestFormatDuration(t *testing.T) {
 		{-250 * time.Millisecond, "-250 ms"},
 		{250 * time.Millisecond, "250 ms"},
 		{1500 * time.Microsecond, "1.5 ms"},
+		{1250 * time.Microsecond, "1.25 ms"},
+		{2*time.Second + 125*time.Millisecond, "2.125 s"},
 		{time.Second - time.Millisecond, "999 ms"},
 		{time.Second, "1 s"},
 		{1500 * time.Millisecond, "1.5 s"},
@@ -372,5 +375,75 @@ func TestFlowIndexRandomized(t *testing.T) {
 		if x.n != len(live) {
 			t.Fatalf("op %d: index counts %d entries, holds %d", op, x.n, len(live))
 		}
+	}
+}
+
+// TestConfigLimits: each limit of a configuration, accepted on one side
+// and refused on the other.
+func TestConfigLimits(t *testing.T) {
+	fronts := func(n int) []netip.Addr {
+		out := make([]netip.Addr, n)
+		for i := range out {
+			out[i] = netip.AddrFrom4([4]byte{203, byte(i >> 8), byte(i), 1})
+		}
+		return out
+	}
+	rfc := func(mod func(*Profile)) Profile { p := RFC(); mod(&p); return p }
+	linux := func(est time.Duration) Profile { ct := DefaultConntrack(); ct.Established = est; return Linux(ct) }
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		field string // "" when accepted
+	}{
+		{"azure-natgw, 16 public IPs", Config{Profile: AzureNATGW(), Frontends: fronts(16)}, ""},
+		{"azure-natgw, 17 public IPs", Config{Profile: AzureNATGW(), Frontends: fronts(17)}, "frontends"},
+		{"1,024 frontends", Config{Frontends: fronts(1024)}, ""},
+		{"1,025 frontends", Config{Frontends: fronts(1025)}, "frontends"},
+		{"azure-lb, TCP only", Config{Frontends: fronts(1), Protocols: TCPOnly}, ""},
+		{"azure-natgw, TCP only", Config{Profile: AzureNATGW(), Frontends: fronts(1), Protocols: TCPOnly}, "protocol"},
+		{"rfc, endpoint-independent filtering", Config{Profile: rfc(func(p *Profile) { p.Filtering = FilterEndpointIndependent }), Frontends: fronts(1)}, ""},
+		{"an unknown filtering", Config{Profile: rfc(func(p *Profile) { p.Filtering = FilterEndpointIndependent + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown timers strategy", Config{Profile: rfc(func(p *Profile) { p.Timers = TimersRFC + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown quota", Config{Profile: rfc(func(p *Profile) { p.Quota = QuotaShared + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown port choice", Config{Profile: rfc(func(p *Profile) { p.PortChoice = PortParity + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown mapping", Config{Profile: rfc(func(p *Profile) { p.Mapping = MappingFiveTuple + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"rfc from port 2", Config{Profile: rfc(func(p *Profile) { p.FirstPort, p.PortsPerIP = 2, 65534 }), Frontends: fronts(1)}, "profile rfc: port range"},
+		{"linux, ESTABLISHED at the longest hold", Config{Profile: linux(maxHold), Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1")}}, ""},
+		{"linux, ESTABLISHED past it", Config{Profile: linux(maxHold + 1), Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1")}}, "profile linux: timer"},
+		{"the second backend twice", Config{Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.2")}}, "backend #3"},
+	} {
+		if tc.cfg.Backends == nil {
+			tc.cfg.Backends = []netip.Addr{ip("10.0.0.1")}
+		}
+		_, err := New(tc.cfg)
+		var ce *ConfigError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &ce) || ce.Field != tc.field):
+			t.Errorf("%s: %v, want a *ConfigError on %q", tc.name, err, tc.field)
+		}
+	}
+	if _, ok := behaviorEnd.About(); ok || behaviorEnd.Title() != "" || R7.Title() == "" {
+		t.Errorf("About/Title past the last ID: %v %q; R7's title %q", ok, behaviorEnd.Title(), R7.Title())
+	}
+	if a, ok := R7.About(); !ok || a.ID != R7 {
+		t.Errorf("R7.About() = %+v, %v", a, ok)
+	}
+}
+
+// TestTakeNeverPassesTheLastBlock: an IP of 7,999 blocks leaves the last
+// bit of its last bitmap word unused; a search that starts among used
+// blocks finds none free rather than that bit (B1, B4).
+func TestTakeNeverPassesTheLastBlock(t *testing.T) {
+	p := AzureLB()
+	p.PortsPerIP = 63992
+	a := newAllocator(&p, 1, 1, 8)
+	for g := range a.total() {
+		a.used[g/64] |= 1 << (g % 64)
+	}
+	a.firstFree = 7990
+	if got := a.take(1); got != nil {
+		t.Errorf("take(1) on a full IP of 7,999 blocks = %v, want nothing", got)
 	}
 }
