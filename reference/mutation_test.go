@@ -447,3 +447,92 @@ func TestTakeNeverPassesTheLastBlock(t *testing.T) {
 		t.Errorf("take(1) on a full IP of 7,999 blocks = %v, want nothing", got)
 	}
 }
+
+// TestSharedInventories: azure-natgw's instances share every frontend IP's
+// ports (G1); rfc's use those of the IP paired with them (R3).
+func TestSharedInventories(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2")}
+	bk := []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")}
+	e, err := New(Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, PoolSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := e.Plan()
+	wantRanges := []PortRange{{fr[0], 1024, 65535}, {fr[1], 1024, 65535}}
+	if !pl.Shared || pl.PerInstance != 2*64512 || len(pl.Instances) != 4 || pl.MaxPool != 4 {
+		t.Fatalf("azure-natgw plan: %+v", pl)
+	}
+	for i, in := range pl.Instances {
+		if in.Ports != 2*64512 || !slices.Equal(in.Ranges, wantRanges) || (i < 3) != in.Inside.IsValid() || (i < 3 && in.Inside != bk[i]) {
+			t.Errorf("azure-natgw instance %d: %+v", i, in)
+		}
+	}
+	for _, f := range pl.Frontends {
+		if f.Free != 64512 || f.Allocated != 0 {
+			t.Errorf("azure-natgw frontend %+v, want 64,512 free, none handed out", f)
+		}
+	}
+	for _, s := range e.Stats() {
+		if s.Allocated != 2*64512 || len(s.PerIP) != 2 || s.PerIP[0].Allocated != 64512 || s.PerIP[1].IP != fr[1] {
+			t.Errorf("azure-natgw stats %+v", s)
+		}
+	}
+	r, err := New(Config{Profile: RFC(), Frontends: fr, Backends: bk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range r.Stats() {
+		if s.Allocated != 65535 || len(s.PerIP) != 1 || s.PerIP[0].IP != fr[s.Instance%2] || s.PerIP[0].Allocated != 65535 {
+			t.Errorf("rfc stats of instance %d: %+v, want the paired IP %v only", s.Instance, s, fr[s.Instance%2])
+		}
+	}
+}
+
+// TestProfileSettings: settings a profile does not have, and the rfc
+// profile's timer minimums (R4–R6), refused with the item that says so.
+func TestProfileSettings(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1")}
+	bk := []netip.Addr{ip("10.0.0.1")}
+	rfc := func(mod func(*RFCTimers), echo bool) Profile {
+		p := RFC()
+		p.ICMPEcho = echo
+		mod(&p.RFC)
+		return p
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		field string
+		b     Behavior
+	}{
+		{"azure-lb without frontends", Config{Backends: bk}, "frontends", B1},
+		{"azure-natgw without frontends", Config{Profile: AzureNATGW(), Backends: bk}, "frontends", G1},
+		{"rfc without frontends", Config{Profile: RFC(), Backends: bk}, "frontends", R3},
+		{"azure-natgw with ports per instance", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, PortsPerInstance: 8}, "ports per instance", G1},
+		{"rfc with ports per instance", Config{Profile: RFC(), Frontends: fr, Backends: bk, PortsPerInstance: 8}, "ports per instance", R3},
+		{"azure-natgw, idle 3 min", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, IdleTimeout: 3 * time.Minute}, "idle timeout", G5},
+		{"azure-lb, idle 3 min", Config{Frontends: fr, Backends: bk, IdleTimeout: 3 * time.Minute}, "idle timeout", B12},
+		{"rfc with an idle timeout", Config{Profile: RFC(), Frontends: fr, Backends: bk, IdleTimeout: 4 * time.Minute}, "idle timeout", NoBehavior},
+		{"rfc without one", Config{Profile: RFC(), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"azure-natgw with tcpResetOnIdle", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, TCPResetOnIdle: true}, "tcp reset on idle", B14},
+		{"a backend that is a frontend", Config{Frontends: fr, Backends: []netip.Addr{ip("10.0.0.1"), fr[0]}}, "backend #2", NoBehavior},
+		{"rfc, UDP timer 2 min", Config{Profile: rfc(func(r *RFCTimers) { r.UDP = 2 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, UDP timer under 2 min", Config{Profile: rfc(func(r *RFCTimers) { r.UDP = 2*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: UDP mapping timer", R4},
+		{"rfc, established 124 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPEstablished = 124 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, established under 124 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPEstablished = 124*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: TCP established idle timeout", R5},
+		{"rfc, transitory 4 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPTransitory = 4 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, transitory under 4 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPTransitory = 4*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: TCP transitory idle timeout", R5},
+		{"rfc, ICMP 60 s", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, ICMP under 60 s", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: ICMP query timer", R6},
+		{"rfc without ICMP echo, no ICMP timer", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = 0 }, false), Frontends: fr, Backends: bk}, "", NoBehavior},
+	} {
+		_, err := New(tc.cfg)
+		var ce *ConfigError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &ce) || ce.Field != tc.field || ce.Behavior != tc.b):
+			t.Errorf("%s: %v, want a *ConfigError on %q (%v)", tc.name, err, tc.field, tc.b)
+		}
+	}
+}
