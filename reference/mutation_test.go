@@ -536,3 +536,25 @@ func TestProfileSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestConntrackNumbers: the kernel defaults of SEMANTICS.md L5–L7, a
+// snapshot written by String read back the same, and an error without a
+// line says none.
+func TestConntrackNumbers(t *testing.T) {
+	s := time.Second
+	want := Conntrack{SynSent: 120 * s, SynRecv: 60 * s, Established: 432000 * s, FinWait: 120 * s, CloseWait: 60 * s,
+		LastAck: 30 * s, TimeWait: 120 * s, Close: 10 * s, Unacknowledged: 300 * s, UDP: 30 * s, UDPStream: 120 * s,
+		ICMP: 30 * s, StreamAfter: 2 * s, Loose: true}
+	if got := DefaultConntrack(); got != want {
+		t.Errorf("DefaultConntrack() = %+v, want %+v", got, want)
+	}
+	c := want
+	c.Established, c.UDP, c.Loose = 7200*s, 45*s, false
+	back, err := ParseSysctl(strings.NewReader(c.String()), "written")
+	if err != nil || back != c {
+		t.Errorf("ParseSysctl(String()) = %+v, %v; want %+v", back, err, c)
+	}
+	if _, err := ParseSysctl(strings.NewReader("net.ipv4.ip_forward = 1\n"), "snap.txt"); err == nil || !strings.HasPrefix(err.Error(), "sysctl snap.txt: no ") {
+		t.Errorf("a snapshot without conntrack: %v, want \"sysctl snap.txt: no …\" (no line)", err)
+	}
+}
