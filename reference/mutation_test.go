@@ -125,11 +125,16 @@ func TestStatsAndDrops(t *testing.T) {
 	if s := tcp(); s.InUse != 2 || s.PerIP[0].InUse != 2 || s.Peak != 3 || s.Releases[ReleaseRST] != 2 {
 		t.Fatalf("after two RST releases: %+v, want 2 ports in use (1024 still carries a flow), peak 3, 2 RST releases", s)
 	}
-	for i := range 8 {
-		h.out(17*time.Second, TCP, fmt.Sprintf("10.0.0.1:%d", 3000+i), a, SYN)
+	h.mustOut(16*time.Second, TCP, "10.0.0.1:2000", b, RST) // the last flow on 1024
+	h.advance(31 * time.Second)
+	if s := tcp(); s.InUse != 1 || s.PerIP[0].InUse != 1 {
+		t.Fatalf("with one flow left: %+v, want 1 port in use", s)
 	}
-	if s, d := tcp(), h.e.Drops(); s.ExhaustionDrops != 1 || d[DropExhausted] != 1 || s.FirstExhaustion != t0.Add(17*time.Second) {
-		t.Errorf("exhaustion (7 ports free toward a, 8 new flows): %d drops in Stats, %d in Drops, first at %v; want 1, 1, +17s", s.ExhaustionDrops, d[DropExhausted], s.FirstExhaustion.Sub(t0))
+	for i := range 8 {
+		h.out(32*time.Second, TCP, fmt.Sprintf("10.0.0.1:%d", 3000+i), a, SYN)
+	}
+	if s, d := tcp(), h.e.Drops(); s.ExhaustionDrops != 1 || d[DropExhausted] != 1 || s.FirstExhaustion != t0.Add(32*time.Second) {
+		t.Errorf("exhaustion (7 ports free toward a, 8 new flows): %d drops in Stats, %d in Drops, first at %v; want 1, 1, +32s", s.ExhaustionDrops, d[DropExhausted], s.FirstExhaustion.Sub(t0))
 	}
 	// Per-IP stats are kept in frontend order whatever order they appear in.
 	var st protoStat
@@ -159,6 +164,10 @@ func TestVerdictsOfNoInstance(t *testing.T) {
 	if v := h.in(2*time.Second, TCP, "198.51.100.9:443", "203.0.113.1:1024", ACK); v.Instance != -1 || v.Reason != DropUnsolicited {
 		t.Errorf("unsolicited inbound: %+v, want dropped unsolicited, instance -1", v)
 	}
+	if v := h.in(2*time.Second, TCP, "198.51.100.9:443", "198.51.100.200:1024", ACK); v.Instance != -1 || v.Reason != DropUnsolicited {
+		t.Errorf("inbound to an address that is no frontend: %+v, want dropped unsolicited, instance -1", v)
+	}
+	h.events = h.events[:1]
 	if v := h.out(2*time.Second, TCP, "10.9.9.9:1000", "198.51.100.1:443", SYN); v.Instance != -1 || v.Reason != DropNoInstance {
 		t.Errorf("from no instance: %+v, want instance -1", v)
 	}
@@ -556,5 +565,60 @@ func TestConntrackNumbers(t *testing.T) {
 	}
 	if _, err := ParseSysctl(strings.NewReader("net.ipv4.ip_forward = 1\n"), "snap.txt"); err == nil || !strings.HasPrefix(err.Error(), "sysctl snap.txt: no ") {
 		t.Errorf("a snapshot without conntrack: %v, want \"sysctl snap.txt: no …\" (no line)", err)
+	}
+}
+
+// TestOtherProfilesInTheEngine: paths of the engine that only the other
+// profiles take (their own suites run them against their models; these
+// pin them in this package too).
+func TestOtherProfilesInTheEngine(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1")}
+	bk := []netip.Addr{ip("10.0.0.1")}
+	open := func(p Profile) *harness {
+		t.Helper()
+		return newHarness(t, Config{Profile: p, Frontends: fr, Backends: bk})
+	}
+	// rfc: ICMP echo is translated (R6); one UDP mapping for every
+	// destination (R1), and a reply from a destination it sent to passes
+	// address-and-port filtering (R2); a second TCP connection of one
+	// inside endpoint reuses its public endpoint (an R1 event).
+	h := open(RFC())
+	if v := h.out(0, ICMP, "10.0.0.1:7", "198.51.100.1:0", 0); v.Action != Translated {
+		t.Errorf("rfc: ICMP echo %v, want translated (R6)", v)
+	}
+	a := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+	b := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.2:53", 0)
+	if a != b {
+		t.Errorf("rfc: one inside endpoint mapped to %v and %v, want one mapping (R1)", a, b)
+	}
+	if v := h.in(time.Second, UDP, "198.51.100.2:53", b.String(), 0); v.Action != Translated {
+		t.Errorf("rfc: a reply from the second destination %v, want translated (R2)", v)
+	}
+	h.mustOut(time.Second, TCP, "10.0.0.1:6000", "198.51.100.1:443", SYN)
+	h.mustOut(time.Second, TCP, "10.0.0.1:6000", "198.51.100.2:443", SYN) // a second connection of one endpoint
+	reused := false
+	for _, ev := range h.events {
+		reused = reused || ev.Kind == MappingReused && ev.Behavior == R1
+	}
+	if !reused {
+		t.Errorf("rfc: no mapping-reused event citing R1 in %v", h.events)
+	}
+	// azure-natgw: a TCP flow with no answer is closed after 30 s (G4), a
+	// UDP one is not; a TCP packet with no flow is answered with a RST
+	// (G6), a UDP one dropped.
+	for _, tc := range []struct {
+		proto Proto
+		at    time.Duration
+		want  Action
+	}{{TCP, 30*time.Second - 1, Translated}, {TCP, 30 * time.Second, Reset}, {UDP, 30 * time.Second, Translated}} {
+		h := open(AzureNATGW())
+		snat := h.mustOut(0, tc.proto, "10.0.0.1:5000", "198.51.100.1:443", SYN)
+		if v := h.in(tc.at, tc.proto, "198.51.100.1:443", snat.String(), SYN|ACK); v.Action != tc.want {
+			t.Errorf("azure-natgw: a %v reply %v after the first packet: %v, want %v (G4, G6)", tc.proto, tc.at, v.Action, tc.want)
+		}
+	}
+	h = open(AzureNATGW())
+	if v := h.in(0, UDP, "198.51.100.1:53", "203.0.113.1:2000", 0); v.Action != Dropped {
+		t.Errorf("azure-natgw: unsolicited UDP %v, want dropped", v.Action)
 	}
 }
