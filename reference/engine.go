@@ -226,7 +226,9 @@ type Engine struct {
 	tombQ           []tombEntry
 
 	drops [dropEnd]uint64
-	emit  []Packet
+	// warmed is a sink for Warm's loads.
+	warmed uint32
+	emit   []Packet
 }
 
 // wheelShift makes a bucket 2^30 ns, about 1.07 s: below the shortest hold
