@@ -21,3 +21,7 @@ func mapFile(f *os.File, size int64) []byte {
 }
 
 func unmapFile(b []byte) { _ = syscall.Munmap(b) }
+
+// releaseMapped drops b's pages from the process's resident memory (they
+// stay in the page cache; reading them again maps them again).
+func releaseMapped(b []byte) { _ = syscall.Madvise(b, syscall.MADV_DONTNEED) }

@@ -124,8 +124,10 @@ type Reader struct {
 	closer io.Closer
 	at     io.ReaderAt
 	// mapped: buf is the whole file, mapped read-only (OpenScan); fill
-	// has nothing more to read and must not move bytes.
-	mapped bool
+	// has nothing more to read and must not move bytes. Pages before
+	// released have been dropped from resident memory.
+	mapped   bool
+	released int
 	src    *source
 	br     *bufio.Reader
 	format Format
@@ -200,6 +202,14 @@ func OpenScan(path, name string) (*Reader, error) {
 	r.closer = unmapper(mapped)
 	return r, nil
 }
+
+// A mapped file's pages are released from resident memory every
+// releaseEvery bytes read; pageSize aligns the cut (a multiple of the
+// page size of every platform Go maps files on).
+const (
+	releaseEvery = 16 << 20
+	pageSize     = 64 << 10
+)
 
 // unmapper closes a mapping.
 type unmapper []byte
@@ -416,6 +426,14 @@ func (r *Reader) readPCAP() (pcapHead, []byte, error) {
 		// The record was read whole: an I/O error after it is not its fault.
 		r.err = r.recordError(r.n+1, h.offset, r.tooLong(int(caplen)))
 		return h, nil, r.err
+	}
+	if r.mapped && r.rd-r.released >= releaseEvery {
+		// The records before this one are done with: their pages leave
+		// the process's resident memory, which would otherwise grow to
+		// the file's size (the page cache keeps them).
+		cut := r.rd &^ (pageSize - 1)
+		releaseMapped(r.buf[r.released:cut])
+		r.released = cut
 	}
 	data := r.buf[r.rd+pcapRecord : r.rd+n : r.rd+n] // capped: appending must not reach the next record
 	r.rd += n
