@@ -27,6 +27,12 @@ type Conntrack struct {
 	UDP, UDPStream time.Duration
 	// ICMP is nf_conntrack_icmp_timeout (L10).
 	ICMP time.Duration
+	// StreamAfter is how long after its start a replied UDP flow must
+	// still send to get the stream timeout (L7): the kernel's fixed 2 s
+	// (2*HZ), not a sysctl. A device whose timers run K times faster than
+	// profile time (a live check with a time scale) has it K times longer
+	// in profile time.
+	StreamAfter time.Duration
 	// Loose is nf_conntrack_tcp_loose: a TCP packet other than a SYN may
 	// open a flow (L9).
 	Loose bool
@@ -40,7 +46,7 @@ func DefaultConntrack() Conntrack {
 		FinWait: 120 * time.Second, CloseWait: 60 * time.Second, LastAck: 30 * time.Second,
 		TimeWait: 120 * time.Second, Close: 10 * time.Second, Unacknowledged: 300 * time.Second,
 		UDP: 30 * time.Second, UDPStream: 120 * time.Second, ICMP: 30 * time.Second,
-		Loose: true,
+		StreamAfter: 2 * time.Second, Loose: true,
 	}
 }
 

@@ -1,7 +1,5 @@
 package reference
 
-import "time"
-
 // Connection-tracking TCP states, in the kernel's order
 // (nf_conntrack_proto_tcp.c).
 const (
@@ -87,10 +85,6 @@ const (
 	ctSimultaneous = 1 << 10
 )
 
-// udpStream is how long after its start a replied UDP flow's packet makes
-// it a stream (L7: the kernel's 2 s).
-const udpStream = int64(2 * time.Second)
-
 // conntrack is the linux profile's lifecycle (TimersConntrack): the
 // kernel's connection tracking, its timeouts those of the profile's
 // Conntrack (the device's sysctls). Every packet of a flow restarts the
@@ -105,7 +99,7 @@ type conntrack struct {
 	// ext holds per flow ID the TCP tracking state, or a UDP flow's start.
 	ext                                                                  []uint64
 	synSent, synRecv, est, finWait, closeWait, lastAck, timeWait, closeT int64
-	unack, udp, udpStream, icmp                                          int64
+	unack, udp, udpStream, icmp, streamAfter                             int64
 	loose                                                                bool
 }
 
@@ -113,7 +107,7 @@ func newConntrack(e *Engine) *conntrack {
 	c := e.prof.Conntrack
 	return &conntrack{synSent: int64(c.SynSent), synRecv: int64(c.SynRecv), est: int64(c.Established),
 		finWait: int64(c.FinWait), closeWait: int64(c.CloseWait), lastAck: int64(c.LastAck), timeWait: int64(c.TimeWait),
-		closeT: int64(c.Close), unack: int64(c.Unacknowledged), udp: int64(c.UDP), udpStream: int64(c.UDPStream),
+		closeT: int64(c.Close), unack: int64(c.Unacknowledged), udp: int64(c.UDP), udpStream: int64(c.UDPStream), streamAfter: int64(c.StreamAfter),
 		icmp: int64(c.ICMP), loose: c.Loose && !e.cfg.Strict}
 }
 
@@ -171,7 +165,7 @@ func (c *conntrack) touch(e *Engine, f *flow, id uint32, t int64, flags TCPFlags
 	switch f.proto {
 	case UDP:
 		d := c.udp
-		if f.state&stIn != 0 && t-int64(c.ext[id]) > udpStream {
+		if f.state&stIn != 0 && t-int64(c.ext[id]) > c.streamAfter {
 			d = c.udpStream
 		}
 		e.setDeadline(f, id, t+d)

@@ -98,8 +98,8 @@ func packKey(a uint32, ap uint16, b uint32, bp uint16, proto Proto) key {
 // B6/B7 for azure-lb (a UDP mapping per destination IP), the full 5-tuple
 // for linux and azure-natgw (L3, G3), the inside endpoint alone for rfc's
 // UDP and ICMP mappings (R1).
-func (e *Engine) keyIP(proto Proto, ip uint32) uint32     { return ip & e.kIP[proto&31] }
-func (e *Engine) keyPort(proto Proto, port uint16) uint16 { return port & e.kPort[proto&31] }
+func (e *Engine) keyIP(proto Proto, ip uint32) uint32     { return ip & e.kMask[proto&31].ip }
+func (e *Engine) keyPort(proto Proto, port uint16) uint16 { return port & e.kMask[proto&31].port }
 func (e *Engine) flowKeyPort(f *flow) uint16              { return e.keyPort(f.proto, f.dstPort) }
 func (e *Engine) outKey(f *flow) key {
 	return packKey(f.inIP, f.inPort, e.keyIP(f.proto, f.dstIP), e.flowKeyPort(f), f.proto)
@@ -181,35 +181,41 @@ type tombEntry struct {
 // for concurrent use: a replay that uses several cores gives each its own
 // engine and its own instances (their port ranges are disjoint, B5).
 type Engine struct {
-	cfg                  Config
-	prof                 *Profile
-	obs                  Observer
-	idle, finHold, rstHl int64
-	now                  int64
-	started              bool
+	// What every packet reads comes first, to share cache lines: the
+	// clock, the seams (strategy.go, chosen in New from the profile; hold
+	// is life when it is the hold timers, called directly, so that the
+	// packet path of azure-lb pays no interface call for its timers), the
+	// frontends, the flow table and its indexes.
+	now, nextTimer     int64
+	started            bool
+	hairpin, fragments bool   // Profile.Hairpin, Profile.Fragments
+	carry              uint64 // bit p set: protocol p is translated (B15, L10, G8, R6)
+	hold               *holdTimers
+	life               lifecycle
+	filt               filter
+	front              []netip.Addr // cfg.Frontends
+	flows              []flow
+	out, in            flowIndex
+	kMask              [32]keyMask
+	ids                behaviorIDs
+	pick               picker
+	emit               []Packet
 
+	cfg      Config
+	prof     *Profile
+	obs      Observer
+	idle     int64 // Config.IdleTimeout: how long C7 remembers a flow
 	front4   []uint32
 	frontIdx map[uint32]uint16
 	backIdx  map[uint32]int32
 	alloc    *allocator
 	insts    []instance
 
-	flows   []flow
 	freeIDs []uint32
 	live    int
-	out, in flowIndex
 	dests   map[destKey]*destRec
 	peers   peerSet
 	refs    [3][][]uint32
-
-	// The seams (strategy.go), chosen in New from the profile.
-	kIP     [32]uint32
-	kPort   [32]uint16
-	ids     behaviorIDs
-	carries [256]bool // protocols translated (B15, L10, G8, R6)
-	pick    picker
-	life    lifecycle
-	filt    filter
 
 	// The timing wheel: buckets of 2^wheelShift ns; flows sit in the bucket
 	// of a deadline no later than their own (idle refreshes do not move
@@ -220,7 +226,6 @@ type Engine struct {
 	cursor    int64 // buckets below cursor have been loaded into due
 	due       []dueEntry
 	duePos    int
-	nextTimer int64
 
 	tombOut, tombIn map[key]tomb
 	tombQ           []tombEntry
@@ -228,7 +233,6 @@ type Engine struct {
 	drops [dropEnd]uint64
 	// warmed is a sink for Warm's loads.
 	warmed uint32
-	emit   []Packet
 }
 
 // wheelShift makes a bucket 2^30 ns, about 1.07 s: below the shortest hold
@@ -244,7 +248,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: c, obs: c.Observer,
-		idle: int64(c.IdleTimeout), finHold: int64(c.Profile.FINHold), rstHl: int64(c.Profile.RSTHold),
+		idle:     int64(c.IdleTimeout),
 		frontIdx: make(map[uint32]uint16, len(c.Frontends)),
 		backIdx:  make(map[uint32]int32, len(c.Backends)),
 		out:      newFlowIndex(1024), in: newFlowIndex(1024),
@@ -259,10 +263,12 @@ func New(cfg Config) (*Engine, error) {
 	for i := range e.refs {
 		e.refs[i] = make([][]uint32, len(c.Frontends))
 	}
-	for _, pr := range []Proto{TCP, UDP} {
-		e.carries[pr] = c.Protocols.carries(pr)
+	for _, pr := range []Proto{TCP, UDP, ICMP} {
+		if (pr == ICMP && e.prof.ICMPEcho) || (pr != ICMP && c.Protocols.carries(pr)) {
+			e.carry |= 1 << pr
+		}
 	}
-	e.carries[ICMP] = e.prof.ICMPEcho
+	e.front, e.hairpin, e.fragments = c.Frontends, e.prof.Hairpin, e.prof.Fragments
 	e.strategies()
 	// The wheel spans more than the longest deadline a packet can set, up
 	// to 2^16 buckets (19.5 h); a longer deadline is filed again each time
@@ -420,10 +426,10 @@ func (e *Engine) admit(p *Packet) DropReason {
 	if p.Malformed {
 		return DropMalformed
 	}
-	if p.Fragment && !e.prof.Fragments {
+	if p.Fragment && !e.fragments {
 		return DropFragment
 	}
-	if !e.carries[p.Tuple.Proto] || p.ICMPOther || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
+	if !e.carries(p.Tuple.Proto) || p.ICMPOther || !p.Tuple.Src.Addr().Is4() || !p.Tuple.Dst.Addr().Is4() {
 		return DropUnsupported
 	}
 	return NotDropped
@@ -447,7 +453,7 @@ func (e *Engine) lookup(x *flowIndex, h uint64, k key, inbound bool) (uint32, bo
 }
 
 func (e *Engine) snat(f *flow) netip.AddrPort {
-	return netip.AddrPortFrom(e.cfg.Frontends[f.snatIP], f.snatPort)
+	return netip.AddrPortFrom(e.front[f.snatIP], f.snatPort)
 }
 
 func (e *Engine) outbound(p *Packet, t int64) Verdict {
@@ -468,7 +474,7 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 	}
 	v := Verdict{Action: Translated, Behavior: e.ids.out[f.proto&31], Instance: int(f.inst),
 		Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
-	switch e.life.touch(e, f, id, t, p.Flags, stOut) {
+	switch e.touch(f, id, t, p.Flags, stOut) {
 	case stepPass, stepIgnore:
 	case stepInvalid:
 		return e.drop(p, DropInvalid, L11, int(f.inst))
@@ -478,16 +484,19 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 		e.releaseNow(id, t)
 		return e.newFlow(p, t, k, h, inIP)
 	}
-	if e.prof.Hairpin {
-		return e.hairpin(p, t, v)
+	if e.hairpin {
+		return e.hairpinned(p, t, v)
 	}
 	return v
 }
 
-// hairpin sends translated outbound v back in when its destination is a
+// carries reports whether the engine translates protocol p.
+func (e *Engine) carries(p Proto) bool { return p < 64 && e.carry>>p&1 != 0 }
+
+// hairpinned sends translated outbound v back in when its destination is a
 // public endpoint of the NAT (R7): it enters as an inbound packet from the
 // sender's SNAT endpoint, and is filtered like one.
-func (e *Engine) hairpin(p *Packet, t int64, v Verdict) Verdict {
+func (e *Engine) hairpinned(p *Packet, t int64, v Verdict) Verdict {
 	if _, ok := e.frontIndex(v4(v.Tuple.Dst.Addr())); !ok {
 		return v
 	}
@@ -530,7 +539,7 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 	}
 	id, f, shared := e.addFlow(flow{inIP: inIP, dstIP: v4(tu.Dst.Addr()), inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
 		snatIP: ip, snatPort: port, slot: slot, inst: uint32(inst), proto: tu.Proto, state: stLive}, h, t)
-	st := e.life.touch(e, f, id, t, p.Flags, stOut)
+	st := e.touch(f, id, t, p.Flags, stOut)
 	e.link(id)
 	b := e.ids.opened[f.proto&31]
 	if !fresh && e.ids.reuse != NoBehavior {
@@ -551,8 +560,8 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 	if st == stepKill {
 		e.releaseNow(id, t)
 	}
-	if e.prof.Hairpin {
-		return e.hairpin(p, t, v)
+	if e.hairpin {
+		return e.hairpinned(p, t, v)
 	}
 	return v
 }
@@ -578,6 +587,15 @@ func (e *Engine) addFlow(nf flow, h uint64, t int64) (id uint32, f *flow, shared
 	e.pick.added(e, id)
 	e.life.start(e, f, id, t)
 	return id, f, shared
+}
+
+// touch applies a packet with flags, travelling in direction dir, to flow
+// f through the engine's lifecycle.
+func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) step {
+	if h := e.hold; h != nil {
+		return h.touch(e, f, id, t, flags, dir)
+	}
+	return e.life.touch(e, f, id, t, flags, dir)
 }
 
 // releaseNow releases flow id at t, as its lifecycle names it (L6).
@@ -651,7 +669,7 @@ func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 	}
 	v := Verdict{Action: Translated, Behavior: e.ids.in[f.proto&31], Instance: int(f.inst),
 		Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
-	switch e.life.touch(e, f, id, t, p.Flags, stIn) {
+	switch e.touch(f, id, t, p.Flags, stIn) {
 	case stepInvalid:
 		return e.drop(p, DropInvalid, L11, int(f.inst))
 	case stepKill:

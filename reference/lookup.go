@@ -8,7 +8,7 @@ import "net/netip"
 // is how a replay turns a recorded reply into what the server sent to the
 // SNAT IP:port.
 func (e *Engine) Lookup(out Tuple) (netip.AddrPort, bool) {
-	if !e.carries[out.Proto] || !out.Src.Addr().Is4() || !out.Dst.Addr().Is4() {
+	if !e.carries(out.Proto) || !out.Src.Addr().Is4() || !out.Dst.Addr().Is4() {
 		return netip.AddrPort{}, false
 	}
 	k := packKey(v4(out.Src.Addr()), out.Src.Port(), e.keyIP(out.Proto, v4(out.Dst.Addr())), e.keyPort(out.Proto, out.Dst.Port()), out.Proto)

@@ -155,29 +155,35 @@ func (p Profile) Cites(r DropReason) Behavior {
 	return NoBehavior
 }
 
+// keyMask is the part of a destination IP and port that keys a flow of
+// one protocol: kept side by side so that a key costs one cache line.
+type keyMask struct {
+	ip   uint32
+	port uint16
+}
+
 // keyMasks returns, per protocol, the masks of the destination IP and
 // port in a flow's key (Profile.Mapping).
-func keyMasks(m Mapping) (ip [32]uint32, port [32]uint16) {
+func keyMasks(m Mapping) (km [32]keyMask) {
 	for _, pr := range []Proto{TCP, UDP, ICMP} {
-		ip[pr&31], port[pr&31] = ^uint32(0), ^uint16(0)
+		km[pr&31] = keyMask{^uint32(0), ^uint16(0)}
 	}
 	switch m {
 	case MappingPerDestination:
-		port[UDP&31] = 0 // B7: one UDP mapping per destination IP
+		km[UDP&31].port = 0 // B7: one UDP mapping per destination IP
 	case MappingEndpointIndependent:
 		// R1: a UDP or ICMP mapping per inside endpoint; TCP connections
 		// stay per 5-tuple, sharing the endpoint's public one (rfcPicker).
-		ip[UDP&31], port[UDP&31] = 0, 0
-		ip[ICMP&31], port[ICMP&31] = 0, 0
+		km[UDP&31], km[ICMP&31] = keyMask{}, keyMask{}
 	}
-	port[ICMP&31] = 0 // an echo's remote side has no port
-	return ip, port
+	km[ICMP&31].port = 0 // an echo's remote side has no port
+	return km
 }
 
 // strategies builds the seams of profile p for an engine.
 func (e *Engine) strategies() {
 	p := e.prof
-	e.kIP, e.kPort = keyMasks(p.Mapping)
+	e.kMask = keyMasks(p.Mapping)
 	e.ids = idsFor(p.Name)
 	switch p.Timers {
 	case TimersConntrack:
@@ -185,7 +191,8 @@ func (e *Engine) strategies() {
 	case TimersRFC:
 		e.life = &rfcTimers{t: p.RFC, strict: e.cfg.Strict}
 	default:
-		e.life = newHoldTimers(e)
+		e.hold = newHoldTimers(e)
+		e.life = e.hold
 	}
 	switch p.PortChoice {
 	case PortPreserve:

@@ -299,7 +299,7 @@ func (w *worker) warm(b *batch, items []item) {
 func (w *worker) begin(start time.Time) {
 	w.begun = true
 	w.start = start
-	w.sampleStep = time.Second
+	w.sampleStep = firstSampleStep
 	w.nextSample = start
 }
 
@@ -489,14 +489,18 @@ func dropNote(v reference.Verdict) string {
 }
 
 // The plot's time series is a grid from the first record's time, one
-// point a second at first; when it would pass maxSamples points, every
-// other point goes and the step doubles. sampleBudget bounds the
+// point a millisecond at first (firstSampleStep); when it would pass
+// maxSamples points, every other point goes and the step doubles. sampleBudget bounds the
 // instance × point figures kept, so that memory does not grow with the
 // pool: 20,000 instances get 100 points.
 const (
-	maxSamples   = 4096
-	minSamples   = 64
-	sampleBudget = 2 << 20
+	// firstSampleStep is fine enough that a burst in a short capture rises
+	// where it happens, not at the next whole second; a longer capture
+	// coarsens the grid as it goes.
+	firstSampleStep = time.Millisecond
+	maxSamples      = 4096
+	minSamples      = 64
+	sampleBudget    = 2 << 20
 )
 
 // sampleLimit is the number of grid points kept for n instances.

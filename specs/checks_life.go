@@ -19,8 +19,10 @@ type life struct {
 	title string
 	proto reference.Proto
 	// packets are the flow's: out from the inside endpoint to the remote,
-	// in from the remote to the flow's SNAT endpoint.
-	packets []tp
+	// in from the remote to the flow's SNAT endpoint; packetsOf, when set,
+	// computes them from the profile's numbers instead.
+	packets   []tp
+	packetsOf func(reference.Profile) []tp
 	// release is T, from the profile's numbers.
 	release func(reference.Profile) time.Duration
 	// probe is the inbound probe's TCP flags (ACK if zero).
@@ -59,7 +61,13 @@ func play(p *Probe, s *Session, proto reference.Proto, inside, remote netip.Addr
 func (l life) check() Check {
 	return Check{ID: l.id, Title: l.title, Needs: l.needs, Run: func(p *Probe) {
 		T := l.release(p.Profile())
-		for _, at := range []time.Duration{T - p.Epsilon(), T} {
+		packets := l.packets
+		if l.packetsOf != nil {
+			packets = l.packetsOf(p.Profile())
+		}
+		// Gone is probed at T on the engine (B13's boundary); a live
+		// device, whose resolution is coarser, is given it past T.
+		for _, at := range []time.Duration{T - p.Epsilon(), T + p.Epsilon() - time.Millisecond} {
 			c := config(1, 1, 0)
 			if l.cfg != nil {
 				l.cfg(&c)
@@ -70,7 +78,7 @@ func (l life) check() Check {
 			if l.proto == udp {
 				remote = server(0, 53)
 			}
-			first := play(p, s, l.proto, inside, remote, l.packets, nil)
+			first := play(p, s, l.proto, inside, remote, packets, nil)
 			flags := l.probe
 			if flags == 0 && l.proto == tcp {
 				flags = ack

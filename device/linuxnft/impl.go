@@ -76,6 +76,9 @@ const EstablishedCap = 600 * time.Second
 // EstablishedCap: no known differences.
 func LinuxImpl(opt Options, ct reference.Conntrack) specs.Impl {
 	ct.Established = min(ct.Established, EstablishedCap)
+	// The kernel's 2 s after which a replied UDP flow is a stream (L7) is
+	// wall-clock time, not a sysctl: K times longer in profile time.
+	ct.StreamAfter *= time.Duration(max(opt.Scale, 1))
 	im := Impl(opt)
 	im.Profile = reference.Linux(ct)
 	im.Known = nil

@@ -403,7 +403,7 @@ func (m *Model) packet(f *flow, p reference.Packet, dir int, got *reference.Verd
 	switch f.proto {
 	case reference.UDP:
 		timeout := m.ct.UDP
-		if f.seenReply && p.Time.Sub(f.born) > 2*time.Second {
+		if f.seenReply && p.Time.Sub(f.born) > m.ct.StreamAfter {
 			timeout = m.ct.UDPStream
 		}
 		f.deadline = p.Time.Add(timeout)

@@ -128,10 +128,10 @@ type Reader struct {
 	// released have been dropped from resident memory.
 	mapped   bool
 	released int
-	src    *source
-	br     *bufio.Reader
-	format Format
-	ng     *pcapgo.NgReader
+	src      *source
+	br       *bufio.Reader
+	format   Format
+	ng       *pcapgo.NgReader
 
 	// Classic pcap records are parsed here, from buf[rd:wr], the bytes of
 	// the file from offset off on (see readPCAP).
