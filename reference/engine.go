@@ -231,6 +231,8 @@ type Engine struct {
 	tombQ           []tombEntry
 
 	drops [dropEnd]uint64
+	// warmed is a sink for Warm's loads.
+	warmed uint32
 }
 
 // wheelShift makes a bucket 2^30 ns, about 1.07 s: below the shortest hold
