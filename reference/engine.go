@@ -233,6 +233,8 @@ type Engine struct {
 	tombQ           []tombEntry
 
 	drops [dropEnd]uint64
+	// warmed is a sink for Warm's loads.
+	warmed uint32
 }
 
 // wheelShift makes a bucket 2^30 ns, about 1.07 s: below the shortest hold
@@ -273,6 +275,10 @@ func New(cfg Config) (*Engine, error) {
 	// The wheel spans more than the longest deadline a packet can set, up
 	// to 2^16 buckets (19.5 h); a longer deadline is filed again each time
 	// its bucket comes round.
+	// Equivalent mutants here and in the loop below: the wheel's size is a
+	// speed choice only. A flow filed in a bucket that comes due before its
+	// deadline is filed again (load), so a smaller or larger wheel releases
+	// every flow at the same nanosecond.
 	span := int64(longestTimer(&c))>>wheelShift + 4
 	n := int64(64)
 	for n < span && n < 1<<16 {
@@ -491,6 +497,7 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 }
 
 // carries reports whether the engine translates protocol p.
+// Equivalent mutant: "p < 64" → "p <= 64": a shift by 64 gives 0 anyway.
 func (e *Engine) carries(p Proto) bool { return p < 64 && e.carry>>p&1 != 0 }
 
 // hairpinned sends translated outbound v back in when its destination is a
@@ -520,6 +527,8 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 		return e.drop(p, DropFragment, e.ids.fragment, int(inst))
 	}
 	syn := tu.Proto == TCP && p.Flags&(SYN|ACK) == SYN
+	// Equivalent mutants of this guard (and tombIn's): a lookup in an empty
+	// map finds nothing; the guard only spares the hash.
 	if len(e.tombOut) > 0 {
 		if tb, ok := e.tombOut[k]; ok && tb.until > t {
 			if !syn {
@@ -648,6 +657,8 @@ func (e *Engine) allowed(f *flow, id uint32, ip uint32, port uint16) bool {
 // touch applies a packet with flags, travelling in direction dir, to flow
 // f through the engine's lifecycle.
 func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) step {
+	// A direct call for the hold profiles: e.life is the same holdTimers, so
+	// the negated mutant (through e.life) is equivalent.
 	if h := e.hold; h != nil {
 		return h.touch(e, f, id, t, flags, dir)
 	}
@@ -703,6 +714,7 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	if id, ok := e.lookup(&e.in, h, k, true); ok {
 		return e.inboundFlow(p, t, id)
 	}
+	// Equivalent mutants: see tombOut's guard.
 	if len(e.tombIn) > 0 {
 		if tb, ok := e.tombIn[k]; ok && tb.until > t {
 			return e.tombVerdict(p, tb)
@@ -740,6 +752,8 @@ func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 }
 
 func (e *Engine) frontIndex(a uint32) (uint16, bool) {
+	// Equivalent mutants: the scan and the map give the same answer; the
+	// scan is faster for a few frontends.
 	if len(e.front4) <= 8 {
 		for i, f := range e.front4 {
 			if f == a {
@@ -822,6 +836,7 @@ func (e *Engine) portRef(f *flow, delta int) bool {
 	r := &refs[f.snatPort-e.prof.FirstPort]
 	st := &e.insts[f.inst].stat[pi]
 	is := st.ip(f.snatIP)
+	// Equivalent mutant: ">" → ">=" (delta is +1 or -1).
 	if delta > 0 {
 		*r++
 		st.flows++

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/natcheck/natcheck/reference"
@@ -39,7 +40,30 @@ type Twin struct {
 	// Observe, if set, sees every event of the engine (for tests that
 	// measure what their traffic reached).
 	Observe reference.Observer
-	ev      [2][]string
+	ev      [2][]flowEvent
+}
+
+// flowEvent is what a Twin compares of an event: everything but the
+// fields of drops and pool changes.
+type flowEvent struct {
+	kind                 reference.EventKind
+	behavior             reference.Behavior
+	time                 int64
+	inst                 int
+	proto                reference.Proto
+	inside, remote, snat netip.AddrPort
+	release              reference.ReleaseReason
+}
+
+func (e flowEvent) String() string {
+	return fmt.Sprintf("%v %v +%d inst=%d %v %v->%v snat=%v release=%v",
+		e.kind, e.behavior, e.time, e.inst, e.proto, e.inside, e.remote, e.snat, e.release)
+}
+
+// sortEvents orders events by their text: events at one instant come in
+// no particular order on either side.
+func sortEvents(evs []flowEvent) {
+	slices.SortFunc(evs, func(a, b flowEvent) int { return strings.Compare(a.String(), b.String()) })
 }
 
 // NewTwin builds the engine and the model (with faults) for cfg. When
@@ -57,11 +81,11 @@ func NewTwin(cfg reference.Config, faults Fault) (*Twin, error) {
 	mc.Observer = func(ev reference.Event) { t.ev[1] = t.record(t.ev[1], ev) }
 	e, eerr := reference.New(ec)
 	m, merr := NewMutant(mc, faults)
-	if err := sameError("New", eerr, merr); err != nil || eerr != nil {
+	if err := sameError(func() string { return "New" }, eerr, merr); err != nil || eerr != nil {
 		return nil, err
 	}
 	t.Engine, t.Model = e, m
-	if err := t.samePlan("New"); err != nil {
+	if err := t.samePlan(func() string { return "New" }); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -69,11 +93,10 @@ func NewTwin(cfg reference.Config, faults Fault) (*Twin, error) {
 
 // record keeps the events both sides report; drops and configuration
 // events are the verdicts' and the plans' business.
-func (t *Twin) record(evs []string, ev reference.Event) []string {
+func (t *Twin) record(evs []flowEvent, ev reference.Event) []flowEvent {
 	switch ev.Kind {
 	case reference.MappingCreated, reference.MappingReused, reference.PickedUp, reference.Released, reference.ResetSent:
-		return append(evs, fmt.Sprintf("%v %v +%d inst=%d %v %v->%v snat=%v release=%v",
-			ev.Kind, ev.Behavior, ev.Time.UnixNano(), ev.Instance, ev.Proto, ev.Inside, ev.Remote, ev.SNAT, ev.Release))
+		return append(evs, flowEvent{ev.Kind, ev.Behavior, ev.Time.UnixNano(), ev.Instance, ev.Proto, ev.Inside, ev.Remote, ev.SNAT, ev.Release})
 	}
 	return evs
 }
@@ -86,24 +109,27 @@ func behaviorOf(err error) reference.Behavior {
 	return reference.NoBehavior
 }
 
-func sameError(op string, eerr, merr error) error {
+func sameError(op func() string, eerr, merr error) error {
 	if (eerr == nil) != (merr == nil) || behaviorOf(eerr) != behaviorOf(merr) ||
 		errors.Is(eerr, reference.ErrConfig) != errors.Is(merr, reference.ErrConfig) ||
 		errors.Is(eerr, reference.ErrTimeWentBackwards) != errors.Is(merr, reference.ErrTimeWentBackwards) {
-		return &Mismatch{Op: op, Engine: fmt.Sprintf("error %v", eerr), Model: fmt.Sprintf("error %v", merr)}
+		return &Mismatch{Op: op(), Engine: fmt.Sprintf("error %v", eerr), Model: fmt.Sprintf("error %v", merr)}
 	}
 	return eerr
 }
 
-func (t *Twin) samePlan(op string) error {
+func (t *Twin) samePlan(op func() string) error {
 	ep, mp := fmt.Sprintf("%+v", t.Engine.Plan()), fmt.Sprintf("%+v", t.Model.Plan())
 	if ep != mp {
-		return &Mismatch{Op: op + ": plan", Engine: ep, Model: mp}
+		return &Mismatch{Op: op() + ": plan", Engine: ep, Model: mp}
 	}
 	return nil
 }
 
 func packets(ps []reference.Packet) string {
+	if len(ps) == 0 {
+		return "[]"
+	}
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = fmt.Sprint(p.Time.UnixNano(), " ", p.Dir, " ", p.Tuple, " ", p.Flags)
@@ -114,18 +140,20 @@ func packets(ps []reference.Packet) string {
 
 // settle compares what both sent, their events and their flows after op,
 // and forgets the events.
-func (t *Twin) settle(op string, eemit, memit []reference.Packet) error {
+func (t *Twin) settle(op func() string, eemit, memit []reference.Packet) error {
 	defer func() { t.ev[0], t.ev[1] = t.ev[0][:0], t.ev[1][:0] }()
 	if a, b := packets(eemit), packets(memit); a != b {
-		return &Mismatch{Op: op + ": packets sent", Engine: a, Model: b}
+		return &Mismatch{Op: op() + ": packets sent", Engine: a, Model: b}
 	}
-	slices.Sort(t.ev[0])
-	slices.Sort(t.ev[1])
+	if len(t.ev[0]) > 1 || len(t.ev[1]) > 1 {
+		sortEvents(t.ev[0])
+		sortEvents(t.ev[1])
+	}
 	if !slices.Equal(t.ev[0], t.ev[1]) {
-		return &Mismatch{Op: op + ": events", Engine: fmt.Sprint(t.ev[0]), Model: fmt.Sprint(t.ev[1])}
+		return &Mismatch{Op: op() + ": events", Engine: fmt.Sprint(t.ev[0]), Model: fmt.Sprint(t.ev[1])}
 	}
 	if a, b := t.Engine.Flows(), t.Model.Flows(); a != b {
-		return &Mismatch{Op: op + ": live flows", Engine: fmt.Sprint(a), Model: fmt.Sprint(b)}
+		return &Mismatch{Op: op() + ": live flows", Engine: fmt.Sprint(a), Model: fmt.Sprint(b)}
 	}
 	return nil
 }
@@ -134,14 +162,16 @@ func (t *Twin) settle(op string, eemit, memit []reference.Packet) error {
 // it sent, and the first difference (or both sides' error, when both
 // refuse the call alike).
 func (t *Twin) Process(p reference.Packet) (reference.Verdict, []reference.Packet, error) {
-	op := fmt.Sprintf("Process(+%d %v %v %v frag=%v)", p.Time.UnixNano(), p.Dir, p.Tuple, p.Flags, p.Fragment)
+	op := func() string {
+		return fmt.Sprintf("Process(+%d %v %v %v frag=%v)", p.Time.UnixNano(), p.Dir, p.Tuple, p.Flags, p.Fragment)
+	}
 	ev, eemit, eerr := t.Engine.Process(p, nil)
 	mv, memit, merr := t.Model.Process(p, nil)
 	if err := sameError(op, eerr, merr); err != nil {
 		return ev, eemit, err
 	}
 	if ev != mv {
-		return ev, eemit, &Mismatch{Op: op, Engine: fmt.Sprintf("%+v", ev), Model: fmt.Sprintf("%+v", mv)}
+		return ev, eemit, &Mismatch{Op: op(), Engine: fmt.Sprintf("%+v", ev), Model: fmt.Sprintf("%+v", mv)}
 	}
 	return ev, eemit, t.settle(op, eemit, memit)
 }
@@ -149,7 +179,7 @@ func (t *Twin) Process(p reference.Packet) (reference.Verdict, []reference.Packe
 // Advance lets time pass to at on both and returns the packets the engine
 // sent meanwhile.
 func (t *Twin) Advance(at time.Time) ([]reference.Packet, error) {
-	op := fmt.Sprintf("Advance(+%d)", at.UnixNano())
+	op := func() string { return fmt.Sprintf("Advance(+%d)", at.UnixNano()) }
 	eemit, eerr := t.Engine.Advance(at, nil)
 	memit, merr := t.Model.Advance(at, nil)
 	if err := sameError(op, eerr, merr); err != nil {
@@ -164,7 +194,9 @@ func (t *Twin) SetPool(at time.Time, backends []netip.Addr, poolSize int) error 
 	if _, err := t.Advance(at); err != nil {
 		return err
 	}
-	op := fmt.Sprintf("SetPool(+%d, %d backends, pool %d)", at.UnixNano(), len(backends), poolSize)
+	op := func() string {
+		return fmt.Sprintf("SetPool(+%d, %d backends, pool %d)", at.UnixNano(), len(backends), poolSize)
+	}
 	eerr := t.Engine.SetPool(at, backends, poolSize)
 	merr := t.Model.SetPool(at, backends, poolSize)
 	if err := sameError(op, eerr, merr); err != nil {

@@ -1,0 +1,624 @@
+package reference
+
+// Tests written to kill mutants that gremlins (make mutate) found alive:
+// each pins a result that a one-token change to the code would alter.
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFormatDuration(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0 s"},
+		{-15 * time.Second, "-15 s"},
+		{-250 * time.Millisecond, "-250 ms"},
+		{250 * time.Millisecond, "250 ms"},
+		{1500 * time.Microsecond, "1.5 ms"},
+		{1250 * time.Microsecond, "1.25 ms"},
+		{2*time.Second + 125*time.Millisecond, "2.125 s"},
+		{time.Second - time.Millisecond, "999 ms"},
+		{time.Second, "1 s"},
+		{1500 * time.Millisecond, "1.5 s"},
+		{time.Minute - time.Second, "59 s"},
+		{time.Minute, "1 min"},
+		{4 * time.Minute, "4 min"},
+		{4*time.Minute + 30*time.Second, "4 min 30 s"},
+		{time.Hour, "1 h"},
+		{90 * time.Minute, "1 h 30 min"},
+		{2*time.Hour + 500*time.Millisecond, "2 h 0.5 s"},
+	} {
+		if got := FormatDuration(tc.d); got != tc.want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+// TestNamesOutOfRange: every String method names a value past its table
+// by number instead of panicking, and Documented is false there.
+func TestNamesOutOfRange(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{behaviorEnd.String(), fmt.Sprintf("behavior-%d", behaviorEnd)},
+		{(behaviorEnd - 1).String(), "R7"},
+		{EventKind(len(kindNames)).String(), fmt.Sprintf("event-%d", len(kindNames))},
+		{EventKind(len(kindNames) - 1).String(), kindNames[len(kindNames)-1]},
+		{ReleaseReason(len(releaseNames)).String(), fmt.Sprintf("release-%d", len(releaseNames))},
+		{ReleaseReclaimed.String(), "reclaimed"},
+		{DropReason(len(dropNames)).String(), fmt.Sprintf("drop-%d", len(dropNames))},
+		{DropReason(len(dropNames) - 1).String(), dropNames[len(dropNames)-1]},
+		{Inbound.String(), "inbound"},
+		{Outbound.String(), "outbound"},
+		{TCPFlags(0).String(), "none"},
+		{(SYN | ACK).String(), "S."},
+		{(FIN | RST | PSH | URG | ECE | CWR).String(), "FRPUEW"},
+		{fmt.Sprint(PortRange{First: 1024, Last: 1031}.Len()), "8"},
+		{fmt.Sprint(PortRange{First: 1024, Last: 1024}.Len()), "1"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		b    Behavior
+		want bool
+	}{{NoBehavior, false}, {B1, true}, {B16, true}, {C1, false}, {C9, false}, {L1, true}, {R7, true}, {behaviorEnd, false}} {
+		if got := tc.b.Documented(); got != tc.want {
+			t.Errorf("%v.Documented() = %v, want %v", tc.b, got, tc.want)
+		}
+	}
+	ev := Event{Time: t0, Kind: Released, Behavior: B11, Release: ReleaseRST, Drop: DropReleased}
+	if s := ev.String(); !containsAll(s, " release=rst", " drop=released", "B11 released") {
+		t.Errorf("Event.String() = %q", s)
+	}
+	if s := (Event{Time: t0, Kind: MappingCreated}).String(); containsAll(s, "release=") || containsAll(s, "drop=") {
+		t.Errorf("Event.String() of a new mapping = %q, names a release or a drop", s)
+	}
+	for i, n := range filteringNames {
+		f, err := ParseFiltering(n)
+		if err != nil || f != Filtering(i) || f.String() != n {
+			t.Errorf("ParseFiltering(%q) = %v, %v", n, f, err)
+		}
+	}
+	if _, err := ParseFiltering("full-cone"); err == nil {
+		t.Error("ParseFiltering(full-cone) accepted")
+	}
+	if s := Filtering(len(filteringNames)).String(); s != fmt.Sprintf("filtering-%d", len(filteringNames)) {
+		t.Errorf("Filtering past the table = %q", s)
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, x := range subs {
+		if !strings.Contains(s, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestStatsAndDrops: the counters of Stats and Drops, port by port.
+func TestStatsAndDrops(t *testing.T) {
+	c := oneIP("10.0.0.1")
+	c.PortsPerInstance = 8
+	h := newHarness(t, c)
+	const a, b = "198.51.100.1:443", "198.51.100.2:443"
+	for i := range 3 {
+		h.mustOut(0, TCP, fmt.Sprintf("10.0.0.1:%d", 1000+i), a, SYN) // ports 1024–1026
+	}
+	h.mustOut(0, TCP, "10.0.0.1:2000", b, SYN) // reuses 1024
+	tcp := func() InstanceStats { return h.e.Stats()[0] }
+	if s := tcp(); s.Flows != 4 || s.InUse != 3 || s.Peak != 3 || s.PerIP[0].Flows != 4 || s.PerIP[0].InUse != 3 || s.PerIP[0].Peak != 3 || s.PerIP[0].Allocated != 8 {
+		t.Fatalf("after 4 flows on 3 ports: %+v", s)
+	}
+	h.mustOut(time.Second, TCP, "10.0.0.1:1000", a, RST) // on 1024, shared with b's flow
+	h.mustOut(time.Second, TCP, "10.0.0.1:1001", a, RST) // alone on 1025
+	h.advance(16 * time.Second)
+	if s := tcp(); s.InUse != 2 || s.PerIP[0].InUse != 2 || s.Peak != 3 || s.Releases[ReleaseRST] != 2 {
+		t.Fatalf("after two RST releases: %+v, want 2 ports in use (1024 still carries a flow), peak 3, 2 RST releases", s)
+	}
+	h.mustOut(16*time.Second, TCP, "10.0.0.1:2000", b, RST) // the last flow on 1024
+	h.advance(31 * time.Second)
+	if s := tcp(); s.InUse != 1 || s.PerIP[0].InUse != 1 {
+		t.Fatalf("with one flow left: %+v, want 1 port in use", s)
+	}
+	for i := range 8 {
+		h.out(32*time.Second, TCP, fmt.Sprintf("10.0.0.1:%d", 3000+i), a, SYN)
+	}
+	if s, d := tcp(), h.e.Drops(); s.ExhaustionDrops != 1 || d[DropExhausted] != 1 || s.FirstExhaustion != t0.Add(32*time.Second) {
+		t.Errorf("exhaustion (7 ports free toward a, 8 new flows): %d drops in Stats, %d in Drops, first at %v; want 1, 1, +32s", s.ExhaustionDrops, d[DropExhausted], s.FirstExhaustion.Sub(t0))
+	}
+	// Per-IP stats are kept in frontend order whatever order they appear in.
+	var st protoStat
+	st.ip(2).flows = 2
+	st.ip(0).flows = 0
+	st.ip(1).flows = 1
+	for j, is := range st.ips {
+		if int(is.ip) != j || int(is.flows) != j {
+			t.Errorf("protoStat.ips = %+v, want frontends 0, 1, 2 in order", st.ips)
+			break
+		}
+	}
+}
+
+// TestVerdictsOfNoInstance: a verdict that belongs to no instance says
+// -1, and a drop's event names the endpoints of its side.
+func TestVerdictsOfNoInstance(t *testing.T) {
+	h := newHarness(t, oneIP("10.0.0.1"))
+	h.mustOut(time.Second, TCP, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+	if v, _, err := h.e.Process(Packet{Time: t0, Tuple: Tuple{Proto: TCP, Src: ap("10.0.0.1:1"), Dst: ap("198.51.100.1:443")}}, nil); err == nil || v.Instance != -1 {
+		t.Errorf("a packet back in time: %+v, %v; want an error and instance -1", v, err)
+	}
+	if v, _, _, err := h.e.ProcessReply(Packet{Time: t0, Tuple: Tuple{Proto: TCP, Src: ap("198.51.100.1:443"), Dst: ap("10.0.0.1:1000")}}, nil); err == nil || v.Instance != -1 {
+		t.Errorf("a reply back in time: %+v, %v; want an error and instance -1", v, err)
+	}
+	h.events = nil
+	if v := h.in(2*time.Second, TCP, "198.51.100.9:443", "203.0.113.1:1024", ACK); v.Instance != -1 || v.Reason != DropUnsolicited {
+		t.Errorf("unsolicited inbound: %+v, want dropped unsolicited, instance -1", v)
+	}
+	if v := h.in(2*time.Second, TCP, "198.51.100.9:443", "198.51.100.200:1024", ACK); v.Instance != -1 || v.Reason != DropUnsolicited {
+		t.Errorf("inbound to an address that is no frontend: %+v, want dropped unsolicited, instance -1", v)
+	}
+	h.events = h.events[:1]
+	if v := h.out(2*time.Second, TCP, "10.9.9.9:1000", "198.51.100.1:443", SYN); v.Instance != -1 || v.Reason != DropNoInstance {
+		t.Errorf("from no instance: %+v, want instance -1", v)
+	}
+	want := []Event{
+		{Kind: PacketDropped, Remote: ap("198.51.100.9:443"), SNAT: ap("203.0.113.1:1024"), Drop: DropUnsolicited},
+		{Kind: PacketDropped, Inside: ap("10.9.9.9:1000"), Remote: ap("198.51.100.1:443"), Drop: DropNoInstance},
+	}
+	if len(h.events) != len(want) {
+		t.Fatalf("events %v, want %d drops", h.events, len(want))
+	}
+	for i, w := range want {
+		got := h.events[i]
+		if got.Kind != w.Kind || got.Inside != w.Inside || got.Remote != w.Remote || got.SNAT != w.SNAT || got.Drop != w.Drop {
+			t.Errorf("event %d = %v, want %v", i, got, w)
+		}
+	}
+}
+
+// TestRSTExactlyAtTheFINDeadline: a RST 15 s before the FIN's release time
+// does not shorten it (B11: only an earlier time does), so the flow is
+// released as a FIN release; 1 ns earlier it is a RST release.
+func TestRSTExactlyAtTheFINDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		rst  time.Duration
+		want ReleaseReason
+		at   time.Duration
+	}{
+		{225 * time.Second, ReleaseFIN, 240 * time.Second},
+		{225*time.Second - 1, ReleaseRST, 240*time.Second - 1},
+	} {
+		h := newHarness(t, oneIP("10.0.0.1"))
+		h.mustOut(0, TCP, "10.0.0.1:1000", "198.51.100.1:443", FIN|ACK)
+		h.mustOut(tc.rst, TCP, "10.0.0.1:1000", "198.51.100.1:443", RST)
+		h.advance(300 * time.Second)
+		if r := h.releases(); len(r) != 1 || r[0].Release != tc.want || r[0].Time != t0.Add(tc.at) {
+			t.Errorf("RST at %v after a FIN at 0: releases %v, want one %v at +%v", tc.rst, r, tc.want, tc.at)
+		}
+	}
+}
+
+// TestReleaseOnABucketEdge: a release time that falls exactly on the start
+// of a timing-wheel bucket is honoured at that nanosecond (B13).
+func TestReleaseOnABucketEdge(t *testing.T) {
+	edge := (t0.UnixNano()>>wheelShift + 40) << wheelShift // a bucket start 40 buckets after t0
+	T := time.Unix(0, edge).UTC().Sub(t0)
+	for _, probe := range []time.Duration{T - 1, T} {
+		h := newHarness(t, oneIP("10.0.0.1"))
+		snat := h.mustOut(0, TCP, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+		h.mustOut(T-15*time.Second, TCP, "10.0.0.1:1000", "198.51.100.1:443", RST)
+		v := h.in(probe, TCP, "198.51.100.1:443", snat.String(), ACK)
+		if live := v.Action == Translated; live != (probe < T) {
+			t.Errorf("reply at the edge %+dns: %v, want translated only before the release time", int64(probe-T), v.Action)
+		}
+	}
+}
+
+// TestC7MemoryBoundaries: a flow reset at idle expiry T is remembered
+// until exactly T + idle (C7), and a flow reopened and reset again keeps
+// its second memory when the first one's time comes.
+func TestC7MemoryBoundaries(t *testing.T) {
+	cfg := oneIP("10.0.0.1")
+	cfg.TCPResetOnIdle = true
+	const in, srv = "10.0.0.1:1000", "198.51.100.1:443"
+	idle := 4 * time.Minute
+	for _, tc := range []struct {
+		late time.Duration
+		want Action
+	}{{2*idle - 1, Reset}, {2 * idle, Translated}} {
+		h := newHarness(t, cfg)
+		snat := h.mustOut(0, TCP, in, srv, SYN)
+		if v := h.in(0, TCP, srv, snat.String(), SYN|ACK); v.Action != Translated {
+			t.Fatal(v)
+		}
+		if v := h.out(tc.late, TCP, in, srv, ACK); v.Action != tc.want {
+			t.Errorf("a late packet at +%v of a flow reset at +%v: %v, want %v", tc.late, idle, v.Action, tc.want)
+		}
+	}
+	// F is reset at 4 min (remembered until 8 min), reopened at 5 min as F2,
+	// reset again at 9 min (remembered until 13 min); another flow's reset
+	// at 10 min clears memories older than 10 min, not F2's.
+	h := newHarness(t, cfg)
+	snat := h.mustOut(0, TCP, in, srv, SYN)
+	h.in(0, TCP, srv, snat.String(), SYN|ACK)
+	h.advance(idle)
+	snat2 := h.mustOut(5*time.Minute, TCP, in, srv, SYN)
+	h.in(5*time.Minute, TCP, srv, snat2.String(), SYN|ACK)
+	g := h.mustOut(6*time.Minute, TCP, "10.0.0.1:2000", srv, SYN)
+	h.in(6*time.Minute, TCP, srv, g.String(), SYN|ACK)
+	h.advance(10 * time.Minute)
+	if v := h.out(11*time.Minute, TCP, in, srv, ACK); v.Action != Reset {
+		t.Errorf("a late packet of the reopened flow at 11 min: %v, want reset (remembered until 13 min)", v.Action)
+	}
+}
+
+// TestPoolChangesPastTheDefaultTable: a manual allocation takes pools past
+// the default table's 1,000 (B4), the default table does not (B3); a pool
+// with instances that have no address changes without trouble.
+func TestPoolChangesPastTheDefaultTable(t *testing.T) {
+	backs := func(n int) []netip.Addr {
+		var out []netip.Addr
+		for i := range n {
+			out = append(out, netip.AddrFrom4([4]byte{10, 0, byte(i / 250), byte(i%250 + 1)}))
+		}
+		return out
+	}
+	c := Config{Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: backs(2), PortsPerInstance: 8}
+	e, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetPool(t0, backs(1500), 0); err != nil {
+		t.Errorf("manual allocation, pool of 1,500: %v", err)
+	}
+	c.PortsPerInstance = 0
+	if e, err = New(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetPool(t0, backs(1001), 0); err == nil {
+		t.Error("default table, pool of 1,001: accepted")
+	}
+	c.PoolSize = 5
+	if e, err = New(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetPool(t0, backs(2), 6); err != nil {
+		t.Fatal(err)
+	}
+	pl := e.Plan()
+	if len(pl.Instances) != 6 || pl.Instances[1].Inside != backs(2)[1] || pl.Instances[2].Inside.IsValid() || pl.Instances[5].Ports != 1024 {
+		t.Errorf("pool of 6 with 2 addresses: %+v", pl.Instances)
+	}
+}
+
+// TestSmallInstances: an instance of 2 ports (blocks of 2) carries two
+// flows to one destination, not three (B6, B9).
+func TestSmallInstances(t *testing.T) {
+	p := AzureLB()
+	p.BlockSize = 2
+	c := oneIP("10.0.0.1")
+	c.Profile, c.PortsPerInstance = p, 2
+	h := newHarness(t, c)
+	h.mustOut(0, TCP, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+	h.mustOut(0, TCP, "10.0.0.1:1001", "198.51.100.1:443", SYN)
+	if v := h.out(0, TCP, "10.0.0.1:1002", "198.51.100.1:443", SYN); v.Reason != DropExhausted {
+		t.Errorf("third flow on 2 ports: %+v, want exhausted", v)
+	}
+}
+
+// TestLastBlockOfAnIP: with 7,999 blocks per IP (not a multiple of 64), a
+// pool that holds them all leaves a new instance without ports, never
+// with a block past the IP's range (B4, B16).
+func TestLastBlockOfAnIP(t *testing.T) {
+	p := AzureLB()
+	p.PortsPerIP = 63992
+	c := oneIP("10.0.0.1")
+	c.Profile, c.PortsPerInstance, c.PoolSize = p, 8, 7999
+	e, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetPool(t0, c.Backends, 8000); err != nil {
+		t.Fatal(err)
+	}
+	pl := e.Plan()
+	if last := pl.Instances[7999]; last.Ports != 0 || len(last.Ranges) != 0 || pl.Frontends[0].Free != 0 {
+		t.Errorf("instance 7,999 of a full IP: %+v, free %d; want no ports", last, pl.Frontends[0].Free)
+	}
+	if r := pl.Instances[7998].Ranges; len(r) != 1 || r[0].Last != 1024+63992-1 {
+		t.Errorf("instance 7,998: %+v, want the IP's last block", r)
+	}
+}
+
+// TestFlowIndexRandomized: a small open-addressing index under random
+// inserts and removes, with hashes crowded near the end of the table so
+// that probe runs wrap around, finds every entry it holds and none it
+// removed.
+func TestFlowIndexRandomized(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	x := newFlowIndex(8)
+	live := map[uint32]uint64{}
+	find := func(h uint64, id uint32) bool {
+		for i := uint64(uint32(h)) & x.mask; x.slots[i] != 0; i = (i + 1) & x.mask {
+			if x.slots[i] == uint64(uint32(h))<<32|uint64(id+1) {
+				return true
+			}
+		}
+		return false
+	}
+	next := uint32(0)
+	for op := range 20000 {
+		if len(live) < 10 && r.IntN(2) == 0 || len(live) == 0 {
+			h := uint64(len(x.slots)-1-r.IntN(4)) | uint64(r.IntN(4))<<40 // homes at the table's end
+			x.insert(h, next)
+			live[next] = h
+			next++
+		} else {
+			ids := make([]uint32, 0, len(live))
+			for id := range live {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			id := ids[r.IntN(len(ids))]
+			x.remove(live[id], id)
+			delete(live, id)
+			if find(uint64(uint32(live[id])), id) {
+				t.Fatalf("op %d: removed %d still found", op, id)
+			}
+		}
+		for id, h := range live {
+			if !find(h, id) {
+				t.Fatalf("op %d: entry %d (home %d) lost among %v", op, id, uint32(h)&uint32(x.mask), x.slots)
+			}
+		}
+		if x.n != len(live) {
+			t.Fatalf("op %d: index counts %d entries, holds %d", op, x.n, len(live))
+		}
+	}
+}
+
+// TestConfigLimits: each limit of a configuration, accepted on one side
+// and refused on the other.
+func TestConfigLimits(t *testing.T) {
+	fronts := func(n int) []netip.Addr {
+		out := make([]netip.Addr, n)
+		for i := range out {
+			out[i] = netip.AddrFrom4([4]byte{203, byte(i >> 8), byte(i), 1})
+		}
+		return out
+	}
+	rfc := func(mod func(*Profile)) Profile { p := RFC(); mod(&p); return p }
+	linux := func(est time.Duration) Profile { ct := DefaultConntrack(); ct.Established = est; return Linux(ct) }
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		field string // "" when accepted
+	}{
+		{"azure-natgw, 16 public IPs", Config{Profile: AzureNATGW(), Frontends: fronts(16)}, ""},
+		{"azure-natgw, 17 public IPs", Config{Profile: AzureNATGW(), Frontends: fronts(17)}, "frontends"},
+		{"1,024 frontends", Config{Frontends: fronts(1024)}, ""},
+		{"1,025 frontends", Config{Frontends: fronts(1025)}, "frontends"},
+		{"azure-lb, TCP only", Config{Frontends: fronts(1), Protocols: TCPOnly}, ""},
+		{"azure-natgw, TCP only", Config{Profile: AzureNATGW(), Frontends: fronts(1), Protocols: TCPOnly}, "protocol"},
+		{"rfc, endpoint-independent filtering", Config{Profile: rfc(func(p *Profile) { p.Filtering = FilterEndpointIndependent }), Frontends: fronts(1)}, ""},
+		{"an unknown filtering", Config{Profile: rfc(func(p *Profile) { p.Filtering = FilterEndpointIndependent + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown timers strategy", Config{Profile: rfc(func(p *Profile) { p.Timers = TimersRFC + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown quota", Config{Profile: rfc(func(p *Profile) { p.Quota = QuotaShared + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown port choice", Config{Profile: rfc(func(p *Profile) { p.PortChoice = PortParity + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown mapping", Config{Profile: rfc(func(p *Profile) { p.Mapping = MappingFiveTuple + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"rfc from port 2", Config{Profile: rfc(func(p *Profile) { p.FirstPort, p.PortsPerIP = 2, 65534 }), Frontends: fronts(1)}, "profile rfc: port range"},
+		{"linux, ESTABLISHED at the longest hold", Config{Profile: linux(maxHold), Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1")}}, ""},
+		{"linux, ESTABLISHED past it", Config{Profile: linux(maxHold + 1), Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1")}}, "profile linux: timer"},
+		{"the second backend twice", Config{Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.2")}}, "backend #3"},
+	} {
+		if tc.cfg.Backends == nil {
+			tc.cfg.Backends = []netip.Addr{ip("10.0.0.1")}
+		}
+		_, err := New(tc.cfg)
+		var ce *ConfigError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &ce) || ce.Field != tc.field):
+			t.Errorf("%s: %v, want a *ConfigError on %q", tc.name, err, tc.field)
+		}
+	}
+	if _, ok := behaviorEnd.About(); ok || behaviorEnd.Title() != "" || R7.Title() == "" {
+		t.Errorf("About/Title past the last ID: %v %q; R7's title %q", ok, behaviorEnd.Title(), R7.Title())
+	}
+	if a, ok := R7.About(); !ok || a.ID != R7 {
+		t.Errorf("R7.About() = %+v, %v", a, ok)
+	}
+}
+
+// TestTakeNeverPassesTheLastBlock: an IP of 7,999 blocks leaves the last
+// bit of its last bitmap word unused; a search that starts among used
+// blocks finds none free rather than that bit (B1, B4).
+func TestTakeNeverPassesTheLastBlock(t *testing.T) {
+	p := AzureLB()
+	p.PortsPerIP = 63992
+	a := newAllocator(&p, 1, 1, 8)
+	for g := range a.total() {
+		a.used[g/64] |= 1 << (g % 64)
+	}
+	a.firstFree = 7990
+	if got := a.take(1); got != nil {
+		t.Errorf("take(1) on a full IP of 7,999 blocks = %v, want nothing", got)
+	}
+}
+
+// TestSharedInventories: azure-natgw's instances share every frontend IP's
+// ports (G1); rfc's use those of the IP paired with them (R3).
+func TestSharedInventories(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2")}
+	bk := []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")}
+	e, err := New(Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, PoolSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := e.Plan()
+	wantRanges := []PortRange{{fr[0], 1024, 65535}, {fr[1], 1024, 65535}}
+	if !pl.Shared || pl.PerInstance != 2*64512 || len(pl.Instances) != 4 || pl.MaxPool != 4 {
+		t.Fatalf("azure-natgw plan: %+v", pl)
+	}
+	for i, in := range pl.Instances {
+		if in.Ports != 2*64512 || !slices.Equal(in.Ranges, wantRanges) || (i < 3) != in.Inside.IsValid() || (i < 3 && in.Inside != bk[i]) {
+			t.Errorf("azure-natgw instance %d: %+v", i, in)
+		}
+	}
+	for _, f := range pl.Frontends {
+		if f.Free != 64512 || f.Allocated != 0 {
+			t.Errorf("azure-natgw frontend %+v, want 64,512 free, none handed out", f)
+		}
+	}
+	for _, s := range e.Stats() {
+		if s.Allocated != 2*64512 || len(s.PerIP) != 2 || s.PerIP[0].Allocated != 64512 || s.PerIP[1].IP != fr[1] {
+			t.Errorf("azure-natgw stats %+v", s)
+		}
+	}
+	r, err := New(Config{Profile: RFC(), Frontends: fr, Backends: bk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range r.Stats() {
+		if s.Allocated != 65535 || len(s.PerIP) != 1 || s.PerIP[0].IP != fr[s.Instance%2] || s.PerIP[0].Allocated != 65535 {
+			t.Errorf("rfc stats of instance %d: %+v, want the paired IP %v only", s.Instance, s, fr[s.Instance%2])
+		}
+	}
+}
+
+// TestProfileSettings: settings a profile does not have, and the rfc
+// profile's timer minimums (R4–R6), refused with the item that says so.
+func TestProfileSettings(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1")}
+	bk := []netip.Addr{ip("10.0.0.1")}
+	rfc := func(mod func(*RFCTimers), echo bool) Profile {
+		p := RFC()
+		p.ICMPEcho = echo
+		mod(&p.RFC)
+		return p
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		field string
+		b     Behavior
+	}{
+		{"azure-lb without frontends", Config{Backends: bk}, "frontends", B1},
+		{"azure-natgw without frontends", Config{Profile: AzureNATGW(), Backends: bk}, "frontends", G1},
+		{"rfc without frontends", Config{Profile: RFC(), Backends: bk}, "frontends", R3},
+		{"azure-natgw with ports per instance", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, PortsPerInstance: 8}, "ports per instance", G1},
+		{"rfc with ports per instance", Config{Profile: RFC(), Frontends: fr, Backends: bk, PortsPerInstance: 8}, "ports per instance", R3},
+		{"azure-natgw, idle 3 min", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, IdleTimeout: 3 * time.Minute}, "idle timeout", G5},
+		{"azure-lb, idle 3 min", Config{Frontends: fr, Backends: bk, IdleTimeout: 3 * time.Minute}, "idle timeout", B12},
+		{"rfc with an idle timeout", Config{Profile: RFC(), Frontends: fr, Backends: bk, IdleTimeout: 4 * time.Minute}, "idle timeout", NoBehavior},
+		{"rfc without one", Config{Profile: RFC(), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"azure-natgw with tcpResetOnIdle", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, TCPResetOnIdle: true}, "tcp reset on idle", B14},
+		{"a backend that is a frontend", Config{Frontends: fr, Backends: []netip.Addr{ip("10.0.0.1"), fr[0]}}, "backend #2", NoBehavior},
+		{"rfc, UDP timer 2 min", Config{Profile: rfc(func(r *RFCTimers) { r.UDP = 2 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, UDP timer under 2 min", Config{Profile: rfc(func(r *RFCTimers) { r.UDP = 2*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: UDP mapping timer", R4},
+		{"rfc, established 124 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPEstablished = 124 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, established under 124 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPEstablished = 124*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: TCP established idle timeout", R5},
+		{"rfc, transitory 4 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPTransitory = 4 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, transitory under 4 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPTransitory = 4*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: TCP transitory idle timeout", R5},
+		{"rfc, ICMP 60 s", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, ICMP under 60 s", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: ICMP query timer", R6},
+		{"rfc without ICMP echo, no ICMP timer", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = 0 }, false), Frontends: fr, Backends: bk}, "", NoBehavior},
+	} {
+		_, err := New(tc.cfg)
+		var ce *ConfigError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &ce) || ce.Field != tc.field || ce.Behavior != tc.b):
+			t.Errorf("%s: %v, want a *ConfigError on %q (%v)", tc.name, err, tc.field, tc.b)
+		}
+	}
+}
+
+// TestConntrackNumbers: the kernel defaults of SEMANTICS.md L5–L7, a
+// snapshot written by String read back the same, and an error without a
+// line says none.
+func TestConntrackNumbers(t *testing.T) {
+	s := time.Second
+	want := Conntrack{SynSent: 120 * s, SynRecv: 60 * s, Established: 432000 * s, FinWait: 120 * s, CloseWait: 60 * s,
+		LastAck: 30 * s, TimeWait: 120 * s, Close: 10 * s, Unacknowledged: 300 * s, UDP: 30 * s, UDPStream: 120 * s,
+		ICMP: 30 * s, StreamAfter: 2 * s, Loose: true}
+	if got := DefaultConntrack(); got != want {
+		t.Errorf("DefaultConntrack() = %+v, want %+v", got, want)
+	}
+	c := want
+	c.Established, c.UDP, c.Loose = 7200*s, 45*s, false
+	back, err := ParseSysctl(strings.NewReader(c.String()), "written")
+	if err != nil || back != c {
+		t.Errorf("ParseSysctl(String()) = %+v, %v; want %+v", back, err, c)
+	}
+	if _, err := ParseSysctl(strings.NewReader("net.ipv4.ip_forward = 1\n"), "snap.txt"); err == nil || !strings.HasPrefix(err.Error(), "sysctl snap.txt: no ") {
+		t.Errorf("a snapshot without conntrack: %v, want \"sysctl snap.txt: no …\" (no line)", err)
+	}
+}
+
+// TestOtherProfilesInTheEngine: paths of the engine that only the other
+// profiles take (their own suites run them against their models; these
+// pin them in this package too).
+func TestOtherProfilesInTheEngine(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1")}
+	bk := []netip.Addr{ip("10.0.0.1")}
+	open := func(p Profile) *harness {
+		t.Helper()
+		return newHarness(t, Config{Profile: p, Frontends: fr, Backends: bk})
+	}
+	// rfc: ICMP echo is translated (R6); one UDP mapping for every
+	// destination (R1), and a reply from a destination it sent to passes
+	// address-and-port filtering (R2); a second TCP connection of one
+	// inside endpoint reuses its public endpoint (an R1 event).
+	h := open(RFC())
+	if v := h.out(0, ICMP, "10.0.0.1:7", "198.51.100.1:0", 0); v.Action != Translated {
+		t.Errorf("rfc: ICMP echo %v, want translated (R6)", v)
+	}
+	a := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+	b := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.2:53", 0)
+	if a != b {
+		t.Errorf("rfc: one inside endpoint mapped to %v and %v, want one mapping (R1)", a, b)
+	}
+	if v := h.in(time.Second, UDP, "198.51.100.2:53", b.String(), 0); v.Action != Translated {
+		t.Errorf("rfc: a reply from the second destination %v, want translated (R2)", v)
+	}
+	h.mustOut(time.Second, TCP, "10.0.0.1:6000", "198.51.100.1:443", SYN)
+	h.mustOut(time.Second, TCP, "10.0.0.1:6000", "198.51.100.2:443", SYN) // a second connection of one endpoint
+	reused := false
+	for _, ev := range h.events {
+		reused = reused || ev.Kind == MappingReused && ev.Behavior == R1
+	}
+	if !reused {
+		t.Errorf("rfc: no mapping-reused event citing R1 in %v", h.events)
+	}
+	// azure-natgw: a TCP flow with no answer is closed after 30 s (G4), a
+	// UDP one is not; a TCP packet with no flow is answered with a RST
+	// (G6), a UDP one dropped.
+	for _, tc := range []struct {
+		proto Proto
+		at    time.Duration
+		want  Action
+	}{{TCP, 30*time.Second - 1, Translated}, {TCP, 30 * time.Second, Reset}, {UDP, 30 * time.Second, Translated}} {
+		h := open(AzureNATGW())
+		snat := h.mustOut(0, tc.proto, "10.0.0.1:5000", "198.51.100.1:443", SYN)
+		if v := h.in(tc.at, tc.proto, "198.51.100.1:443", snat.String(), SYN|ACK); v.Action != tc.want {
+			t.Errorf("azure-natgw: a %v reply %v after the first packet: %v, want %v (G4, G6)", tc.proto, tc.at, v.Action, tc.want)
+		}
+	}
+	h = open(AzureNATGW())
+	if v := h.in(0, UDP, "198.51.100.1:53", "203.0.113.1:2000", 0); v.Action != Dropped {
+		t.Errorf("azure-natgw: unsolicited UDP %v, want dropped", v.Action)
+	}
+}
