@@ -622,3 +622,27 @@ func TestOtherProfilesInTheEngine(t *testing.T) {
 		t.Errorf("azure-natgw: unsolicited UDP %v, want dropped", v.Action)
 	}
 }
+
+func TestVerdictStringAndFlags(t *testing.T) {
+	tu := Tuple{Proto: TCP, Src: ap("203.0.113.1:1024"), Dst: ap("198.51.100.1:443")}
+	for _, tc := range []struct {
+		v    Verdict
+		want string
+	}{
+		{Verdict{Behavior: L2, Action: Translated, Instance: 0, Tuple: tu, NewFlow: true}, "L2 translated inst=0 tcp 203.0.113.1:1024->198.51.100.1:443 new"},
+		{Verdict{Behavior: R7, Action: Hairpinned, Instance: 1, Tuple: tu}, "R7 hairpinned inst=1 tcp 203.0.113.1:1024->198.51.100.1:443"},
+		{Verdict{Behavior: G6, Action: Reset, Instance: -1, Reason: DropUnsolicited}, "G6 reset inst=-1 unsolicited"},
+	} {
+		if got := tc.v.String(); got != tc.want {
+			t.Errorf("Verdict.String() = %q, want %q", got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		f, g TCPFlags
+		want bool
+	}{{SYN | ACK, SYN, true}, {SYN | ACK, SYN | ACK, true}, {SYN, SYN | ACK, false}, {ACK, FIN, false}} {
+		if got := tc.f.Has(tc.g); got != tc.want {
+			t.Errorf("%v.Has(%v) = %v, want %v", tc.f, tc.g, got, tc.want)
+		}
+	}
+}
