@@ -646,3 +646,33 @@ func TestVerdictStringAndFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerChunksFreedAlone: dropping a mapping with several chunks of peer
+// ports frees its chunks only; another mapping's ports stay, also once
+// the freed chunks are reused.
+func TestPeerChunksFreedAlone(t *testing.T) {
+	s := newPeerSet()
+	add := func(id uint32, from, n int) {
+		for p := from; p < from+n; p++ {
+			s.add(id, uint16(p))
+		}
+	}
+	add(1, 1000, 3*peersPerChunk)
+	add(2, 2000, 3*peersPerChunk)
+	add(1, 1100, 2*peersPerChunk) // interleaved chunks
+	s.drop(1)
+	add(3, 3000, 6*peersPerChunk) // reuses 1's chunks
+	for p := 2000; p < 2000+3*peersPerChunk; p++ {
+		if !s.contains(2, uint16(p)) {
+			t.Fatalf("mapping 2 lost port %d", p)
+		}
+	}
+	for p := 1000; p < 1000+3*peersPerChunk; p++ {
+		if s.contains(1, uint16(p)) || s.contains(2, uint16(p)) {
+			t.Fatalf("port %d of the dropped mapping still found", p)
+		}
+	}
+	if !s.contains(3, 3000+6*peersPerChunk-1) {
+		t.Fatal("mapping 3 lacks its last port")
+	}
+}
