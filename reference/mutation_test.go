@@ -260,6 +260,30 @@ func TestC7MemoryBoundaries(t *testing.T) {
 	if v := h.out(11*time.Minute, TCP, in, srv, ACK); v.Action != Reset {
 		t.Errorf("a late packet of the reopened flow at 11 min: %v, want reset (remembered until 13 min)", v.Action)
 	}
+	// F (instance 1) is reset at 4 min, remembered until 8 min; reopened
+	// at 5 min as F2 on the same SNAT port, reclaimed at 6 min when
+	// instance 1 leaves the pool (remembered until 10 min, B16). G's reset
+	// at 8.5 min clears F's old memory, not F2's newer one: F2's late
+	// reply at 9 min is dropped as released, not as unsolicited.
+	two := cfg
+	two.Backends = append(two.Backends, ip("10.0.0.2"))
+	h = newHarness(t, two)
+	const in2 = "10.0.0.2:1000"
+	f := h.mustOut(0, TCP, in2, srv, SYN)
+	h.in(0, TCP, srv, f.String(), SYN|ACK)
+	g = h.mustOut(30*time.Second+4*time.Minute, TCP, "10.0.0.1:2000", srv, SYN)
+	h.in(30*time.Second+4*time.Minute, TCP, srv, g.String(), SYN|ACK)
+	f2 := h.mustOut(5*time.Minute, TCP, in2, srv, SYN)
+	if f2 != f {
+		t.Fatalf("F2 on %v, F was on %v: want the same port", f2, f)
+	}
+	if err := h.e.SetPool(t0.Add(6*time.Minute), two.Backends[:1], 0); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(30*time.Second + 8*time.Minute)
+	if v := h.in(9*time.Minute, TCP, srv, f2.String(), ACK); v.Action != Dropped || v.Reason != DropReleased {
+		t.Errorf("F2's late reply at 9 min: %v, want dropped as released (B16, remembered until 10 min)", v)
+	}
 }
 
 // TestPoolChangesPastTheDefaultTable: a manual allocation takes pools past
