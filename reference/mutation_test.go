@@ -260,6 +260,30 @@ func TestC7MemoryBoundaries(t *testing.T) {
 	if v := h.out(11*time.Minute, TCP, in, srv, ACK); v.Action != Reset {
 		t.Errorf("a late packet of the reopened flow at 11 min: %v, want reset (remembered until 13 min)", v.Action)
 	}
+	// F (instance 1) is reset at 4 min, remembered until 8 min; reopened
+	// at 5 min as F2 on the same SNAT port, reclaimed at 6 min when
+	// instance 1 leaves the pool (remembered until 10 min, B16). G's reset
+	// at 8.5 min clears F's old memory, not F2's newer one: F2's late
+	// reply at 9 min is dropped as released, not as unsolicited.
+	two := cfg
+	two.Backends = append(two.Backends, ip("10.0.0.2"))
+	h = newHarness(t, two)
+	const in2 = "10.0.0.2:1000"
+	f := h.mustOut(0, TCP, in2, srv, SYN)
+	h.in(0, TCP, srv, f.String(), SYN|ACK)
+	g = h.mustOut(30*time.Second+4*time.Minute, TCP, "10.0.0.1:2000", srv, SYN)
+	h.in(30*time.Second+4*time.Minute, TCP, srv, g.String(), SYN|ACK)
+	f2 := h.mustOut(5*time.Minute, TCP, in2, srv, SYN)
+	if f2 != f {
+		t.Fatalf("F2 on %v, F was on %v: want the same port", f2, f)
+	}
+	if err := h.e.SetPool(t0.Add(6*time.Minute), two.Backends[:1], 0); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(30*time.Second + 8*time.Minute)
+	if v := h.in(9*time.Minute, TCP, srv, f2.String(), ACK); v.Action != Dropped || v.Reason != DropReleased {
+		t.Errorf("F2's late reply at 9 min: %v, want dropped as released (B16, remembered until 10 min)", v)
+	}
 }
 
 // TestPoolChangesPastTheDefaultTable: a manual allocation takes pools past
@@ -620,5 +644,59 @@ func TestOtherProfilesInTheEngine(t *testing.T) {
 	h = open(AzureNATGW())
 	if v := h.in(0, UDP, "198.51.100.1:53", "203.0.113.1:2000", 0); v.Action != Dropped {
 		t.Errorf("azure-natgw: unsolicited UDP %v, want dropped", v.Action)
+	}
+}
+
+func TestVerdictStringAndFlags(t *testing.T) {
+	tu := Tuple{Proto: TCP, Src: ap("203.0.113.1:1024"), Dst: ap("198.51.100.1:443")}
+	for _, tc := range []struct {
+		v    Verdict
+		want string
+	}{
+		{Verdict{Behavior: L2, Action: Translated, Instance: 0, Tuple: tu, NewFlow: true}, "L2 translated inst=0 tcp 203.0.113.1:1024->198.51.100.1:443 new"},
+		{Verdict{Behavior: R7, Action: Hairpinned, Instance: 1, Tuple: tu}, "R7 hairpinned inst=1 tcp 203.0.113.1:1024->198.51.100.1:443"},
+		{Verdict{Behavior: G6, Action: Reset, Instance: -1, Reason: DropUnsolicited}, "G6 reset inst=-1 unsolicited"},
+	} {
+		if got := tc.v.String(); got != tc.want {
+			t.Errorf("Verdict.String() = %q, want %q", got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		f, g TCPFlags
+		want bool
+	}{{SYN | ACK, SYN, true}, {SYN | ACK, SYN | ACK, true}, {SYN, SYN | ACK, false}, {ACK, FIN, false}} {
+		if got := tc.f.Has(tc.g); got != tc.want {
+			t.Errorf("%v.Has(%v) = %v, want %v", tc.f, tc.g, got, tc.want)
+		}
+	}
+}
+
+// TestPeerChunksFreedAlone: dropping a mapping with several chunks of peer
+// ports frees its chunks only; another mapping's ports stay, also once
+// the freed chunks are reused.
+func TestPeerChunksFreedAlone(t *testing.T) {
+	s := newPeerSet()
+	add := func(id uint32, from, n int) {
+		for p := from; p < from+n; p++ {
+			s.add(id, uint16(p))
+		}
+	}
+	add(1, 1000, 3*peersPerChunk)
+	add(2, 2000, 3*peersPerChunk)
+	add(1, 1100, 2*peersPerChunk) // interleaved chunks
+	s.drop(1)
+	add(3, 3000, 6*peersPerChunk) // reuses 1's chunks
+	for p := 2000; p < 2000+3*peersPerChunk; p++ {
+		if !s.contains(2, uint16(p)) {
+			t.Fatalf("mapping 2 lost port %d", p)
+		}
+	}
+	for p := 1000; p < 1000+3*peersPerChunk; p++ {
+		if s.contains(1, uint16(p)) || s.contains(2, uint16(p)) {
+			t.Fatalf("port %d of the dropped mapping still found", p)
+		}
+	}
+	if !s.contains(3, 3000+6*peersPerChunk-1) {
+		t.Fatal("mapping 3 lacks its last port")
 	}
 }
