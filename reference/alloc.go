@@ -35,6 +35,8 @@ type allocator struct {
 
 func newAllocator(p *Profile, nIP, pool, perInstance int) *allocator {
 	a := &allocator{prof: p, perInstance: perInstance, nIP: nIP, blocksPerIP: p.PortsPerIP / p.BlockSize}
+	// Equivalent mutant: "/64" → "*64" only makes the bitmap longer (its
+	// extra words stay zero and lie past total, which take never reaches).
 	a.used = make([]uint64, (nIP*a.blocksPerIP+63)/64)
 	a.resize(pool)
 	return a
@@ -98,10 +100,13 @@ func (a *allocator) resize(n int) (lost [][]blockRef) {
 		lost[i] = a.inst[i]
 		a.free(a.inst[i])
 	}
+	// Equivalent mutant: "<" → "<=" reslices to the same length.
 	if n < len(a.inst) {
 		a.inst = a.inst[:n]
 	}
 	for i, blocks := range a.inst {
+		// Equivalent mutant: ">" → ">=" at len == target frees nothing and
+		// keeps the same blocks.
 		if len(blocks) > target && a.perInstance == 0 {
 			lost[i] = slices.Clone(blocks[target:])
 			a.free(blocks[target:])
@@ -109,6 +114,13 @@ func (a *allocator) resize(n int) (lost [][]blockRef) {
 		}
 	}
 	for i, blocks := range a.inst {
+		// Equivalent mutants: "need > 0" → ">=" asks take for 0 blocks,
+		// which returns none. "len(blocks) == 0" → "!=": under a manual
+		// allocation an instance holds its total or nothing, and one with
+		// nothing exists only when no capacity is left; capacity comes back
+		// only by truncating the pool, which removes that instance first
+		// (instances are added and removed at the end), so take would
+		// return none either way.
 		if need := target - len(blocks); need > 0 && (a.perInstance == 0 || len(blocks) == 0) {
 			if more := a.take(need); more != nil {
 				a.inst[i] = append(blocks, more...)

@@ -110,7 +110,7 @@ func ProfileNames() []string {
 // Behaviors returns every behaviour ID of every profile, B1 first, in
 // SEMANTICS.md order (azure-lb, then linux, azure-natgw and rfc).
 func Behaviors() []Behavior {
-	bs := make([]Behavior, 0, behaviorEnd-1)
+	bs := make([]Behavior, 0, behaviorEnd-1) // a capacity hint: mutants of it are equivalent
 	for b := B1; b < behaviorEnd; b++ {
 		bs = append(bs, b)
 	}
@@ -123,7 +123,7 @@ func Behaviors() []Behavior {
 func BehaviorsOf(name string) []Behavior {
 	for _, p := range profileItems {
 		if p.name == name {
-			bs := make([]Behavior, 0, p.last-p.first+1)
+			bs := make([]Behavior, 0, p.last-p.first+1) // a capacity hint: mutants of it are equivalent
 			for b := p.first; b <= p.last; b++ {
 				bs = append(bs, b)
 			}

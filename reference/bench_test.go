@@ -104,23 +104,28 @@ func BenchmarkEstablished(b *testing.B) {
 		name   string
 		flows  int
 		random bool
+		warm   int
 	}{
-		{"best-case/order=slab/flows=100k/dir=one", 100_000, false},
-		{"order=slab/flows=1M/dir=one", 1_000_000, false},
-		{"order=random/flows=100k/dir=both", 100_000, true},
-		{"worst-case/order=random/flows=1M/dir=both", 1_000_000, true},
+		{"best-case/order=slab/flows=100k/dir=one", 100_000, false, 0},
+		{"order=slab/flows=1M/dir=one", 1_000_000, false, 0},
+		{"order=random/flows=100k/dir=both", 100_000, true, 0},
+		{"worst-case/order=random/flows=1M/dir=both", 1_000_000, true, 0},
+		{"order=random/flows=100k/dir=both/warm=16", 100_000, true, 16},
+		{"worst-case/order=random/flows=1M/dir=both/warm=16", 1_000_000, true, 16},
 	} {
 		var st *established // set up once, kept over the runs of growing b.N
 		b.Run(c.name, func(b *testing.B) {
 			if st == nil {
 				st = openEstablished(b, c.flows, c.random)
 			}
-			benchEstablished(b, st)
+			benchEstablished(b, st, c.warm)
 		})
 	}
 }
 
-func benchEstablished(b *testing.B, st *established) {
+// benchEstablished sends b.N packets of st; with warm > 0, each run of
+// warm packets is first given to Engine.Warm, as a replay that batches does.
+func benchEstablished(b *testing.B, st *established, warm int) {
 	var emit []Packet
 	n := len(st.pkts)
 	b.ReportAllocs()
@@ -128,6 +133,11 @@ func benchEstablished(b *testing.B, st *established) {
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		k := st.sent + i
+		if warm > 0 && i%warm == 0 {
+			for j := k; j < k+warm; j++ {
+				st.e.Warm(&st.pkts[j%n])
+			}
+		}
 		p := &st.pkts[k%n]
 		p.Time = t0.Add(time.Duration(k) * 100)
 		v, em, _ := st.e.Process(*p, emit[:0])

@@ -307,10 +307,12 @@ func FormatDuration(d time.Duration) string {
 		return "0 s"
 	}
 	sign := ""
-	if d < 0 {
+	if d < 0 { // equivalent mutant: "<" → "<=" (0 returned above)
 		sign, d = "-", -d
 	}
 	if d < time.Second {
+		// Equivalent mutant: "%" → "*" sends whole milliseconds to the
+		// FormatFloat branch, which writes them the same.
 		if d%time.Millisecond == 0 {
 			return sign + strconv.FormatInt(int64(d/time.Millisecond), 10) + " ms"
 		}

@@ -130,7 +130,7 @@ func ParseSysctl(r io.Reader, source string) (Conntrack, error) {
 			continue
 		}
 		if _, known := c.sysctlFields()[name]; known {
-			seen++
+			seen++ // equivalent mutant: "--" (only seen == 0 matters)
 		}
 		if err := c.set(name, v); err != nil {
 			return c, &SysctlError{Source: source, Line: n, Reason: err.Error()}
@@ -160,7 +160,7 @@ func ReadSysctlFS(fsys fs.FS, source string) (Conntrack, error) {
 		if err != nil {
 			return c, fmt.Errorf("sysctl %s: %w", source, err)
 		}
-		seen++
+		seen++ // equivalent mutant: "--" (only seen == 0 matters)
 		if err := c.set(name, string(b)); err != nil {
 			return c, &SysctlError{Source: source + "/" + name, Reason: err.Error()}
 		}

@@ -188,9 +188,11 @@ type Engine struct {
 	// frontends, the flow table and its indexes.
 	now, nextTimer     int64
 	started            bool
-	hairpin, fragments bool   // Profile.Hairpin, Profile.Fragments
-	carry              uint64 // bit p set: protocol p is translated (B15, L10, G8, R6)
-	hold               *holdTimers
+	hairpin, fragments bool        // Profile.Hairpin, Profile.Fragments
+	carry              uint64      // bit p set: protocol p is translated (B15, L10, G8, R6)
+	hold               *holdTimers // &holdT when the lifecycle is the hold timers
+	holdT              holdTimers
+	lowest, peerPorts  bool // the picker is lowestFreePicker, the filter portFilter
 	life               lifecycle
 	filt               filter
 	front              []netip.Addr // cfg.Frontends
@@ -231,6 +233,8 @@ type Engine struct {
 	tombQ           []tombEntry
 
 	drops [dropEnd]uint64
+	// warmed is a sink for Warm's loads.
+	warmed uint32
 }
 
 // wheelShift makes a bucket 2^30 ns, about 1.07 s: below the shortest hold
@@ -271,6 +275,10 @@ func New(cfg Config) (*Engine, error) {
 	// The wheel spans more than the longest deadline a packet can set, up
 	// to 2^16 buckets (19.5 h); a longer deadline is filed again each time
 	// its bucket comes round.
+	// Equivalent mutants here and in the loop below: the wheel's size is a
+	// speed choice only. A flow filed in a bucket that comes due before its
+	// deadline is filed again (load), so a smaller or larger wheel releases
+	// every flow at the same nanosecond.
 	span := int64(longestTimer(&c))>>wheelShift + 4
 	n := int64(64)
 	for n < span && n < 1<<16 {
@@ -468,11 +476,17 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 	}
 	f := &e.flows[id]
 	if f.dstPort != tu.Dst.Port() || f.dstIP != dstIP {
-		e.filt.sent(e, f, id, dstIP, tu.Dst.Port())
+		e.sent(f, id, dstIP, tu.Dst.Port())
 	}
 	v := Verdict{Action: Translated, Behavior: e.ids.out[f.proto&31], Instance: int(f.inst),
 		Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
-	switch e.touch(f, id, t, p.Flags, stOut) {
+	var st step
+	if h := e.hold; h != nil { // direct: no wrapper frame on the hot path
+		st = h.touch(e, f, id, t, p.Flags, stOut)
+	} else {
+		st = e.life.touch(e, f, id, t, p.Flags, stOut)
+	}
+	switch st {
 	case stepPass, stepIgnore:
 	case stepInvalid:
 		return e.drop(p, DropInvalid, L11, int(f.inst))
@@ -489,6 +503,7 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 }
 
 // carries reports whether the engine translates protocol p.
+// Equivalent mutant: "p < 64" → "p <= 64": a shift by 64 gives 0 anyway.
 func (e *Engine) carries(p Proto) bool { return p < 64 && e.carry>>p&1 != 0 }
 
 // hairpinned sends translated outbound v back in when its destination is a
@@ -518,6 +533,8 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 		return e.drop(p, DropFragment, e.ids.fragment, int(inst))
 	}
 	syn := tu.Proto == TCP && p.Flags&(SYN|ACK) == SYN
+	// Equivalent mutants of this guard (and tombIn's): a lookup in an empty
+	// map finds nothing; the guard only spares the hash.
 	if len(e.tombOut) > 0 {
 		if tb, ok := e.tombOut[k]; ok && tb.until > t {
 			if !syn {
@@ -526,20 +543,39 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 			delete(e.tombOut, k)
 		}
 	}
-	if r, b, reset := e.life.open(e, tu.Proto, p.Flags); reset {
+	var r DropReason
+	var b Behavior
+	var reset bool
+	if h := e.hold; h != nil {
+		r, b, reset = h.open(e, tu.Proto, p.Flags)
+	} else {
+		r, b, reset = e.life.open(e, tu.Proto, p.Flags)
+	}
+	if reset {
 		return e.resetBack(p, b, int(inst))
 	} else if r != NotDropped {
 		return e.drop(p, r, b, int(inst))
 	}
-	ip, port, slot, fresh, ok := e.pick.pick(e, uint32(inst), tu.Proto, tu.Src, k)
+	var ip, port, slot uint16
+	var fresh bool
+	if e.lowest {
+		ip, port, slot, fresh, ok = lowestFreePicker{}.pick(e, uint32(inst), tu.Proto, tu.Src, k)
+	} else {
+		ip, port, slot, fresh, ok = e.pick.pick(e, uint32(inst), tu.Proto, tu.Src, k)
+	}
 	if !ok {
 		return e.exhausted(p, t, int(inst))
 	}
 	id, f, shared := e.addFlow(flow{inIP: inIP, dstIP: v4(tu.Dst.Addr()), inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
 		snatIP: ip, snatPort: port, slot: slot, inst: uint32(inst), proto: tu.Proto, state: stLive}, h, t)
-	st := e.touch(f, id, t, p.Flags, stOut)
+	var st step
+	if h := e.hold; h != nil {
+		st = h.touch(e, f, id, t, p.Flags, stOut)
+	} else {
+		st = e.life.touch(e, f, id, t, p.Flags, stOut)
+	}
 	e.link(id)
-	b := e.ids.opened[f.proto&31]
+	b = e.ids.opened[f.proto&31]
 	if !fresh && e.ids.reuse != NoBehavior {
 		b = e.ids.reuse
 	}
@@ -582,18 +618,43 @@ func (e *Engine) addFlow(nf flow, h uint64, t int64) (id uint32, f *flow, shared
 	e.out.insert(h, id)
 	e.in.insert(hashKey(e.inKey(f)), id)
 	shared = e.portRef(f, 1)
-	e.pick.added(e, id)
-	e.life.start(e, f, id, t)
+	if !e.lowest {
+		e.pick.added(e, id)
+	}
+	if h := e.hold; h != nil {
+		h.start(e, f, id, t)
+	} else {
+		e.life.start(e, f, id, t)
+	}
 	return id, f, shared
 }
 
-// touch applies a packet with flags, travelling in direction dir, to flow
-// f through the engine's lifecycle.
-func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) step {
+// The seams as the packet path calls them. The strategies of azure-lb
+// (the hold timers, the lowest-free picker, the peer-port filter) are
+// called directly, the others through their interfaces: the choice is
+// made once in New (hold, lowest, peerPorts), and azure-lb pays no
+// interface call.
+
+func (e *Engine) ended(f *flow, id uint32) (ReleaseReason, Behavior) {
 	if h := e.hold; h != nil {
-		return h.touch(e, f, id, t, flags, dir)
+		return h.ended(e, f, id)
 	}
-	return e.life.touch(e, f, id, t, flags, dir)
+	return e.life.ended(e, f, id)
+}
+
+func (e *Engine) sent(f *flow, id uint32, ip uint32, port uint16) {
+	if e.peerPorts {
+		portFilter{}.sent(e, f, id, ip, port)
+		return
+	}
+	e.filt.sent(e, f, id, ip, port)
+}
+
+func (e *Engine) allowed(f *flow, id uint32, ip uint32, port uint16) bool {
+	if e.peerPorts {
+		return portFilter{}.allowed(e, f, id, ip, port)
+	}
+	return e.filt.allowed(e, f, id, ip, port)
 }
 
 // releaseNow releases flow id at t, as its lifecycle names it (L6).
@@ -602,7 +663,7 @@ func (e *Engine) releaseNow(id uint32, t int64) {
 	if f.state&stInDue != 0 {
 		f.state &^= stInDue // its due entry is passed over
 	}
-	r, b := e.life.ended(e, f, id)
+	r, b := e.ended(f, id)
 	e.release(id, t, r, b)
 }
 
@@ -645,6 +706,7 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	if id, ok := e.lookup(&e.in, h, k, true); ok {
 		return e.inboundFlow(p, t, id)
 	}
+	// Equivalent mutants: see tombOut's guard.
 	if len(e.tombIn) > 0 {
 		if tb, ok := e.tombIn[k]; ok && tb.until > t {
 			return e.tombVerdict(p, tb)
@@ -662,12 +724,18 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 	tu := &p.Tuple
 	f := &e.flows[id]
-	if src := v4(tu.Src.Addr()); (f.dstPort != tu.Src.Port() || f.dstIP != src) && !e.filt.allowed(e, f, id, src, tu.Src.Port()) {
+	if src := v4(tu.Src.Addr()); (f.dstPort != tu.Src.Port() || f.dstIP != src) && !e.allowed(f, id, src, tu.Src.Port()) {
 		return e.drop(p, DropUnsolicited, e.ids.unsolicited, int(f.inst))
 	}
 	v := Verdict{Action: Translated, Behavior: e.ids.in[f.proto&31], Instance: int(f.inst),
 		Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
-	switch e.touch(f, id, t, p.Flags, stIn) {
+	var st step
+	if h := e.hold; h != nil {
+		st = h.touch(e, f, id, t, p.Flags, stIn)
+	} else {
+		st = e.life.touch(e, f, id, t, p.Flags, stIn)
+	}
+	switch st {
 	case stepInvalid:
 		return e.drop(p, DropInvalid, L11, int(f.inst))
 	case stepKill:
@@ -682,6 +750,8 @@ func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 }
 
 func (e *Engine) frontIndex(a uint32) (uint16, bool) {
+	// Equivalent mutants: the scan and the map give the same answer; the
+	// scan is faster for a few frontends.
 	if len(e.front4) <= 8 {
 		for i, f := range e.front4 {
 			if f == a {
@@ -764,6 +834,7 @@ func (e *Engine) portRef(f *flow, delta int) bool {
 	r := &refs[f.snatPort-e.prof.FirstPort]
 	st := &e.insts[f.inst].stat[pi]
 	is := st.ip(f.snatIP)
+	// Equivalent mutant: ">" → ">=" (delta is +1 or -1).
 	if delta > 0 {
 		*r++
 		st.flows++

@@ -6,7 +6,9 @@ package reference
 // B11, G4), a RST only ever shortening it; on azure-natgw a SYN with no
 // answer is closed after HalfOpen (G4).
 type holdTimers struct {
-	idle     [32]int64 // by protocol & 31 (G5: UDP fixed, TCP configured)
+	// idle is the idle timeout of TCP (idle[0]) and UDP (idle[1], G5's
+	// fixed one): indexed by proto>>4&1, 0 for TCP (6), 1 for UDP (17).
+	idle     [2]int64
 	fin, rst int64
 	halfOpen int64 // 0: no half-open close
 	strict   bool  // C5's strict mode: only a SYN opens a TCP flow
@@ -18,15 +20,15 @@ type holdTimers struct {
 	finID, rstID, idleID, halfID Behavior
 }
 
-func newHoldTimers(e *Engine) *holdTimers {
+func newHoldTimers(e *Engine) holdTimers {
 	p := e.prof
-	h := &holdTimers{fin: int64(p.FINHold), rst: int64(p.RSTHold), halfOpen: int64(p.Gateway.HalfOpen),
+	h := holdTimers{fin: int64(p.FINHold), rst: int64(p.RSTHold), halfOpen: int64(p.Gateway.HalfOpen),
 		strict: e.cfg.Strict || p.SYNOnly, resetUnknown: p.ResetUnknown,
 		finID: B10, rstID: B11, idleID: B12, halfID: B12}
 	idle := int64(e.cfg.IdleTimeout)
-	h.idle[TCP&31], h.idle[UDP&31], h.idle[ICMP&31] = idle, idle, idle
+	h.idle = [2]int64{idle, idle}
 	if p.Gateway.UDPIdle != 0 {
-		h.idle[UDP&31] = int64(p.Gateway.UDPIdle)
+		h.idle[UDP>>4&1] = int64(p.Gateway.UDPIdle)
 	}
 	if p.Name == NameAzureNATGW {
 		h.finID, h.rstID, h.idleID, h.halfID = G4, G4, G5, G4
@@ -75,7 +77,7 @@ func (h *holdTimers) touch(e *Engine, f *flow, id uint32, t int64, flags TCPFlag
 			}
 			f.state &^= stHalfOpen
 		}
-		f.deadline = t + h.idle[f.proto&31]
+		f.deadline = t + h.idle[f.proto>>4&1]
 	}
 	return stepPass
 }

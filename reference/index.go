@@ -20,6 +20,8 @@ type key struct{ a, b uint64 }
 func hashKey(k key) uint64 {
 	// A multiply-xorshift mix (as in wyhash/murmur finalizers): cheap and
 	// good enough for keys an attacker does not choose.
+	// Equivalent mutants: any change to the mix changes speed, never an
+	// answer (entries are matched on the whole key in the flow table).
 	h := (k.a ^ 0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
 	h ^= h >> 31
 	h ^= k.b * 0x94d049bb133111eb
@@ -30,6 +32,8 @@ func hashKey(k key) uint64 {
 
 func newFlowIndex(capacity int) flowIndex {
 	n := 16
+	// Equivalent mutants: the initial size and the load factor below are
+	// speed choices; the table grows before it is full either way.
 	for n*3/4 < capacity {
 		n *= 2
 	}
@@ -38,6 +42,8 @@ func newFlowIndex(capacity int) flowIndex {
 
 // insert adds id under hash h. The caller has checked the key is absent.
 func (x *flowIndex) insert(h uint64, id uint32) {
+	// Equivalent mutants: see newFlowIndex (any threshold that grows the
+	// table before it fills gives the same answers).
 	if (x.n+1)*4 > len(x.slots)*3 {
 		x.grow()
 	}

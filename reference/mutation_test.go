@@ -4,6 +4,7 @@ package reference
 // each pins a result that a one-token change to the code would alter.
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -23,6 +24,8 @@ func TestFormatDuration(t *testing.T) {
 		{-250 * time.Millisecond, "-250 ms"},
 		{250 * time.Millisecond, "250 ms"},
 		{1500 * time.Microsecond, "1.5 ms"},
+		{1250 * time.Microsecond, "1.25 ms"},
+		{2*time.Second + 125*time.Millisecond, "2.125 s"},
 		{time.Second - time.Millisecond, "999 ms"},
 		{time.Second, "1 s"},
 		{1500 * time.Millisecond, "1.5 s"},
@@ -122,11 +125,16 @@ func TestStatsAndDrops(t *testing.T) {
 	if s := tcp(); s.InUse != 2 || s.PerIP[0].InUse != 2 || s.Peak != 3 || s.Releases[ReleaseRST] != 2 {
 		t.Fatalf("after two RST releases: %+v, want 2 ports in use (1024 still carries a flow), peak 3, 2 RST releases", s)
 	}
-	for i := range 8 {
-		h.out(17*time.Second, TCP, fmt.Sprintf("10.0.0.1:%d", 3000+i), a, SYN)
+	h.mustOut(16*time.Second, TCP, "10.0.0.1:2000", b, RST) // the last flow on 1024
+	h.advance(31 * time.Second)
+	if s := tcp(); s.InUse != 1 || s.PerIP[0].InUse != 1 {
+		t.Fatalf("with one flow left: %+v, want 1 port in use", s)
 	}
-	if s, d := tcp(), h.e.Drops(); s.ExhaustionDrops != 1 || d[DropExhausted] != 1 || s.FirstExhaustion != t0.Add(17*time.Second) {
-		t.Errorf("exhaustion (7 ports free toward a, 8 new flows): %d drops in Stats, %d in Drops, first at %v; want 1, 1, +17s", s.ExhaustionDrops, d[DropExhausted], s.FirstExhaustion.Sub(t0))
+	for i := range 8 {
+		h.out(32*time.Second, TCP, fmt.Sprintf("10.0.0.1:%d", 3000+i), a, SYN)
+	}
+	if s, d := tcp(), h.e.Drops(); s.ExhaustionDrops != 1 || d[DropExhausted] != 1 || s.FirstExhaustion != t0.Add(32*time.Second) {
+		t.Errorf("exhaustion (7 ports free toward a, 8 new flows): %d drops in Stats, %d in Drops, first at %v; want 1, 1, +32s", s.ExhaustionDrops, d[DropExhausted], s.FirstExhaustion.Sub(t0))
 	}
 	// Per-IP stats are kept in frontend order whatever order they appear in.
 	var st protoStat
@@ -156,6 +164,10 @@ func TestVerdictsOfNoInstance(t *testing.T) {
 	if v := h.in(2*time.Second, TCP, "198.51.100.9:443", "203.0.113.1:1024", ACK); v.Instance != -1 || v.Reason != DropUnsolicited {
 		t.Errorf("unsolicited inbound: %+v, want dropped unsolicited, instance -1", v)
 	}
+	if v := h.in(2*time.Second, TCP, "198.51.100.9:443", "198.51.100.200:1024", ACK); v.Instance != -1 || v.Reason != DropUnsolicited {
+		t.Errorf("inbound to an address that is no frontend: %+v, want dropped unsolicited, instance -1", v)
+	}
+	h.events = h.events[:1]
 	if v := h.out(2*time.Second, TCP, "10.9.9.9:1000", "198.51.100.1:443", SYN); v.Instance != -1 || v.Reason != DropNoInstance {
 		t.Errorf("from no instance: %+v, want instance -1", v)
 	}
@@ -247,6 +259,30 @@ func TestC7MemoryBoundaries(t *testing.T) {
 	h.advance(10 * time.Minute)
 	if v := h.out(11*time.Minute, TCP, in, srv, ACK); v.Action != Reset {
 		t.Errorf("a late packet of the reopened flow at 11 min: %v, want reset (remembered until 13 min)", v.Action)
+	}
+	// F (instance 1) is reset at 4 min, remembered until 8 min; reopened
+	// at 5 min as F2 on the same SNAT port, reclaimed at 6 min when
+	// instance 1 leaves the pool (remembered until 10 min, B16). G's reset
+	// at 8.5 min clears F's old memory, not F2's newer one: F2's late
+	// reply at 9 min is dropped as released, not as unsolicited.
+	two := cfg
+	two.Backends = append(two.Backends, ip("10.0.0.2"))
+	h = newHarness(t, two)
+	const in2 = "10.0.0.2:1000"
+	f := h.mustOut(0, TCP, in2, srv, SYN)
+	h.in(0, TCP, srv, f.String(), SYN|ACK)
+	g = h.mustOut(30*time.Second+4*time.Minute, TCP, "10.0.0.1:2000", srv, SYN)
+	h.in(30*time.Second+4*time.Minute, TCP, srv, g.String(), SYN|ACK)
+	f2 := h.mustOut(5*time.Minute, TCP, in2, srv, SYN)
+	if f2 != f {
+		t.Fatalf("F2 on %v, F was on %v: want the same port", f2, f)
+	}
+	if err := h.e.SetPool(t0.Add(6*time.Minute), two.Backends[:1], 0); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(30*time.Second + 8*time.Minute)
+	if v := h.in(9*time.Minute, TCP, srv, f2.String(), ACK); v.Action != Dropped || v.Reason != DropReleased {
+		t.Errorf("F2's late reply at 9 min: %v, want dropped as released (B16, remembered until 10 min)", v)
 	}
 }
 
@@ -372,5 +408,295 @@ func TestFlowIndexRandomized(t *testing.T) {
 		if x.n != len(live) {
 			t.Fatalf("op %d: index counts %d entries, holds %d", op, x.n, len(live))
 		}
+	}
+}
+
+// TestConfigLimits: each limit of a configuration, accepted on one side
+// and refused on the other.
+func TestConfigLimits(t *testing.T) {
+	fronts := func(n int) []netip.Addr {
+		out := make([]netip.Addr, n)
+		for i := range out {
+			out[i] = netip.AddrFrom4([4]byte{203, byte(i >> 8), byte(i), 1})
+		}
+		return out
+	}
+	rfc := func(mod func(*Profile)) Profile { p := RFC(); mod(&p); return p }
+	linux := func(est time.Duration) Profile { ct := DefaultConntrack(); ct.Established = est; return Linux(ct) }
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		field string // "" when accepted
+	}{
+		{"azure-natgw, 16 public IPs", Config{Profile: AzureNATGW(), Frontends: fronts(16)}, ""},
+		{"azure-natgw, 17 public IPs", Config{Profile: AzureNATGW(), Frontends: fronts(17)}, "frontends"},
+		{"1,024 frontends", Config{Frontends: fronts(1024)}, ""},
+		{"1,025 frontends", Config{Frontends: fronts(1025)}, "frontends"},
+		{"azure-lb, TCP only", Config{Frontends: fronts(1), Protocols: TCPOnly}, ""},
+		{"azure-natgw, TCP only", Config{Profile: AzureNATGW(), Frontends: fronts(1), Protocols: TCPOnly}, "protocol"},
+		{"rfc, endpoint-independent filtering", Config{Profile: rfc(func(p *Profile) { p.Filtering = FilterEndpointIndependent }), Frontends: fronts(1)}, ""},
+		{"an unknown filtering", Config{Profile: rfc(func(p *Profile) { p.Filtering = FilterEndpointIndependent + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown timers strategy", Config{Profile: rfc(func(p *Profile) { p.Timers = TimersRFC + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown quota", Config{Profile: rfc(func(p *Profile) { p.Quota = QuotaShared + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown port choice", Config{Profile: rfc(func(p *Profile) { p.PortChoice = PortParity + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"an unknown mapping", Config{Profile: rfc(func(p *Profile) { p.Mapping = MappingFiveTuple + 1 }), Frontends: fronts(1)}, "profile rfc: strategy"},
+		{"rfc from port 2", Config{Profile: rfc(func(p *Profile) { p.FirstPort, p.PortsPerIP = 2, 65534 }), Frontends: fronts(1)}, "profile rfc: port range"},
+		{"linux, ESTABLISHED at the longest hold", Config{Profile: linux(maxHold), Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1")}}, ""},
+		{"linux, ESTABLISHED past it", Config{Profile: linux(maxHold + 1), Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1")}}, "profile linux: timer"},
+		{"the second backend twice", Config{Frontends: fronts(1), Backends: []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.2")}}, "backend #3"},
+	} {
+		if tc.cfg.Backends == nil {
+			tc.cfg.Backends = []netip.Addr{ip("10.0.0.1")}
+		}
+		_, err := New(tc.cfg)
+		var ce *ConfigError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &ce) || ce.Field != tc.field):
+			t.Errorf("%s: %v, want a *ConfigError on %q", tc.name, err, tc.field)
+		}
+	}
+	if _, ok := behaviorEnd.About(); ok || behaviorEnd.Title() != "" || R7.Title() == "" {
+		t.Errorf("About/Title past the last ID: %v %q; R7's title %q", ok, behaviorEnd.Title(), R7.Title())
+	}
+	if a, ok := R7.About(); !ok || a.ID != R7 {
+		t.Errorf("R7.About() = %+v, %v", a, ok)
+	}
+}
+
+// TestTakeNeverPassesTheLastBlock: an IP of 7,999 blocks leaves the last
+// bit of its last bitmap word unused; a search that starts among used
+// blocks finds none free rather than that bit (B1, B4).
+func TestTakeNeverPassesTheLastBlock(t *testing.T) {
+	p := AzureLB()
+	p.PortsPerIP = 63992
+	a := newAllocator(&p, 1, 1, 8)
+	for g := range a.total() {
+		a.used[g/64] |= 1 << (g % 64)
+	}
+	a.firstFree = 7990
+	if got := a.take(1); got != nil {
+		t.Errorf("take(1) on a full IP of 7,999 blocks = %v, want nothing", got)
+	}
+}
+
+// TestSharedInventories: azure-natgw's instances share every frontend IP's
+// ports (G1); rfc's use those of the IP paired with them (R3).
+func TestSharedInventories(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2")}
+	bk := []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")}
+	e, err := New(Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, PoolSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := e.Plan()
+	wantRanges := []PortRange{{fr[0], 1024, 65535}, {fr[1], 1024, 65535}}
+	if !pl.Shared || pl.PerInstance != 2*64512 || len(pl.Instances) != 4 || pl.MaxPool != 4 {
+		t.Fatalf("azure-natgw plan: %+v", pl)
+	}
+	for i, in := range pl.Instances {
+		if in.Ports != 2*64512 || !slices.Equal(in.Ranges, wantRanges) || (i < 3) != in.Inside.IsValid() || (i < 3 && in.Inside != bk[i]) {
+			t.Errorf("azure-natgw instance %d: %+v", i, in)
+		}
+	}
+	for _, f := range pl.Frontends {
+		if f.Free != 64512 || f.Allocated != 0 {
+			t.Errorf("azure-natgw frontend %+v, want 64,512 free, none handed out", f)
+		}
+	}
+	for _, s := range e.Stats() {
+		if s.Allocated != 2*64512 || len(s.PerIP) != 2 || s.PerIP[0].Allocated != 64512 || s.PerIP[1].IP != fr[1] {
+			t.Errorf("azure-natgw stats %+v", s)
+		}
+	}
+	r, err := New(Config{Profile: RFC(), Frontends: fr, Backends: bk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range r.Stats() {
+		if s.Allocated != 65535 || len(s.PerIP) != 1 || s.PerIP[0].IP != fr[s.Instance%2] || s.PerIP[0].Allocated != 65535 {
+			t.Errorf("rfc stats of instance %d: %+v, want the paired IP %v only", s.Instance, s, fr[s.Instance%2])
+		}
+	}
+}
+
+// TestProfileSettings: settings a profile does not have, and the rfc
+// profile's timer minimums (R4–R6), refused with the item that says so.
+func TestProfileSettings(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1")}
+	bk := []netip.Addr{ip("10.0.0.1")}
+	rfc := func(mod func(*RFCTimers), echo bool) Profile {
+		p := RFC()
+		p.ICMPEcho = echo
+		mod(&p.RFC)
+		return p
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		field string
+		b     Behavior
+	}{
+		{"azure-lb without frontends", Config{Backends: bk}, "frontends", B1},
+		{"azure-natgw without frontends", Config{Profile: AzureNATGW(), Backends: bk}, "frontends", G1},
+		{"rfc without frontends", Config{Profile: RFC(), Backends: bk}, "frontends", R3},
+		{"azure-natgw with ports per instance", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, PortsPerInstance: 8}, "ports per instance", G1},
+		{"rfc with ports per instance", Config{Profile: RFC(), Frontends: fr, Backends: bk, PortsPerInstance: 8}, "ports per instance", R3},
+		{"azure-natgw, idle 3 min", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, IdleTimeout: 3 * time.Minute}, "idle timeout", G5},
+		{"azure-lb, idle 3 min", Config{Frontends: fr, Backends: bk, IdleTimeout: 3 * time.Minute}, "idle timeout", B12},
+		{"rfc with an idle timeout", Config{Profile: RFC(), Frontends: fr, Backends: bk, IdleTimeout: 4 * time.Minute}, "idle timeout", NoBehavior},
+		{"rfc without one", Config{Profile: RFC(), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"azure-natgw with tcpResetOnIdle", Config{Profile: AzureNATGW(), Frontends: fr, Backends: bk, TCPResetOnIdle: true}, "tcp reset on idle", B14},
+		{"a backend that is a frontend", Config{Frontends: fr, Backends: []netip.Addr{ip("10.0.0.1"), fr[0]}}, "backend #2", NoBehavior},
+		{"rfc, UDP timer 2 min", Config{Profile: rfc(func(r *RFCTimers) { r.UDP = 2 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, UDP timer under 2 min", Config{Profile: rfc(func(r *RFCTimers) { r.UDP = 2*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: UDP mapping timer", R4},
+		{"rfc, established 124 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPEstablished = 124 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, established under 124 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPEstablished = 124*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: TCP established idle timeout", R5},
+		{"rfc, transitory 4 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPTransitory = 4 * time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, transitory under 4 min", Config{Profile: rfc(func(r *RFCTimers) { r.TCPTransitory = 4*time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: TCP transitory idle timeout", R5},
+		{"rfc, ICMP 60 s", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = time.Minute }, true), Frontends: fr, Backends: bk}, "", NoBehavior},
+		{"rfc, ICMP under 60 s", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = time.Minute - 1 }, true), Frontends: fr, Backends: bk}, "profile rfc: ICMP query timer", R6},
+		{"rfc without ICMP echo, no ICMP timer", Config{Profile: rfc(func(r *RFCTimers) { r.ICMP = 0 }, false), Frontends: fr, Backends: bk}, "", NoBehavior},
+	} {
+		_, err := New(tc.cfg)
+		var ce *ConfigError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.field != "" && (!errors.As(err, &ce) || ce.Field != tc.field || ce.Behavior != tc.b):
+			t.Errorf("%s: %v, want a *ConfigError on %q (%v)", tc.name, err, tc.field, tc.b)
+		}
+	}
+}
+
+// TestConntrackNumbers: the kernel defaults of SEMANTICS.md L5–L7, a
+// snapshot written by String read back the same, and an error without a
+// line says none.
+func TestConntrackNumbers(t *testing.T) {
+	s := time.Second
+	want := Conntrack{SynSent: 120 * s, SynRecv: 60 * s, Established: 432000 * s, FinWait: 120 * s, CloseWait: 60 * s,
+		LastAck: 30 * s, TimeWait: 120 * s, Close: 10 * s, Unacknowledged: 300 * s, UDP: 30 * s, UDPStream: 120 * s,
+		ICMP: 30 * s, StreamAfter: 2 * s, Loose: true}
+	if got := DefaultConntrack(); got != want {
+		t.Errorf("DefaultConntrack() = %+v, want %+v", got, want)
+	}
+	c := want
+	c.Established, c.UDP, c.Loose = 7200*s, 45*s, false
+	back, err := ParseSysctl(strings.NewReader(c.String()), "written")
+	if err != nil || back != c {
+		t.Errorf("ParseSysctl(String()) = %+v, %v; want %+v", back, err, c)
+	}
+	if _, err := ParseSysctl(strings.NewReader("net.ipv4.ip_forward = 1\n"), "snap.txt"); err == nil || !strings.HasPrefix(err.Error(), "sysctl snap.txt: no ") {
+		t.Errorf("a snapshot without conntrack: %v, want \"sysctl snap.txt: no …\" (no line)", err)
+	}
+}
+
+// TestOtherProfilesInTheEngine: paths of the engine that only the other
+// profiles take (their own suites run them against their models; these
+// pin them in this package too).
+func TestOtherProfilesInTheEngine(t *testing.T) {
+	fr := []netip.Addr{ip("203.0.113.1")}
+	bk := []netip.Addr{ip("10.0.0.1")}
+	open := func(p Profile) *harness {
+		t.Helper()
+		return newHarness(t, Config{Profile: p, Frontends: fr, Backends: bk})
+	}
+	// rfc: ICMP echo is translated (R6); one UDP mapping for every
+	// destination (R1), and a reply from a destination it sent to passes
+	// address-and-port filtering (R2); a second TCP connection of one
+	// inside endpoint reuses its public endpoint (an R1 event).
+	h := open(RFC())
+	if v := h.out(0, ICMP, "10.0.0.1:7", "198.51.100.1:0", 0); v.Action != Translated {
+		t.Errorf("rfc: ICMP echo %v, want translated (R6)", v)
+	}
+	a := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+	b := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.2:53", 0)
+	if a != b {
+		t.Errorf("rfc: one inside endpoint mapped to %v and %v, want one mapping (R1)", a, b)
+	}
+	if v := h.in(time.Second, UDP, "198.51.100.2:53", b.String(), 0); v.Action != Translated {
+		t.Errorf("rfc: a reply from the second destination %v, want translated (R2)", v)
+	}
+	h.mustOut(time.Second, TCP, "10.0.0.1:6000", "198.51.100.1:443", SYN)
+	h.mustOut(time.Second, TCP, "10.0.0.1:6000", "198.51.100.2:443", SYN) // a second connection of one endpoint
+	reused := false
+	for _, ev := range h.events {
+		reused = reused || ev.Kind == MappingReused && ev.Behavior == R1
+	}
+	if !reused {
+		t.Errorf("rfc: no mapping-reused event citing R1 in %v", h.events)
+	}
+	// azure-natgw: a TCP flow with no answer is closed after 30 s (G4), a
+	// UDP one is not; a TCP packet with no flow is answered with a RST
+	// (G6), a UDP one dropped.
+	for _, tc := range []struct {
+		proto Proto
+		at    time.Duration
+		want  Action
+	}{{TCP, 30*time.Second - 1, Translated}, {TCP, 30 * time.Second, Reset}, {UDP, 30 * time.Second, Translated}} {
+		h := open(AzureNATGW())
+		snat := h.mustOut(0, tc.proto, "10.0.0.1:5000", "198.51.100.1:443", SYN)
+		if v := h.in(tc.at, tc.proto, "198.51.100.1:443", snat.String(), SYN|ACK); v.Action != tc.want {
+			t.Errorf("azure-natgw: a %v reply %v after the first packet: %v, want %v (G4, G6)", tc.proto, tc.at, v.Action, tc.want)
+		}
+	}
+	h = open(AzureNATGW())
+	if v := h.in(0, UDP, "198.51.100.1:53", "203.0.113.1:2000", 0); v.Action != Dropped {
+		t.Errorf("azure-natgw: unsolicited UDP %v, want dropped", v.Action)
+	}
+}
+
+func TestVerdictStringAndFlags(t *testing.T) {
+	tu := Tuple{Proto: TCP, Src: ap("203.0.113.1:1024"), Dst: ap("198.51.100.1:443")}
+	for _, tc := range []struct {
+		v    Verdict
+		want string
+	}{
+		{Verdict{Behavior: L2, Action: Translated, Instance: 0, Tuple: tu, NewFlow: true}, "L2 translated inst=0 tcp 203.0.113.1:1024->198.51.100.1:443 new"},
+		{Verdict{Behavior: R7, Action: Hairpinned, Instance: 1, Tuple: tu}, "R7 hairpinned inst=1 tcp 203.0.113.1:1024->198.51.100.1:443"},
+		{Verdict{Behavior: G6, Action: Reset, Instance: -1, Reason: DropUnsolicited}, "G6 reset inst=-1 unsolicited"},
+	} {
+		if got := tc.v.String(); got != tc.want {
+			t.Errorf("Verdict.String() = %q, want %q", got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		f, g TCPFlags
+		want bool
+	}{{SYN | ACK, SYN, true}, {SYN | ACK, SYN | ACK, true}, {SYN, SYN | ACK, false}, {ACK, FIN, false}} {
+		if got := tc.f.Has(tc.g); got != tc.want {
+			t.Errorf("%v.Has(%v) = %v, want %v", tc.f, tc.g, got, tc.want)
+		}
+	}
+}
+
+// TestPeerChunksFreedAlone: dropping a mapping with several chunks of peer
+// ports frees its chunks only; another mapping's ports stay, also once
+// the freed chunks are reused.
+func TestPeerChunksFreedAlone(t *testing.T) {
+	s := newPeerSet()
+	add := func(id uint32, from, n int) {
+		for p := from; p < from+n; p++ {
+			s.add(id, uint16(p))
+		}
+	}
+	add(1, 1000, 3*peersPerChunk)
+	add(2, 2000, 3*peersPerChunk)
+	add(1, 1100, 2*peersPerChunk) // interleaved chunks
+	s.drop(1)
+	add(3, 3000, 6*peersPerChunk) // reuses 1's chunks
+	for p := 2000; p < 2000+3*peersPerChunk; p++ {
+		if !s.contains(2, uint16(p)) {
+			t.Fatalf("mapping 2 lost port %d", p)
+		}
+	}
+	for p := 1000; p < 1000+3*peersPerChunk; p++ {
+		if s.contains(1, uint16(p)) || s.contains(2, uint16(p)) {
+			t.Fatalf("port %d of the dropped mapping still found", p)
+		}
+	}
+	if !s.contains(3, 3000+6*peersPerChunk-1) {
+		t.Fatal("mapping 3 lacks its last port")
 	}
 }

@@ -86,6 +86,8 @@ func (s *peerSet) add(id uint32, port uint16) {
 			}
 			c = ch.next - 1
 		}
+		// Equivalent mutant: "==" → "!=" chains a new chunk for each port
+		// instead of each five: more memory, the same ports found.
 		if s.chunks[c].n == peersPerChunk {
 			nc := s.newChunk()
 			s.chunks[c].next = nc + 1

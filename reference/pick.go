@@ -86,6 +86,7 @@ func (e *Engine) allocSlot(inst uint32, proto Proto, k key) (int, bool) {
 	dstIP, dport := keyDst(k)
 	ports := in.ports
 	dk := destKey{inst: inst, ip: dstIP, port: dport, proto: proto}
+	// Equivalent mutants of this guard: a lookup in an empty map finds nothing.
 	if len(e.dests) > 0 {
 		if r, ok := e.dests[dk]; ok {
 			s := r.lowestFree(ports)
@@ -129,10 +130,15 @@ func (r *destRec) lowestFree(ports int) int {
 }
 
 func (r *destRec) set(s int) {
+	// Equivalent mutant: "/" → "*" appends words that stay zero past the
+	// instance's ports: lowestFree finds the same lowest zero bit first.
 	for s/64 >= len(r.words) {
 		r.words = append(r.words, 0)
 	}
 	r.words[s/64] |= 1 << (s % 64)
+	// Equivalent mutants of the count (here and in clear): it only decides
+	// when an empty record is deleted, and an empty record answers as no
+	// record does (slot 0 free or not, the lowest free bit).
 	r.count++
 }
 

@@ -54,6 +54,7 @@ func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error
 			lostSet[uint64(i)<<32|uint64(b.ip)<<16|uint64(b.idx)] = true
 		}
 	}
+	// Equivalent mutant: ">" → ">=" scans the flows for nothing.
 	if len(lostSet) > 0 {
 		bsz := uint16(e.prof.BlockSize)
 		for id := range e.flows {
@@ -76,6 +77,7 @@ func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error
 	}
 	e.cfg.Backends = slices.Clone(backends)
 	e.cfg.PoolSize = poolSize
+	// Equivalent mutant: "<" → "<=" reslices to the same length.
 	if poolSize < len(e.insts) {
 		e.insts = e.insts[:poolSize]
 	}

@@ -3,6 +3,7 @@ package reference
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,6 +72,7 @@ func TestPoolChangeKeepsLoneFlowsSlots(t *testing.T) {
 		{"grow 50 to 51, lone flow on the 4th port", 50, 51, 4, 3, []string{"203.0.113.1:1024", "203.0.113.1:1025", "203.0.113.1:1026", "203.0.113.1:1028"}},
 		{"shrink 51 to 50: gains blocks", 51, 50, 2, 1, []string{"203.0.113.1:1024", "203.0.113.1:1026"}},
 		{"lone flow on the first port", 50, 51, 2, 0, []string{"203.0.113.1:1025", "203.0.113.1:1026"}},
+		{"ports from 1025", 50, 51, 2, 1, []string{"203.0.113.1:1025", "203.0.113.1:1027"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var all []string
@@ -78,6 +80,10 @@ func TestPoolChangeKeepsLoneFlowsSlots(t *testing.T) {
 				all = append(all, fmt.Sprintf("10.0.%d.%d", i/250, i%250+1))
 			}
 			c := oneIP(all[:tc.before]...)
+			if strings.Contains(tc.name, "1025") {
+				c.Profile = AzureLB()
+				c.Profile.FirstPort = 1025
+			}
 			h := newHarness(t, c)
 			var kept netip.AddrPort
 			for i := range tc.open {

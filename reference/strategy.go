@@ -191,7 +191,8 @@ func (e *Engine) strategies() {
 	case TimersRFC:
 		e.life = &rfcTimers{t: p.RFC, strict: e.cfg.Strict}
 	default:
-		e.hold = newHoldTimers(e)
+		e.holdT = newHoldTimers(e)
+		e.hold = &e.holdT
 		e.life = e.hold
 	}
 	switch p.PortChoice {
@@ -202,13 +203,13 @@ func (e *Engine) strategies() {
 	case PortParity:
 		e.pick = newParityPicker(e)
 	default:
-		e.pick = lowestFreePicker{}
+		e.pick, e.lowest = lowestFreePicker{}, true
 	}
 	switch {
 	case p.Mapping == MappingEndpointIndependent:
 		e.filt = &rfcFilter{mode: p.Filtering, peers: map[uint32][]uint64{}}
 	default:
-		e.filt = portFilter{}
+		e.filt, e.peerPorts = portFilter{}, true
 	}
 }
 

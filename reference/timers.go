@@ -155,7 +155,7 @@ func (e *Engine) addDue(id uint32) {
 // expire ends flow id at its release time.
 func (e *Engine) expire(id uint32, at int64) {
 	f := &e.flows[id]
-	reason, b := e.life.ended(e, f, id)
+	reason, b := e.ended(f, id)
 	if reason == ReleaseIdle && e.cfg.TCPResetOnIdle && f.proto == TCP && f.state&(stOut|stIn) == stOut|stIn {
 		// B14: an established flow that idles out is reset both ways, and
 		// its later packets are answered with a RST.
@@ -182,11 +182,19 @@ func (e *Engine) release(id uint32, at int64, reason ReleaseReason, b Behavior) 
 	}
 	e.out.remove(hashKey(e.outKey(f)), id)
 	e.in.remove(hashKey(e.inKey(f)), id)
-	e.pick.released(e, id, at, reason)
+	if e.lowest {
+		lowestFreePicker{}.released(e, id, at, reason)
+	} else {
+		e.pick.released(e, id, at, reason)
+	}
 	e.portRef(f, -1)
 	st := &e.insts[f.inst].stat[protoIndex(f.proto)]
 	st.releases[reason]++
-	e.filt.released(e, f, id)
+	if e.peerPorts {
+		portFilter{}.released(e, f, id)
+	} else {
+		e.filt.released(e, f, id)
+	}
 	if e.obs != nil {
 		ev := Event{Time: utc(at), Kind: Released, Behavior: b, Instance: int(f.inst), Proto: f.proto,
 			Inside: netip.AddrPortFrom(addr4(f.inIP), f.inPort), Remote: netip.AddrPortFrom(addr4(f.dstIP), f.dstPort),

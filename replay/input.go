@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/natcheck/natcheck/replay/capture"
 )
@@ -135,20 +136,32 @@ func stopped(stop <-chan struct{}) bool {
 // no instance was found (the replay meets the fault again after replaying
 // every packet before it). Standard input read once has no first pass and
 // no Order: the replay puts it in order with a capture.Reorder.
-func firstPass(ins []input, cfg *Config, c *census) ([]*capture.Order, error) {
+func firstPass(ins []input, cfg *Config, c *census) (orders []*capture.Order, err error) {
+	// Classic pcap files are read mapped into memory (capture.OpenScan):
+	// one that shrinks meanwhile faults, which this turns into an error.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if _, fault := p.(interface{ Addr() uintptr }); fault {
+				orders, err = nil, fmt.Errorf("replay: a capture was cut short while it was read (%v)", p)
+				return
+			}
+			panic(p)
+		}
+	}()
 	total := totalSize(ins)
 	phase := "order"
 	if c != nil {
 		phase = "detect"
 	}
-	orders := make([]*capture.Order, len(ins))
+	orders = make([]*capture.Order, len(ins))
 	var done, last int64
 	var first error
 	for i, in := range ins {
 		if in.path == "" {
 			continue
 		}
-		rd, err := in.open(cfg.Stdin)
+		rd, err := capture.OpenScan(in.path, in.name)
 		if err != nil {
 			return nil, fmt.Errorf("replay: %w", err)
 		}

@@ -193,6 +193,7 @@ func TestVersionAndCompletion(t *testing.T) {
 		{[]string{"__complete", "verify", "--impl", "reference,"}, []string{"reference,mutant:udp-full-tuple\t"}},
 		{[]string{"__complete", "verify", "--behaviors", ""}, []string{"B9\texhaustion", "C5\tmid-stream pick-up"}},
 		{[]string{"__complete", "explain", ""}, []string{"B11\tRST: released 15 s later", "linux"}},
+		{[]string{"__complete", "replay", "--profile", ""}, []string{"azure-lb", "azure-natgw", "rfc", "linux"}},
 	} {
 		r := run(t, tc.args...)
 		for _, w := range tc.want {

@@ -102,10 +102,20 @@ func lookupAbouts(arg string) ([]reference.About, error) {
 	return out, nil
 }
 
-// checksOf returns the conformance checks that cite b, as their titles.
+// verifyArgs are the verify flags that run b's checks.
+func verifyArgs(b reference.Behavior) string {
+	if p := b.Profile(); p != reference.NameAzureLB {
+		return "--profile " + p + " --behaviors " + b.String()
+	}
+	return "--behaviors " + b.String()
+}
+
+// checksOf returns the conformance checks that cite b, as their titles:
+// those of b's profile (specs.ChecksFor).
 func checksOf(b reference.Behavior) []string {
 	var out []string
-	for _, c := range specs.Checks() {
+	checks, _ := specs.ChecksFor(b.Profile())
+	for _, c := range checks {
 		if c.ID == b {
 			out = append(out, c.Title)
 		}
@@ -132,7 +142,7 @@ func writeAbout(w io.Writer, a reference.About) {
 		fmt.Fprintf(w, "\n  checked by: no conformance check yet\n")
 		return
 	}
-	fmt.Fprintf(w, "\n  checked by (natcheck verify --behaviors %s):\n", a.ID)
+	fmt.Fprintf(w, "\n  checked by (natcheck verify %s):\n", verifyArgs(a.ID))
 	for _, c := range cs {
 		fmt.Fprintf(w, "    - %s\n", c)
 	}
@@ -183,7 +193,7 @@ profiles. Numbers are profile defaults, not constants.
 			fmt.Fprintln(w, "\nChecked by: no conformance check yet.")
 			continue
 		}
-		fmt.Fprintf(w, "\nChecked by (`natcheck verify --behaviors %s`):\n\n", a.ID)
+		fmt.Fprintf(w, "\nChecked by (`natcheck verify %s`):\n\n", verifyArgs(a.ID))
 		for _, c := range cs {
 			fmt.Fprintf(w, "- %s\n", c)
 		}

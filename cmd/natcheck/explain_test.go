@@ -40,7 +40,7 @@ func TestExplain(t *testing.T) {
 		}
 	}
 	r = run(t, "explain", "linux")
-	if r.code != exitOK || strings.Count(r.stdout, "profile linux") != 11 {
+	if r.code != exitOK || strings.Count(r.stdout, "profile linux, documented behaviour") != 11 {
 		t.Errorf("natcheck explain linux: want the 11 L items:\n%s", r)
 	}
 	r = run(t, "explain")

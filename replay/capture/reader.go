@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -122,10 +123,15 @@ type Reader struct {
 	name   string
 	closer io.Closer
 	at     io.ReaderAt
-	src    *source
-	br     *bufio.Reader
-	format Format
-	ng     *pcapgo.NgReader
+	// mapped: buf is the whole file, mapped read-only (OpenScan); fill
+	// has nothing more to read and must not move bytes. Pages before
+	// released have been dropped from resident memory.
+	mapped   bool
+	released int
+	src      *source
+	br       *bufio.Reader
+	format   Format
+	ng       *pcapgo.NgReader
 
 	// Classic pcap records are parsed here, from buf[rd:wr], the bytes of
 	// the file from offset off on (see readPCAP).
@@ -162,6 +168,53 @@ func OpenAs(path, name string) (*Reader, error) {
 	r.closer, r.at = f, f
 	return r, nil
 }
+
+// OpenScan opens the capture file at path, named name in errors, for one
+// pass that only reads: a classic pcap file is mapped into memory and its
+// records' Data point into the mapping, so that reading copies nothing
+// (a pcapng file is read as by OpenAs). The file must not shrink while it
+// is read: reading a mapped page past its new end faults (see
+// runtime/debug.SetPanicOnFault). Close unmaps it.
+func OpenScan(path, name string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open capture: %w", err)
+	}
+	var mapped []byte
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		mapped = mapFile(f, st.Size())
+	}
+	if mapped == nil {
+		f.Close()
+		return OpenAs(path, name)
+	}
+	r, err := NewReader(name, bytes.NewReader(mapped))
+	if err == nil && r.format == PCAP {
+		// Past the file header the records are read from the mapping.
+		r.buf, r.rd, r.wr, r.rerr = mapped, pcapHeader, len(mapped), io.EOF
+		r.mapped = true
+	}
+	f.Close() // the mapping stays valid
+	if err != nil {
+		unmapFile(mapped)
+		return nil, err
+	}
+	r.closer = unmapper(mapped)
+	return r, nil
+}
+
+// A mapped file's pages are released from resident memory every
+// releaseEvery bytes read; pageSize aligns the cut (a multiple of the
+// page size of every platform Go maps files on).
+const (
+	releaseEvery = 16 << 20
+	pageSize     = 64 << 10
+)
+
+// unmapper closes a mapping.
+type unmapper []byte
+
+func (u unmapper) Close() error { unmapFile(u); return nil }
 
 // ReaderAt returns the file an Open Reader reads, for reading records
 // again at their offsets (NewOrdered); nil for a Reader made by NewReader.
@@ -374,6 +427,14 @@ func (r *Reader) readPCAP() (pcapHead, []byte, error) {
 		r.err = r.recordError(r.n+1, h.offset, r.tooLong(int(caplen)))
 		return h, nil, r.err
 	}
+	if r.mapped && r.rd-r.released >= releaseEvery {
+		// The records before this one are done with: their pages leave
+		// the process's resident memory, which would otherwise grow to
+		// the file's size (the page cache keeps them).
+		cut := r.rd &^ (pageSize - 1)
+		releaseMapped(r.buf[r.released:cut])
+		r.released = cut
+	}
 	data := r.buf[r.rd+pcapRecord : r.rd+n : r.rd+n] // capped: appending must not reach the next record
 	r.rd += n
 	r.off += int64(n)
@@ -403,6 +464,9 @@ func (r *Reader) failPCAP(offset int64, err error) error {
 // returns how many are. n is at most pcapRecord+MaxCaptureLength, which
 // bounds the buffer.
 func (r *Reader) fill(n int) int {
+	if r.mapped {
+		return r.wr - r.rd
+	}
 	if r.rd > 0 {
 		r.wr = copy(r.buf, r.buf[r.rd:r.wr])
 		r.rd = 0
