@@ -38,7 +38,7 @@ const (
 	// established is the linux profile's ESTABLISHED timeout in the
 	// test: L5's longest check waits 1.5 times it, twice.
 	established = 240 * time.Second
-	attempts = 3
+	attempts    = 3
 )
 
 // wantAzureLB is each azure-lb row's status on this device: the
@@ -212,4 +212,3 @@ func TestBudgetIsNotAVerdict(t *testing.T) {
 		t.Errorf("Wait(+1h) with 1 s left = %v after %v, want ErrBudget at once", err, time.Since(start))
 	}
 }
-
