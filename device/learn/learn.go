@@ -24,8 +24,8 @@ package learn
 import (
 	"cmp"
 	"hash/fnv"
-	"slices"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/natcheck/natcheck/reference"
@@ -110,7 +110,7 @@ type Matcher struct {
 	fields   Fields
 	inflight map[key][]Sent // at most one per key once Collides is heeded
 	n        int
-	flows    map[reference.Tuple]*flow          // by inside tuple
+	flows    map[reference.Tuple]*flow           // by inside tuple
 	byPublic map[reference.Tuple]reference.Tuple // public endpoint → remote tuple, to its inside tuple
 }
 
