@@ -111,6 +111,8 @@ func Run(ctx context.Context, impl Impl, c Check) (r Result) {
 			if why, ok := impl.Known[c.ID]; ok {
 				r.Status, r.Message = Deviates, "known difference: "+why+"\n"+x.msg
 			}
+		case notRun:
+			r.Status, r.Message = NotChecked, x.msg
 		case harnessFailure:
 			r.Status, r.Message, r.Err = HarnessError, "harness: "+x.err.Error(), x.err
 		default:

@@ -33,8 +33,24 @@ const rcvBuf = 16 << 20
 
 // Open binds an endpoint to interface ifname of namespace ns.
 func Open(ns *sandbox.Namespace, ifname string) (*Endpoint, error) {
-	e := &Endpoint{Name: ifname, buf: make([]byte, 65536), oob: make([]byte, 128), io: -1, tap: -1}
+	var e *Endpoint
 	err := ns.Do(func() error {
+		var err error
+		e, err = OpenHere(ifname)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("in %s: %w", ns.Name, err)
+	}
+	return e, nil
+}
+
+// OpenHere binds an endpoint to interface ifname of the calling thread's
+// network namespace: an interface the user named (a third-party device's
+// link), or, inside Namespace.Do, one of the sandbox's.
+func OpenHere(ifname string) (*Endpoint, error) {
+	e := &Endpoint{Name: ifname, buf: make([]byte, 65536), oob: make([]byte, 128), io: -1, tap: -1}
+	err := func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
@@ -45,10 +61,10 @@ func Open(ns *sandbox.Namespace, ifname string) (*Endpoint, error) {
 		}
 		e.tap, err = packetSocket(ifi.Index)
 		return err
-	})
+	}()
 	if err != nil {
 		e.Close()
-		return nil, fmt.Errorf("link %s in %s: %w", ifname, ns.Name, err)
+		return nil, fmt.Errorf("link %s: %w", ifname, err)
 	}
 	return e, nil
 }

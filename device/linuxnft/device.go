@@ -15,6 +15,7 @@ import (
 
 	"github.com/natcheck/natcheck/device/link"
 	"github.com/natcheck/natcheck/device/pace"
+	"github.com/natcheck/natcheck/device/sandbox"
 	"github.com/natcheck/natcheck/device/topology"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/frame"
@@ -124,7 +125,54 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	if err := topo.RouteInside(insidePrefixes(plan)); err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	if err := topo.NAT.Do(func() error {
+	if n.nft, err = install(topo.NAT, topo.NATInside.Index, topo.NATOutside.Index, cfg, plan, opt.Scale); err != nil {
+		return nil, err
+	}
+	if n.ct, err = conntrack.Dial(&netlink.Config{NetNS: topo.NAT.Fd()}); err != nil {
+		return nil, fmt.Errorf("linux-nft: conntrack netlink: %w", err)
+	}
+	if n.drops, err = n.readDrops(); err != nil {
+		return nil, fmt.Errorf("linux-nft: %w", err)
+	}
+	return n, nil
+}
+
+// Rules are a network namespace configured as linux-nft configures its
+// nat namespace (Install). Close removes nothing (the namespace goes with
+// its owner); it closes the netlink connection.
+type Rules struct {
+	nft  *nftables.Conn
+	plan reference.Plan
+}
+
+// Install configures namespace ns, whose interfaces of index inIndex and
+// outIndex face the inside and the outside, as the linux-nft device
+// configures its nat namespace for cfg at time scale k: conntrack timers
+// divided by k, tcp_loose, one SNAT rule per instance and protocol from
+// the allocation plan, the drop rules and their counters. The namespace
+// must route (forwarding on, addresses or neighbours): a stand-in for a
+// third-party device.
+func Install(ns *sandbox.Namespace, inIndex, outIndex int, cfg reference.Config, k int) (*Rules, error) {
+	plan, err := reference.PlanFor(planConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("linux-nft: %w", err)
+	}
+	nft, err := install(ns, inIndex, outIndex, cfg, plan, max(k, 1))
+	if err != nil {
+		return nil, err
+	}
+	return &Rules{nft: nft, plan: plan}, nil
+}
+
+// Plan is the allocation the rules were written from.
+func (r *Rules) Plan() reference.Plan { return r.plan }
+
+// Close closes the rules' netlink connection.
+func (r *Rules) Close() error { return r.nft.CloseLasting() }
+
+// install writes the timers and the ruleset for cfg and plan into ns.
+func install(ns *sandbox.Namespace, inIndex, outIndex int, cfg reference.Config, plan reference.Plan, k int) (*nftables.Conn, error) {
+	if err := ns.Do(func() error {
 		t, err := readTimers()
 		if err != nil {
 			return err
@@ -134,7 +182,7 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 			// Judged against the linux profile: its numbers.
 			t, loose = timersOf(cfg.Profile.Conntrack, t), loose && cfg.Profile.Conntrack.Loose
 		}
-		if t, err = t.scaled(opt.Scale); err != nil {
+		if t, err = t.scaled(k); err != nil {
 			return err
 		}
 		if err := t.write(); err != nil {
@@ -144,20 +192,16 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	}); err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	if n.nft, err = nftables.New(nftables.WithNetNSFd(topo.NAT.Fd()), nftables.AsLasting()); err != nil {
+	nft, err := nftables.New(nftables.WithNetNSFd(ns.Fd()), nftables.AsLasting())
+	if err != nil {
 		return nil, fmt.Errorf("linux-nft: nftables: %w", err)
 	}
-	rs := ruleset{inIndex: uint32(topo.NATInside.Index), outIndex: uint32(topo.NATOutside.Index), frontends: cfg.Frontends, plan: plan, protocols: cfg.Protocols}
-	if err := rs.install(n.nft); err != nil {
+	rs := ruleset{inIndex: uint32(inIndex), outIndex: uint32(outIndex), frontends: cfg.Frontends, plan: plan, protocols: cfg.Protocols}
+	if err := rs.install(nft); err != nil {
+		nft.CloseLasting()
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	if n.ct, err = conntrack.Dial(&netlink.Config{NetNS: topo.NAT.Fd()}); err != nil {
-		return nil, fmt.Errorf("linux-nft: conntrack netlink: %w", err)
-	}
-	if n.drops, err = n.readDrops(); err != nil {
-		return nil, fmt.Errorf("linux-nft: %w", err)
-	}
-	return n, nil
+	return nft, nil
 }
 
 // planConfig is cfg as the allocation planner takes it: the linux profile
