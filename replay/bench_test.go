@@ -3,6 +3,7 @@ package replay
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -108,11 +109,11 @@ func busyCapture(b *testing.B, packets int) string {
 
 // busyConfig is how issue 11 replays its class: --backends 10.0.0.0/8,
 // four frontend IPs, --ports-per-instance 8.
-func busyConfig(out string, workers int) Config {
+func busyConfig(out string, workers int, events io.Writer) Config {
 	return Config{Engine: reference.Config{PortsPerInstance: 8, Frontends: []netip.Addr{
 		netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2"),
 		netip.MustParseAddr("203.0.113.3"), netip.MustParseAddr("203.0.113.4")}},
-		Backends: []netip.Prefix{pcapgen.BusyBackends}, Output: out, Workers: workers}
+		Backends: []netip.Prefix{pcapgen.BusyBackends}, Output: out, Workers: workers, Events: events}
 }
 
 // BenchmarkReplayEndToEnd replays a capture end to end: read, decode,
@@ -158,7 +159,7 @@ func benchBusy(b *testing.B, packets int, out string) {
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
-		res, err := Run([]string{path}, busyConfig(out, workers))
+		res, err := Run([]string{path}, busyConfig(out, workers, nil))
 		if err != nil {
 			b.Fatal(err)
 		}
