@@ -269,7 +269,7 @@ func restPoints(r *Result, drawn []plotLine) plotter.XYs {
 		for inst, use := range s.InUse {
 			for proto, v := range use {
 				if v >= 0 && !skip[[2]int{inst, proto}] {
-					last[[2]int{inst, proto}] = v
+					last[[2]int{inst, proto}] = int(v)
 				}
 			}
 		}

@@ -78,7 +78,7 @@ func WriteTextOptions(w io.Writer, r *Result, o TextOptions) error {
 	verdicts := r.InstanceVerdicts()
 	shown, cut := selectInstances(verdicts, o.Rows)
 	if cut {
-		writeTotals(w, verdicts, shown)
+		writeTotals(w, r, verdicts, shown)
 	}
 	t := tablewriter.NewWriter(w)
 	t.Header([]string{"inst", "inside", "frontend", "proto", "allocated", "peak", "in use at end", "flows", "exhausted", "first exhausted", "fin", "rst", "idle", "reclaimed"})
@@ -195,7 +195,7 @@ func selectInstances(verdicts []Verdict, rows int) (shown []int, cut bool) {
 
 // writeTotals writes the line of totals over every instance that a cut
 // table starts with.
-func writeTotals(w io.Writer, verdicts []Verdict, shown []int) {
+func writeTotals(w io.Writer, r *Result, verdicts []Verdict, shown []int) {
 	var flows, refused uint64
 	exhausted := 0
 	for i := range verdicts {
@@ -205,8 +205,8 @@ func writeTotals(w io.Writer, verdicts []Verdict, shown []int) {
 			exhausted++
 		}
 	}
-	fmt.Fprintf(w, "  totals: %d instances sent traffic, %s; %d ran out of ports (B9), %s refused\n",
-		len(verdicts), plural(flows, "flow"), exhausted, plural(refused, "new flow"))
+	fmt.Fprintf(w, "  totals: %d instances sent traffic, %s; %d ran out of ports (%v), %s refused\n",
+		len(verdicts), plural(flows, "flow"), exhausted, r.exhaustedItem(), plural(refused, "new flow"))
 	fmt.Fprintf(w, "  shown: the %d under most pressure (peak use of their allocation) and every one that ran out; --table all, or --json, shows every instance\n\n", len(shown))
 }
 
@@ -270,6 +270,13 @@ func (r *Result) dropReasons() []string {
 	}
 	slices.Sort(rest)
 	return append(out, rest...)
+}
+
+// exhaustedItem is the item a refused new flow cites under the replay's
+// profile: B9, L4, G3 or R3.
+func (r *Result) exhaustedItem() reference.Behavior {
+	b, _ := dropInfo(r.Config.Profile, reference.DropExhausted.String())
+	return b
 }
 
 // dropInfo returns the behaviour a drop reason cites under profile
@@ -345,8 +352,8 @@ func (r *Result) InstanceVerdicts() []Verdict {
 		v.Exhausted = v.Refused > 0
 		use := fmt.Sprintf("peak %d/%d TCP and %d/%d UDP ports", v.Peak[0], v.Allocated[0], v.Peak[1], v.Allocated[1])
 		if v.Exhausted {
-			v.Line = fmt.Sprintf("instance %d (%s): EXHAUSTED: %s refused (B9), first at packet %d (+%s); %s",
-				i, v.Inside, plural(v.Refused, "new flow"), v.First.Packet, reference.FormatDuration(v.First.Time.Sub(r.Start).Round(time.Microsecond)), use)
+			v.Line = fmt.Sprintf("instance %d (%s): EXHAUSTED: %s refused (%v), first at packet %d (+%s); %s",
+				i, v.Inside, plural(v.Refused, "new flow"), r.exhaustedItem(), v.First.Packet, reference.FormatDuration(v.First.Time.Sub(r.Start).Round(time.Microsecond)), use)
 		} else {
 			v.Line = fmt.Sprintf("instance %d (%s): ok: %s, never out of ports; %s", i, v.Inside, plural(v.Flows, "flow"), use)
 		}

@@ -135,5 +135,5 @@ type Mark struct {
 // indexed [instance][0 TCP, 1 UDP].
 type Sample struct {
 	Time  time.Time
-	InUse [][2]int
+	InUse [][2]int32
 }

@@ -283,20 +283,24 @@ func releaseCount(r [reference.ReleaseReclaimed + 1]uint64) ReleaseCount {
 // mergeSamples joins the workers' samples, taken on one grid, point by
 // point: each instance's figures come from the worker that owns it.
 func mergeSamples(workers []*worker) []Sample {
+	if len(workers) == 1 {
+		return workers[0].samples // it owns every instance
+	}
 	n := len(workers[0].samples)
 	for _, w := range workers[1:] {
 		n = min(n, len(w.samples))
 	}
 	out := make([]Sample, n)
 	for k := range out {
-		out[k] = workers[0].samples[k]
-		for _, w := range workers[1:] {
-			for i, v := range w.samples[k].InUse {
-				if w.owns(i) {
-					out[k].InUse[i] = v
-				}
+		out[k] = Sample{Time: workers[0].samples[k].Time, InUse: make([][2]int32, len(workers[0].firstEx))}
+		for _, w := range workers {
+			for j, v := range w.samples[k].InUse {
+				out[k].InUse[w.idx+j*w.nw] = v
 			}
 		}
+	}
+	for _, w := range workers {
+		w.samples, w.spare = nil, nil
 	}
 	return out
 }

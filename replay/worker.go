@@ -124,6 +124,7 @@ type worker struct {
 	b      *batch
 
 	samples    []Sample
+	spare      [][][2]int32 // figures of samples dropped by coarsen, for reuse
 	begun      bool
 	start      time.Time
 	nextSample time.Time
@@ -526,6 +527,11 @@ func (w *worker) coarsen() {
 	for i, s := range w.samples {
 		if i%2 == 0 {
 			kept = append(kept, s)
+		} else {
+			// Its figures are reused by the next samples: with 20,000
+			// instances a sample is 160 kB, and the grid of a short
+			// capture coarsens many times.
+			w.spare = append(w.spare, s.InUse)
 		}
 	}
 	w.samples = kept
@@ -533,17 +539,19 @@ func (w *worker) coarsen() {
 	w.nextSample = w.start.Add(time.Duration(len(w.samples)) * w.sampleStep)
 }
 
-// sampleAt records the SNAT ports in use of this worker's instances at t;
-// other instances read -1 until the samples are merged.
+// sampleAt records the SNAT ports in use of this worker's instances at t:
+// InUse[j] is instance idx + j·nw (mergeSamples puts the workers' figures
+// together), so that the samples of n workers cost those of one.
 func (w *worker) sampleAt(t time.Time) {
-	s := Sample{Time: t, InUse: make([][2]int, len(w.firstEx))}
-	for i := range s.InUse {
-		if w.owns(i) {
-			tcp, udp := w.e.InUse(i)
-			s.InUse[i] = [2]int{tcp, udp}
-		} else {
-			s.InUse[i] = [2]int{-1, -1}
-		}
+	s := Sample{Time: t}
+	if n := len(w.spare); n > 0 {
+		s.InUse, w.spare = w.spare[n-1], w.spare[:n-1]
+	} else {
+		s.InUse = make([][2]int32, (len(w.firstEx)-w.idx+w.nw-1)/w.nw)
+	}
+	for j := range s.InUse {
+		tcp, udp := w.e.InUse(w.idx + j*w.nw)
+		s.InUse[j] = [2]int32{int32(tcp), int32(udp)}
 	}
 	w.samples = append(w.samples, s)
 }
