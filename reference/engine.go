@@ -480,7 +480,13 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 	}
 	v := Verdict{Action: Translated, Behavior: e.ids.out[f.proto&31], Instance: int(f.inst),
 		Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
-	switch e.touch(f, id, t, p.Flags, stOut) {
+	var st step
+	if h := e.hold; h != nil { // direct: no wrapper frame on the hot path
+		st = h.touch(e, f, id, t, p.Flags, stOut)
+	} else {
+		st = e.life.touch(e, f, id, t, p.Flags, stOut)
+	}
+	switch st {
 	case stepPass, stepIgnore:
 	case stepInvalid:
 		return e.drop(p, DropInvalid, L11, int(f.inst))
@@ -537,20 +543,39 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 			delete(e.tombOut, k)
 		}
 	}
-	if r, b, reset := e.open(tu.Proto, p.Flags); reset {
+	var r DropReason
+	var b Behavior
+	var reset bool
+	if h := e.hold; h != nil {
+		r, b, reset = h.open(e, tu.Proto, p.Flags)
+	} else {
+		r, b, reset = e.life.open(e, tu.Proto, p.Flags)
+	}
+	if reset {
 		return e.resetBack(p, b, int(inst))
 	} else if r != NotDropped {
 		return e.drop(p, r, b, int(inst))
 	}
-	ip, port, slot, fresh, ok := e.pickPort(uint32(inst), tu.Proto, tu.Src, k)
+	var ip, port, slot uint16
+	var fresh bool
+	if e.lowest {
+		ip, port, slot, fresh, ok = lowestFreePicker{}.pick(e, uint32(inst), tu.Proto, tu.Src, k)
+	} else {
+		ip, port, slot, fresh, ok = e.pick.pick(e, uint32(inst), tu.Proto, tu.Src, k)
+	}
 	if !ok {
 		return e.exhausted(p, t, int(inst))
 	}
 	id, f, shared := e.addFlow(flow{inIP: inIP, dstIP: v4(tu.Dst.Addr()), inPort: tu.Src.Port(), dstPort: tu.Dst.Port(),
 		snatIP: ip, snatPort: port, slot: slot, inst: uint32(inst), proto: tu.Proto, state: stLive}, h, t)
-	st := e.touch(f, id, t, p.Flags, stOut)
+	var st step
+	if h := e.hold; h != nil {
+		st = h.touch(e, f, id, t, p.Flags, stOut)
+	} else {
+		st = e.life.touch(e, f, id, t, p.Flags, stOut)
+	}
 	e.link(id)
-	b := e.ids.opened[f.proto&31]
+	b = e.ids.opened[f.proto&31]
 	if !fresh && e.ids.reuse != NoBehavior {
 		b = e.ids.reuse
 	}
@@ -610,33 +635,11 @@ func (e *Engine) addFlow(nf flow, h uint64, t int64) (id uint32, f *flow, shared
 // made once in New (hold, lowest, peerPorts), and azure-lb pays no
 // interface call.
 
-func (e *Engine) open(proto Proto, flags TCPFlags) (DropReason, Behavior, bool) {
-	if h := e.hold; h != nil {
-		return h.open(e, proto, flags)
-	}
-	return e.life.open(e, proto, flags)
-}
-
 func (e *Engine) ended(f *flow, id uint32) (ReleaseReason, Behavior) {
 	if h := e.hold; h != nil {
 		return h.ended(e, f, id)
 	}
 	return e.life.ended(e, f, id)
-}
-
-func (e *Engine) pickPort(inst uint32, proto Proto, inside netip.AddrPort, k key) (ip, port, slot uint16, fresh, ok bool) {
-	if e.lowest {
-		return lowestFreePicker{}.pick(e, inst, proto, inside, k)
-	}
-	return e.pick.pick(e, inst, proto, inside, k)
-}
-
-func (e *Engine) unpick(id uint32, at int64, r ReleaseReason) {
-	if e.lowest {
-		lowestFreePicker{}.released(e, id, at, r)
-		return
-	}
-	e.pick.released(e, id, at, r)
 }
 
 func (e *Engine) sent(f *flow, id uint32, ip uint32, port uint16) {
@@ -652,17 +655,6 @@ func (e *Engine) allowed(f *flow, id uint32, ip uint32, port uint16) bool {
 		return portFilter{}.allowed(e, f, id, ip, port)
 	}
 	return e.filt.allowed(e, f, id, ip, port)
-}
-
-// touch applies a packet with flags, travelling in direction dir, to flow
-// f through the engine's lifecycle.
-func (e *Engine) touch(f *flow, id uint32, t int64, flags TCPFlags, dir uint8) step {
-	// A direct call for the hold profiles: e.life is the same holdTimers, so
-	// the negated mutant (through e.life) is equivalent.
-	if h := e.hold; h != nil {
-		return h.touch(e, f, id, t, flags, dir)
-	}
-	return e.life.touch(e, f, id, t, flags, dir)
 }
 
 // releaseNow releases flow id at t, as its lifecycle names it (L6).
@@ -737,7 +729,13 @@ func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 	}
 	v := Verdict{Action: Translated, Behavior: e.ids.in[f.proto&31], Instance: int(f.inst),
 		Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
-	switch e.touch(f, id, t, p.Flags, stIn) {
+	var st step
+	if h := e.hold; h != nil {
+		st = h.touch(e, f, id, t, p.Flags, stIn)
+	} else {
+		st = e.life.touch(e, f, id, t, p.Flags, stIn)
+	}
+	switch st {
 	case stepInvalid:
 		return e.drop(p, DropInvalid, L11, int(f.inst))
 	case stepKill:

@@ -182,7 +182,11 @@ func (e *Engine) release(id uint32, at int64, reason ReleaseReason, b Behavior) 
 	}
 	e.out.remove(hashKey(e.outKey(f)), id)
 	e.in.remove(hashKey(e.inKey(f)), id)
-	e.unpick(id, at, reason)
+	if e.lowest {
+		lowestFreePicker{}.released(e, id, at, reason)
+	} else {
+		e.pick.released(e, id, at, reason)
+	}
 	e.portRef(f, -1)
 	st := &e.insts[f.inst].stat[protoIndex(f.proto)]
 	st.releases[reason]++

@@ -42,6 +42,11 @@ const (
 	// NotChecked: the implementation lacks a capability the check needs,
 	// so nothing is known; the result's message names what it lacks.
 	NotChecked
+	// HarnessError: the NAT could not be driven as the check asked (a live
+	// device woke too late for a boundary, a packet neither came out nor
+	// was counted as dropped, a socket failed): nothing is known about the
+	// behaviour, and the message says what went wrong. Never a verdict.
+	HarnessError
 	// Deviates: the check failed as the implementation's profile predicts
 	// (Impl.Known).
 	Deviates
@@ -49,9 +54,10 @@ const (
 	Fails
 )
 
-// String returns "n/a", "conforms", "not checked", "deviates" or "fails".
+// String returns "n/a", "conforms", "not checked", "harness error",
+// "deviates" or "fails".
 func (s Status) String() string {
-	return [...]string{"n/a", "conforms", "not checked", "deviates", "fails"}[s]
+	return [...]string{"n/a", "conforms", "not checked", "harness error", "deviates", "fails"}[s]
 }
 
 // Result is one check run against one implementation.
@@ -66,6 +72,15 @@ type Result struct {
 	// Transcript is the evidence: the packets sent and observed.
 	Transcript Transcript
 	Elapsed    time.Duration
+	// Attempts is how many times the check was run to get this result:
+	// 1, or more when a runner ran it again after a harness error
+	// (package device/livecheck does); 0 means 1.
+	Attempts int
+	// Retried are the harness errors of the attempts before this one.
+	Retried []string
+	// Err is the error of a HarnessError result, as the NAT returned it
+	// (for errors.Is).
+	Err error
 }
 
 // Run runs check c against impl and returns its result. It never panics on
@@ -97,7 +112,7 @@ func Run(ctx context.Context, impl Impl, c Check) (r Result) {
 				r.Status, r.Message = Deviates, "known difference: "+why+"\n"+x.msg
 			}
 		case harnessFailure:
-			r.Status, r.Message = Fails, "harness: "+x.err.Error()
+			r.Status, r.Message, r.Err = HarnessError, "harness: "+x.err.Error(), x.err
 		default:
 			panic(x)
 		}

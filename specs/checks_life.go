@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/onsi/gomega"
 	"github.com/onsi/gomega/types"
 
 	"github.com/natcheck/natcheck/reference"
@@ -37,8 +38,9 @@ type life struct {
 
 // play sends one flow's packets (out: from inside to remote; in: remote's
 // answer to the flow's SNAT endpoint), expecting each to be translated,
-// and returns the outcome of the first. before, if set, runs before each
-// packet with its time.
+// outbound ones from the first one's SNAT endpoint, and returns the
+// outcome of the first. before, if set, runs before each packet with its
+// time.
 func play(p *Probe, s *Session, proto reference.Proto, inside, remote netip.AddrPort, packets []tp, before func(time.Duration)) Outcome {
 	var first Outcome
 	for i, pk := range packets {
@@ -50,6 +52,10 @@ func play(p *Probe, s *Session, proto reference.Proto, inside, remote netip.Addr
 			p.G.Expect(o).To(BeForwarded())
 			if i == 0 {
 				first = o
+			} else if first.Forwarded {
+				// Translated from another endpoint, it would be a new flow:
+				// the one under test was released already.
+				p.G.Expect(o.SNAT()).To(gomega.Equal(first.SNAT()), "the flow's packet at +%v leaves from its SNAT endpoint", pk.at)
 			}
 			continue
 		}

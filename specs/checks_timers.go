@@ -18,8 +18,10 @@ type tp struct {
 }
 
 // timerCheck builds a check of one release time T. An instance of 8 ports
-// keeps 7 flows to destination D alive; the flow under test takes the 8th
-// and gets packets; then, in one run, at T − ε a new flow to D is refused
+// keeps 7 established flows to destination D alive; the flow under test
+// takes the 8th and gets packets (its handshake first: a stateful NAT
+// drops a client's ACK or FIN on a flow that never saw a SYN-ACK, which
+// is no timer's doing); then, in one run, at T − ε a new flow to D is refused
 // (the slot is held) and the flow's reply is still translated; in another
 // run, at T a new flow to D is given the flow's port, the only one free.
 func timerCheck(id reference.Behavior, title string, idle time.Duration, packets []tp, release time.Duration) Check {
@@ -30,7 +32,7 @@ func timerCheck(id reference.Behavior, title string, idle time.Duration, packets
 			s := p.Open(c)
 			d := server(0, 443)
 			inside := ep(backend(0), 4000)
-			p.G.Expect(s.Fill(0, tcp, backend(0), 1000, 7, d)).To(HaveEach(BeForwarded()))
+			establishAll(p, s, 0, s.Fill(0, tcp, backend(0), 1000, 7, d))
 			last := time.Duration(0)
 			keepAlive := func(to time.Duration) {
 				for ; last+3*minute < to; last += 3 * minute {
@@ -58,37 +60,37 @@ func timerChecks() []Check {
 	B10, B11, B12 := reference.B10, reference.B11, reference.B12
 	return []Check{
 		timerCheck(B10, "a FIN from inside at 10 s releases the flow at 250 s", 0,
-			[]tp{{0, out, syn}, {10 * sec, out, fin | ack}}, 250*sec),
+			then(handshake, tp{10 * sec, out, fin | ack}), 250*sec),
 		timerCheck(B10, "a FIN from outside at 10 s releases the flow at 250 s", 0,
-			[]tp{{0, out, syn}, {10 * sec, in, fin | ack}}, 250*sec),
+			then(handshake, tp{10 * sec, in, fin | ack}), 250*sec),
 		timerCheck(B10, "later packets (the other FIN at 100 s, an ACK at 249 s) do not restart the FIN timer", 0,
-			[]tp{{0, out, syn}, {10 * sec, out, fin | ack}, {100 * sec, in, fin | ack}, {249 * sec, out, ack}}, 250*sec),
+			then(handshake, tp{10 * sec, out, fin | ack}, tp{100 * sec, in, fin | ack}, tp{249 * sec, out, ack}), 250*sec),
 		timerCheck(B11, "a RST from inside at 5 s releases the flow at 20 s", 0,
-			[]tp{{0, out, syn}, {5 * sec, out, rst}}, 20*sec),
+			then(handshake, tp{5 * sec, out, rst}), 20*sec),
 		timerCheck(B11, "a RST from outside at 5 s releases the flow at 20 s", 0,
-			[]tp{{0, out, syn}, {5 * sec, in, rst | ack}}, 20*sec),
+			then(handshake, tp{5 * sec, in, rst | ack}), 20*sec),
 		timerCheck(B11, "a RST 10 s after a FIN shortens the FIN timer to RST + 15 s", 0,
-			[]tp{{0, out, syn}, {10 * sec, out, fin}, {20 * sec, in, rst}}, 35*sec),
+			then(handshake, tp{10 * sec, out, fin | ack}, tp{20 * sec, in, rst}), 35*sec),
 		timerCheck(B11, "a RST late after a FIN does not lengthen the FIN timer", 0,
-			[]tp{{0, out, syn}, {10 * sec, out, fin}, {240 * sec, in, rst}}, 250*sec),
+			then(handshake, tp{10 * sec, out, fin | ack}, tp{240 * sec, in, rst}), 250*sec),
 		timerCheck(B11, "a FIN after a RST does not lengthen the RST timer", 0,
-			[]tp{{0, out, syn}, {10 * sec, out, rst}, {12 * sec, in, fin}}, 25*sec),
+			then(handshake, tp{10 * sec, out, rst}, tp{12 * sec, in, fin | ack}), 25*sec),
 		timerCheck(B11, "a later RST does not move the RST timer", 0,
-			[]tp{{0, out, syn}, {10 * sec, out, rst}, {20 * sec, in, rst}}, 25*sec),
+			then(handshake, tp{10 * sec, out, rst}, tp{20 * sec, in, rst}), 25*sec),
 		timerCheck(B12, "a TCP flow idle for the default 4 minutes is released", 0,
-			[]tp{{0, out, syn}}, 4*minute),
+			handshake, 4*minute+2*time.Millisecond),
 		timerCheck(B12, "an inbound packet restarts the idle timer", 0,
-			[]tp{{0, out, syn}, {3 * minute, in, syn | ack}}, 7*minute),
+			then(handshake, tp{3 * minute, in, ack}), 7*minute),
 		timerCheck(B12, "an outbound packet restarts the idle timer", 0,
-			[]tp{{0, out, syn}, {2 * minute, out, ack}}, 6*minute),
+			then(handshake, tp{2 * minute, out, ack}), 6*minute),
 		timerCheck(B12, "an outbound rule's idle timeout of 120 minutes applies", 120*minute,
-			[]tp{{0, out, syn}, {time.Hour, out, ack}}, 3*time.Hour),
+			then(handshake, tp{time.Hour, out, ack}), 3*time.Hour),
 		timerCheck(B12, "a FIN ends the idle timer: idle 30 minutes, FIN at 1 minute, released at 5 minutes", 30*minute,
-			[]tp{{0, out, syn}, {minute, out, fin}}, 5*minute),
+			then(handshake, tp{minute, out, fin | ack}), 5*minute),
 		timerCheck(reference.B13, "a RST flow whose release time is T translates at T − ε and its slot is free at T", 0,
-			[]tp{{0, out, syn}, {5 * sec, out, rst}}, 20*sec),
+			then(handshake, tp{5 * sec, out, rst}), 20*sec),
 		timerCheck(reference.B13, "an idle flow whose release time is T translates at T − ε and its slot is free at T", 0,
-			[]tp{{0, out, syn}, {30 * sec, in, ack}}, 30*sec+4*minute),
+			then(handshake, tp{30 * sec, in, ack}), 30*sec+4*minute),
 		{ID: B12, Title: "a dropped inbound packet does not restart a UDP mapping's idle timer",
 			Run: func(p *Probe) {
 				s := p.Open(config(1, 1, 0))
@@ -188,4 +190,16 @@ func expiryChecks() []Check {
 				p.G.Expect(s.Reply(5*minute, o, ack)).To(BeAnsweredWithRST())
 			}},
 	)
+}
+
+// establishAll answers every forwarded flow of burst with a SYN-ACK from
+// its server and the client's ACK, all at Origin+at: the flows are
+// established, as a stateful NAT needs them to be before it translates
+// their later packets.
+func establishAll(p *Probe, s *Session, at time.Duration, burst []Outcome) {
+	for _, o := range burst {
+		p.G.Expect(o).To(BeForwarded())
+		p.G.Expect(s.Reply(at, o, syn|ack)).To(BeForwardedTo(o.Sent.Tuple.Src))
+		p.G.Expect(s.Out(at, tcp, o.Sent.Tuple.Src, o.Sent.Tuple.Dst, ack)).To(BeForwarded())
+	}
 }

@@ -83,11 +83,16 @@ func Verify(ctx context.Context, impls []Impl, checks []Check, only Filter, onRe
 	return m, nil
 }
 
-// Conforms reports whether no cell fails (deviations, n/a and checks not
-// run allowed: see Unchecked).
+// Conforms reports whether no cell fails and none holds a harness error
+// (deviations, n/a and checks not run allowed: see Unchecked).
 func (m Matrix) Conforms() bool {
 	for _, r := range m.Rows {
 		for _, c := range r.Cells {
+			for _, res := range c.Results {
+				if res.Status == HarnessError {
+					return false
+				}
+			}
 			if c.Status == Fails {
 				return false
 			}
@@ -96,14 +101,15 @@ func (m Matrix) Conforms() bool {
 	return true
 }
 
-// Failing returns the results that did not conform (deviating or
-// failing), row by row. Checks not run are Unchecked's.
+// Failing returns the results that did not conform (deviating, failing
+// or not judged for a harness error), row by row. Checks not run are
+// Unchecked's.
 func (m Matrix) Failing() []Result {
 	var out []Result
 	for _, r := range m.Rows {
 		for _, c := range r.Cells {
 			for _, res := range c.Results {
-				if res.Status == Fails || res.Status == Deviates {
+				if res.Status == Fails || res.Status == Deviates || res.Status == HarnessError {
 					out = append(out, res)
 				}
 			}
@@ -178,6 +184,12 @@ func (c Cell) summary() string {
 		}
 		return fmt.Sprintf("not checked (%s): %d of %s", strings.Join(lacks, ", "), worst, checks(n))
 	}
+	if c.Status == HarnessError {
+		if n == 1 {
+			return "harness error: the 1 check could not be judged"
+		}
+		return fmt.Sprintf("harness error: %d of %d checks could not be judged", worst, n)
+	}
 	verb := map[Status]string{Deviates: "deviate", Fails: "fail"}[c.Status]
 	if n == 1 {
 		return fmt.Sprintf("%s: the 1 check %ss", c.Status, verb)
@@ -235,6 +247,8 @@ func (m Matrix) byImpl(t *tablewriter.Table) error {
 				dev = append(dev, r.ID.String())
 			case Fails:
 				fail = append(fail, r.ID.String())
+			case HarnessError:
+				fail = append(fail, r.ID.String()+" (harness error)")
 			}
 		}
 		row := []string{name, fmt.Sprintf("%d of %d behaviours", ok, len(m.Rows)), orNone(unchecked), orNone(dev), orNone(fail)}
@@ -321,6 +335,7 @@ type junitSuite struct {
 	Name     string      `xml:"name,attr"`
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
 	Skipped  int         `xml:"skipped,attr"`
 	Cases    []junitCase `xml:"testcase"`
 }
@@ -330,6 +345,7 @@ type junitCase struct {
 	ClassName string        `xml:"classname,attr"`
 	Time      float64       `xml:"time,attr"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
+	Error     *junitMessage `xml:"error,omitempty"`
 	Skipped   *junitMessage `xml:"skipped,omitempty"`
 }
 
@@ -339,7 +355,8 @@ type junitMessage struct {
 }
 
 // WriteJUnit writes every check result as a JUnit test case (class name
-// "impl:NAME"): failures as failures, deviations and n/a as skipped.
+// "impl:NAME"): failures as failures, harness errors as errors,
+// deviations and n/a as skipped.
 func (m Matrix) WriteJUnit(w io.Writer) error {
 	s := junitSuite{Name: "natcheck verify"}
 	for _, r := range m.Rows {
@@ -350,6 +367,9 @@ func (m Matrix) WriteJUnit(w io.Writer) error {
 				case Fails:
 					jc.Failure = &junitMessage{Message: firstLine(res.Message), Body: res.Report()}
 					s.Failures++
+				case HarnessError:
+					jc.Error = &junitMessage{Message: firstLine(res.Message), Body: res.Report()}
+					s.Errors++
 				case NotChecked:
 					jc.Skipped = &junitMessage{Message: res.Verdict(), Body: res.Report()}
 					s.Skipped++

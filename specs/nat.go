@@ -44,6 +44,10 @@ type Delivery struct {
 	// packet as it left the NAT (direction unchanged, tuple translated).
 	Forwarded bool
 	Packet    reference.Packet
+	// Dropped says why a packet that was not forwarded was dropped, when
+	// the NAT says (a live device's drop counter: "conntrack
+	// insert_failed"); empty otherwise.
+	Dropped string
 	// Emitted are the packets the NAT originated by then, in order, each
 	// with the direction it travels (Inbound: toward the inside).
 	Emitted []reference.Packet

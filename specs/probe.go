@@ -55,6 +55,9 @@ func (s Step) String() string {
 			line += " => " + s.Delivery.Packet.Tuple.String()
 		} else {
 			line += " => nothing"
+			if s.Delivery.Dropped != "" {
+				line += " (dropped: " + s.Delivery.Dropped + ")"
+			}
 		}
 		for _, e := range s.Delivery.Emitted {
 			line += "\n" + strings.Repeat(" ", len(at)) + " NAT sent " + e.Dir.String() + " " + pktString(e)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -20,11 +22,12 @@ import (
 // instead of the implementations of --impl.
 func withDevice(verify *cobra.Command) *cobra.Command {
 	var device string
-	var scale, parallel int
+	var scale, parallel, attempts int
 	f := verify.Flags()
 	f.StringVar(&device, "device", "", "check a live device instead: linux-nft (Linux nftables SNAT in network namespaces natcheck makes)")
 	f.IntVar(&scale, "time-scale", 10, "with --device: run profile time K times faster than the wall clock (conntrack timers divided by K)")
 	f.IntVar(&parallel, "parallel", 0, "with --device: checks run at once, each on its own topology (0: 4 per CPU)")
+	f.IntVar(&attempts, "attempts", 3, "with --device: runs of a check that ends in a harness error (a packet sent too late for its schedule on a busy machine), at most")
 	if f.Lookup("profile") == nil {
 		f.String("profile", "azure-lb", "with --device: the profile to judge it against: azure-lb or linux")
 	}
@@ -51,14 +54,17 @@ func withDevice(verify *cobra.Command) *cobra.Command {
 			}
 			os.Exit(code)
 		}
-		return verifyDevice(cmd, scale, parallel)
+		if attempts < 1 {
+			return usageErr(fmt.Errorf("verify: --attempts %d: want 1 or more", attempts))
+		}
+		return verifyDevice(cmd, scale, parallel, attempts)
 	}
 	return verify
 }
 
 // verifyDevice runs inside the sandbox: the preflight, then every check
 // against the device, several at once.
-func verifyDevice(cmd *cobra.Command, scale, parallel int) error {
+func verifyDevice(cmd *cobra.Command, scale, parallel, attempts int) error {
 	if err := linuxnft.Preflight(); err != nil {
 		return usageErr(fmt.Errorf("verify --device %s: %w", linuxnft.Name, err))
 	}
@@ -74,6 +80,9 @@ func verifyDevice(cmd *cobra.Command, scale, parallel int) error {
 	if parallel <= 0 {
 		parallel = 4 * runtime.NumCPU()
 	}
+	// Each check's precise sends hold a Go processor for up to
+	// link.PreciseWindow: one each, and the CPUs for the rest.
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), parallel+runtime.NumCPU()))
 	opt := linuxnft.Calibrate(linuxnft.Options{Scale: scale})
 	if err := linuxnft.CheckScale(scale); err != nil {
 		return usageErr(fmt.Errorf("verify --device %s: %w", linuxnft.Name, err))
@@ -99,11 +108,17 @@ func verifyDevice(cmd *cobra.Command, scale, parallel int) error {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "device %s against profile %s: time scale %d (profile time %d× the wall clock), resolution %v, %d checks at once\n\n",
 		impl.Name, profile, scale, scale, impl.Resolution, parallel)
-	m, err := livecheck.Verify(cmd.Context(), impl, checks, only, parallel, nil)
+	m, err := livecheck.Verify(cmd.Context(), impl, checks, only, livecheck.Options{
+		Parallel: parallel, Attempts: attempts,
+		Retry: func(err error) bool { return !errors.Is(err, linuxnft.ErrBudget) },
+	})
 	if err != nil {
 		return err
 	}
 	if err := m.WriteTerminal(out); err != nil {
+		return err
+	}
+	if err := writeRetried(out, m); err != nil {
 		return err
 	}
 	for _, o := range []struct {
@@ -121,6 +136,34 @@ func verifyDevice(cmd *cobra.Command, scale, parallel int) error {
 	}
 	if !m.Conforms() {
 		return &exitError{code: exitFailed, err: fmt.Errorf("verify: %d check(s) of %s did not conform", len(m.Failing()), linuxnft.Name)}
+	}
+	return nil
+}
+
+// writeRetried lists the checks that were run again after a harness error,
+// with the error of each attempt that was not judged.
+func writeRetried(w io.Writer, m specs.Matrix) error {
+	first := true
+	for _, r := range m.Rows {
+		for _, res := range r.Cells[0].Results {
+			if len(res.Retried) == 0 {
+				continue
+			}
+			if first {
+				if _, err := fmt.Fprintf(w, "\nRun again after a harness error (never a verdict):\n"); err != nil {
+					return err
+				}
+				first = false
+			}
+			if _, err := fmt.Fprintf(w, "- %s: %s on attempt %d\n", res.Check.Text(), res.Status, res.Attempts); err != nil {
+				return err
+			}
+			for i, why := range res.Retried {
+				if _, err := fmt.Fprintf(w, "  attempt %d: %s\n", i+1, strings.TrimSpace(strings.SplitN(why, "\n", 2)[0])); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }

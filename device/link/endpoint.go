@@ -81,15 +81,7 @@ func (e *Endpoint) Send(frame []byte) (time.Time, error) {
 	if _, err := unix.Write(e.io, frame); err != nil {
 		return time.Time{}, fmt.Errorf("send on %s: %w", e.Name, err)
 	}
-	for {
-		n, pkttype, ts, err := e.recv(e.tap)
-		if err != nil || n == 0 {
-			return time.Time{}, nil
-		}
-		if pkttype == unix.PACKET_OUTGOING {
-			return ts, nil
-		}
-	}
+	return e.sentStamp()
 }
 
 // Recv returns the next frame that arrived on the interface, if one is

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
 
 	"github.com/natcheck/natcheck/device/link"
 	"github.com/natcheck/natcheck/device/topology"
@@ -25,12 +27,18 @@ type Options struct {
 	// Scale K: profile time runs K times faster than the wall clock, and
 	// every conntrack timer is divided by K. Zero means 1.
 	Scale int
-	// Tolerance is how late a frame may leave against its schedule before
-	// the profile clock is held back by the difference (a burst of frames
-	// at one profile time takes real time). Zero means 2 ms.
+	// Tolerance is how late a packet may leave against its schedule. A
+	// packet that opens a new instant (it comes at least the device's
+	// resolution after the packet before) and leaves later than that is a
+	// harness error (ErrLate): the interval between it and the packets
+	// before it is not the one the check asked for. The packets of a
+	// burst (closer to the packet before) may leave later: the profile
+	// clock is held back by the difference, so that the next instant keeps
+	// its distance from the burst. Zero means 5 ms.
 	Tolerance time.Duration
-	// Settle is how long to wait for a frame that did not come out at once
-	// before judging its packet dropped. Zero means 2 ms.
+	// Settle is how long to wait for a sent packet to come out of the NAT
+	// or to be counted by one of its drop counters before the harness
+	// gives up on it (ErrVanished). Zero means 250 ms.
 	Settle time.Duration
 }
 
@@ -39,13 +47,24 @@ func (o Options) withDefaults() Options {
 		o.Scale = 1
 	}
 	if o.Tolerance <= 0 {
-		o.Tolerance = 2 * time.Millisecond
+		o.Tolerance = 5 * time.Millisecond
 	}
 	if o.Settle <= 0 {
-		o.Settle = 2 * time.Millisecond
+		o.Settle = 250 * time.Millisecond
 	}
 	return o
 }
+
+// ErrLate is matched by the error of a Send whose packet left later than
+// its schedule allows (Options.Tolerance): the machine did not wake the
+// harness in time, and what the NAT did with the packet says nothing
+// about the behaviour the check is about.
+var ErrLate = errors.New("packet left too late for its schedule")
+
+// ErrVanished is matched by the error of a Send whose packet neither came
+// out of the NAT nor moved one of its drop counters within
+// Options.Settle.
+var ErrVanished = errors.New("packet neither forwarded nor counted as dropped")
 
 // ErrBudget is matched by the error of a call whose profile time falls
 // after the deadline of its context: the device does not start a wait it
@@ -63,10 +82,17 @@ type NAT struct {
 	nft   *nftables.Conn
 	cfg   reference.Config
 	plan  reference.Plan
-	start time.Time // wall time of specs.Origin
+	ct    *conntrack.Conn
+	start time.Time // wall time of specs.Origin, set by the first call
 	last  time.Time // profile time of the last call
+	// lastSent is the profile time of the last packet sent (sent tells
+	// whether there was one): a packet after it opens a new instant.
+	lastSent time.Time
+	sent     bool
 	// held is how much the profile clock was held back (late bursts).
 	held time.Duration
+	// drops are the drop counters as last read.
+	drops dropCounts
 
 	flows map[reference.Tuple]*tcpFlow // by inside tuple (inside → server)
 	// insideOf maps the outside tuple of a forwarded flow (SNAT → server)
@@ -145,7 +171,12 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	if err := rs.install(n.nft); err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	n.start = time.Now()
+	if n.ct, err = conntrack.Dial(&netlink.Config{NetNS: topo.NAT.Fd()}); err != nil {
+		return nil, fmt.Errorf("linux-nft: conntrack netlink: %w", err)
+	}
+	if n.drops, err = n.readDrops(); err != nil {
+		return nil, fmt.Errorf("linux-nft: %w", err)
+	}
 	n.last = specs.Origin
 	return n, nil
 }
@@ -193,16 +224,27 @@ func (n *NAT) profile(w time.Time) time.Time {
 	return specs.Origin.Add(w.Sub(n.start.Add(n.held)) * time.Duration(n.opt.Scale))
 }
 
-// sleepUntil waits for profile time t on the wall clock.
-func (n *NAT) sleepUntil(ctx context.Context, t time.Time) error {
+// sleepUntil waits for profile time t on the wall clock; with precise, it
+// returns link.PreciseWindow before it (a packet is then sent at t with
+// Endpoint.SendAt, which waits the rest on a thread of its own).
+func (n *NAT) sleepUntil(ctx context.Context, t time.Time, precise bool) error {
 	if t.Before(n.last) {
 		return fmt.Errorf("linux-nft: time %v before %v: %w", t, n.last, reference.ErrTimeWentBackwards)
 	}
 	n.last = t
-	if dl, ok := ctx.Deadline(); ok && n.wall(t).After(dl) {
-		return fmt.Errorf("linux-nft: profile time +%v is %v of wall clock away: %w", t.Sub(specs.Origin), time.Until(n.wall(t)).Round(time.Second), ErrBudget)
+	if n.start.IsZero() {
+		// Origin is the moment of the first call, not of Open's return: a
+		// check may take a while to prepare its first packets.
+		n.start = time.Now().Add(time.Millisecond)
 	}
-	d := time.Until(n.wall(t))
+	w := n.wall(t)
+	if dl, ok := ctx.Deadline(); ok && w.After(dl) {
+		return fmt.Errorf("linux-nft: profile time +%v is %v of wall clock away: %w", t.Sub(specs.Origin), time.Until(w).Round(time.Second), ErrBudget)
+	}
+	d := time.Until(w)
+	if precise {
+		d -= link.PreciseWindow
+	}
 	if d <= 0 {
 		return nil
 	}
@@ -217,9 +259,17 @@ func (n *NAT) sleepUntil(ctx context.Context, t time.Time) error {
 }
 
 // Send puts p on the inside (outbound) or the outside (inbound) link at
-// its time and returns what came out.
+// its time and returns what came out: the packet as forwarded, or, when it
+// was not, the drop counter that counted it. A packet that opens a new
+// profile instant and leaves later than Options.Tolerance after its time
+// is an error matched by ErrLate, one that neither comes out nor is
+// counted within Options.Settle an error matched by ErrVanished: neither
+// is a verdict.
 func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, error) {
-	if err := n.sleepUntil(ctx, p.Time); err != nil {
+	// A packet within the device's resolution of the one before belongs
+	// to its burst: the device cannot honour a shorter interval anyway.
+	opens := !n.sent || p.Time.Sub(n.lastSent) >= n.opt.resolution()
+	if err := n.sleepUntil(ctx, p.Time, true); err != nil {
 		return specs.Delivery{}, err
 	}
 	var d specs.Delivery
@@ -246,39 +296,54 @@ func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, err
 		seg.Payload = make([]byte, 32) // two fragments: header + 8 bytes, then the rest
 	}
 	n.buf = link.AppendFrame(n.buf[:0], from.MAC, dstMAC, seg)
-	var sent time.Time
+	frames := [][]byte{n.buf}
 	if p.Fragment {
 		l4 := map[reference.Proto]int{reference.TCP: 20, reference.UDP: 8, reference.ICMP: 8}[p.Tuple.Proto]
-		for _, f := range link.SplitFragments(n.buf, l4+8) {
-			ts, err := from.Send(f)
-			if err != nil {
-				return d, fmt.Errorf("linux-nft: %w", err)
-			}
-			if sent.IsZero() {
-				sent = ts
-			}
+		fr := link.SplitFragments(n.buf, l4+8)
+		frames = fr[:]
+	}
+	var sent time.Time
+	for i, f := range frames {
+		var ts time.Time
+		var err error
+		if w := n.wall(p.Time); i == 0 && time.Until(w) > 0 {
+			ts, err = from.SendAt(f, w)
+		} else {
+			ts, err = from.Send(f)
 		}
-	} else {
-		ts, err := from.Send(n.buf)
 		if err != nil {
 			return d, fmt.Errorf("linux-nft: %w", err)
 		}
-		sent = ts
+		if i == 0 {
+			sent = ts
+		}
 	}
 	if sent.IsZero() {
 		sent = time.Now()
 	}
+	n.lastSent, n.sent = p.Time, true
 	if late := sent.Sub(n.wall(p.Time)); late > n.opt.Tolerance {
-		n.held += late // hold the profile clock back by the time the burst took
+		if opens {
+			return d, fmt.Errorf("linux-nft: %v at +%v left %v late (tolerance %v, %v of profile time at scale %d): %w",
+				p.Tuple, p.Time.Sub(specs.Origin), late.Round(time.Microsecond), n.opt.Tolerance, (late * time.Duration(n.opt.Scale)).Round(time.Microsecond), n.opt.Scale, ErrLate)
+		}
+		n.held += late // a burst: hold the profile clock back by the time it took
 	}
 	realised := n.profile(sent)
 	if realised.Before(p.Time) {
 		realised = p.Time
 	}
 
-	out, err := n.readSide(to, p.Dir, realised, true)
+	out, err := n.readSide(to, p.Dir, realised)
 	if err != nil {
 		return d, err
+	}
+	if !hasProto(out, p.Tuple.Proto) {
+		more, why, err := n.settle(to, p, realised)
+		if err != nil {
+			return d, err
+		}
+		out, d.Dropped = append(out, more...), why
 	}
 	for _, o := range out {
 		if !d.Forwarded && o.Tuple.Proto == p.Tuple.Proto {
@@ -287,7 +352,7 @@ func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, err
 		}
 		d.Emitted = append(d.Emitted, o)
 	}
-	back, err := n.readSide(from, 1-p.Dir, realised, false)
+	back, err := n.readSide(from, 1-p.Dir, realised)
 	if err != nil {
 		return d, err
 	}
@@ -299,27 +364,60 @@ func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, err
 	return d, nil
 }
 
-// readSide decodes the frames queued on e as packets travelling in dir;
-// with settle, it waits a little for one when none is queued yet. Fragments
-// of one datagram come out as one packet with Fragment set.
-func (n *NAT) readSide(e *link.Endpoint, dir reference.Dir, at time.Time, settle bool) ([]reference.Packet, error) {
+func hasProto(ps []reference.Packet, proto reference.Proto) bool {
+	for _, q := range ps {
+		if q.Tuple.Proto == proto {
+			return true
+		}
+	}
+	return false
+}
+
+// settle waits for p, which has not come out on e yet, to come out or to
+// be counted by a drop counter, and returns the frames that came out, or
+// why it was dropped. veth delivers synchronously unless the kernel
+// defers the work to its softirq thread (a busy machine): the frame then
+// comes out a little later.
+func (n *NAT) settle(e *link.Endpoint, p reference.Packet, at time.Time) ([]reference.Packet, string, error) {
+	deadline := time.Now().Add(n.opt.Settle)
+	for {
+		c, err := n.readDrops()
+		if err != nil {
+			return nil, "", fmt.Errorf("linux-nft: %w", err)
+		}
+		why := c.since(n.drops)
+		n.drops = c
+		if why != "" {
+			return nil, why, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, "", fmt.Errorf("linux-nft: %v at +%v: nothing after %v: %w", p.Tuple, p.Time.Sub(specs.Origin), n.opt.Settle, ErrVanished)
+		}
+		if _, err := e.WaitReadable(min(left, time.Millisecond)); err != nil {
+			return nil, "", fmt.Errorf("linux-nft: %w", err)
+		}
+		out, err := n.readSide(e, p.Dir, at)
+		if err != nil {
+			return nil, "", err
+		}
+		if hasProto(out, p.Tuple.Proto) {
+			return out, "", nil
+		}
+	}
+}
+
+// readSide decodes the frames queued on e as packets travelling in dir,
+// without waiting. Fragments of one datagram come out as one packet with
+// Fragment set.
+func (n *NAT) readSide(e *link.Endpoint, dir reference.Dir, at time.Time) ([]reference.Packet, error) {
 	var out []reference.Packet
-	waited := false
 	for {
 		data, _, ok, err := e.Recv()
 		if err != nil {
 			return out, fmt.Errorf("linux-nft: %w", err)
 		}
 		if !ok {
-			if settle && len(out) == 0 && !waited {
-				waited = true
-				if r, err := e.WaitReadable(n.opt.Settle); err != nil || r {
-					if err != nil {
-						return out, fmt.Errorf("linux-nft: %w", err)
-					}
-					continue
-				}
-			}
 			return out, nil
 		}
 		if err := frame.Decode(layers.LinkTypeEthernet, data, &n.dec); err != nil || n.dec.Network != frame.IPv4 {
@@ -346,7 +444,7 @@ func (n *NAT) readSide(e *link.Endpoint, dir reference.Dir, at time.Time, settle
 // synchronous delivery, and the verdicts cannot be trusted.
 func (n *NAT) collectLate() error {
 	for _, e := range []*link.Endpoint{n.topo.In, n.topo.Out} {
-		ps, err := n.readSide(e, reference.Outbound, n.last, false)
+		ps, err := n.readSide(e, reference.Outbound, n.last)
 		if err != nil {
 			return err
 		}
@@ -442,7 +540,7 @@ func (n *NAT) learn(sent, got reference.Packet) {
 // meanwhile (a Linux NAT sends nothing on its own; anything seen is
 // evidence).
 func (n *NAT) Wait(ctx context.Context, t time.Time) ([]reference.Packet, error) {
-	if err := n.sleepUntil(ctx, t); err != nil {
+	if err := n.sleepUntil(ctx, t, false); err != nil {
 		return nil, err
 	}
 	var out []reference.Packet
@@ -450,7 +548,7 @@ func (n *NAT) Wait(ctx context.Context, t time.Time) ([]reference.Packet, error)
 		e   *link.Endpoint
 		dir reference.Dir
 	}{{n.topo.Out, reference.Outbound}, {n.topo.In, reference.Inbound}} {
-		ps, err := n.readSide(x.e, x.dir, t, false)
+		ps, err := n.readSide(x.e, x.dir, t)
 		if err != nil {
 			return out, err
 		}
@@ -475,6 +573,9 @@ func (n *NAT) Counters() (map[string]uint64, error) { return readCounters(n.nft)
 // Close removes the device's topology.
 func (n *NAT) Close() error {
 	var errs []error
+	if n.ct != nil {
+		errs = append(errs, n.ct.Close())
+	}
 	if n.nft != nil {
 		errs = append(errs, n.nft.CloseLasting())
 	}

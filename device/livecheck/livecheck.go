@@ -3,7 +3,11 @@
 // (scaled timers still take seconds), and each check opens its own
 // topology, so checks of one device run side by side; the matrix is the
 // same as specs.Verify's, rows and results in the checks' order whatever
-// order they finished in.
+// order they finished in. A check that ends in a harness error (the
+// machine woke the harness too late for a boundary, say) is run again, up
+// to Options.Attempts times: a harness error is never a verdict, and a
+// busy machine should not leave a row unjudged when a second run can
+// judge it.
 //
 // It imports specs and reference only.
 package livecheck
@@ -18,11 +22,25 @@ import (
 	"github.com/natcheck/natcheck/specs"
 )
 
+// Options are how checks are run.
+type Options struct {
+	// Parallel is how many checks run at once (at least 1).
+	Parallel int
+	// Attempts is how many times a check that ends in a harness error is
+	// run in all (at least 1).
+	Attempts int
+	// Retry, if not nil, says whether a harness error is worth another
+	// attempt (a wait beyond the time budget is not); nil retries every
+	// one.
+	Retry func(error) bool
+	// OnResult, if not nil, is called after each check, from one goroutine
+	// at a time, in completion order.
+	OnResult func(specs.Result)
+}
+
 // Verify runs every check of checks whose ID is in only (all when only is
-// empty) against impl, at most parallel at a time, and returns the matrix
-// of one implementation. onResult, if not nil, is called after each check,
-// from one goroutine at a time, in completion order.
-func Verify(ctx context.Context, impl specs.Impl, checks []specs.Check, only []reference.Behavior, parallel int, onResult func(specs.Result)) (specs.Matrix, error) {
+// empty) against impl and returns the matrix of one implementation.
+func Verify(ctx context.Context, impl specs.Impl, checks []specs.Check, only []reference.Behavior, opt Options) (specs.Matrix, error) {
 	var selected []specs.Check
 	for _, c := range checks {
 		if len(only) == 0 || slices.Contains(only, c.ID) {
@@ -30,7 +48,7 @@ func Verify(ctx context.Context, impl specs.Impl, checks []specs.Check, only []r
 		}
 	}
 	results := make([]specs.Result, len(selected))
-	sem := make(chan struct{}, max(parallel, 1))
+	sem := make(chan struct{}, max(opt.Parallel, 1))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for i, c := range selected {
@@ -41,11 +59,11 @@ func Verify(ctx context.Context, impl specs.Impl, checks []specs.Check, only []r
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r := specs.Run(ctx, impl, c)
+			r := run(ctx, impl, c, opt)
 			results[i] = r
-			if onResult != nil {
+			if opt.OnResult != nil {
 				mu.Lock()
-				onResult(r)
+				opt.OnResult(r)
 				mu.Unlock()
 			}
 		}()
@@ -71,4 +89,18 @@ func Verify(ctx context.Context, impl specs.Impl, checks []specs.Check, only []r
 		}
 	}
 	return m, nil
+}
+
+// run runs c until it ends in something other than a harness error worth
+// retrying, at most opt.Attempts times.
+func run(ctx context.Context, impl specs.Impl, c specs.Check, opt Options) specs.Result {
+	var retried []string
+	for attempt := 1; ; attempt++ {
+		r := specs.Run(ctx, impl, c)
+		r.Attempts, r.Retried = attempt, retried
+		if r.Status != specs.HarnessError || attempt >= opt.Attempts || ctx.Err() != nil || (opt.Retry != nil && !opt.Retry(r.Err)) {
+			return r
+		}
+		retried = append(retried, r.Message)
+	}
 }
