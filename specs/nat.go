@@ -38,6 +38,16 @@ type NAT interface {
 	Close() error
 }
 
+// Settler is a NAT whose verdicts can be undone by what it does later: a
+// live device that judged a packet dropped because nothing had come out
+// by a deadline, and whose frame comes out after all. At the end of a
+// check (and before a check's earlier NAT is closed), Settle waits for
+// anything still in flight and returns an error when a judgement did not
+// hold: the check is then a harness error, not a verdict.
+type Settler interface {
+	Settle(ctx context.Context) error
+}
+
 // Delivery is what came out of the NAT for one sent packet.
 type Delivery struct {
 	// Forwarded is set when the packet went through; Packet is then the

@@ -181,6 +181,9 @@ func (p *Probe) TryOpen(cfg reference.Config) (*Session, error) {
 		cfg.Profile = p.impl.Profile
 	}
 	if p.impl.OneAtATime {
+		if err := p.settle(); err != nil {
+			panic(harnessFailure{err})
+		}
 		p.close()
 	}
 	nat, err := p.impl.Open(p.ctx, cfg)
@@ -199,6 +202,19 @@ func (p *Probe) TryOpen(cfg reference.Config) (*Session, error) {
 	p.open = append(p.open, nat)
 	p.Notef(0, "configure %s", describe(cfg))
 	return &Session{p: p, nat: nat}, nil
+}
+
+// settle asks every open NAT that can tell (a Settler) whether what it
+// was judged on still holds.
+func (p *Probe) settle() error {
+	for _, n := range p.open {
+		if st, ok := n.(Settler); ok {
+			if err := st.Settle(p.ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (p *Probe) close() {

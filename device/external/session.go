@@ -2,6 +2,7 @@ package external
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -33,7 +34,17 @@ type session struct {
 	toWire, fromWire map[netip.Addr]netip.Addr
 	nextID           uint64
 	closed           bool
+	// late are packets judged dropped whose translation came out after
+	// all: the verdicts that hung on them do not hold.
+	late []learn.Match
+	// lastDrop is when the last packet judged dropped was sent.
+	lastDrop time.Time
 }
+
+// ErrLateFrame is matched by the error of a session whose packet, judged
+// dropped after the device's deadline, came out after all: the machine or
+// the device was slower than calibrated, and the verdict does not hold.
+var ErrLateFrame = errors.New("a packet judged dropped came out after all")
 
 var _ specs.NAT = (*session)(nil)
 
@@ -142,6 +153,9 @@ func (s *session) Send(ctx context.Context, p reference.Packet) (specs.Delivery,
 	if err != nil {
 		return del, err
 	}
+	if err := s.lateError(); err != nil {
+		return del, err
+	}
 	del.Emitted = append(del.Emitted, early...)
 
 	w := s.wireTuple(p.Tuple)
@@ -198,6 +212,7 @@ func (s *session) Send(ctx context.Context, p reference.Packet) (specs.Delivery,
 	}
 	if !del.Forwarded {
 		s.m.Expire(deadline.Add(time.Nanosecond), nil)
+		s.lastDrop = ts
 		del.Dropped = fmt.Sprintf("nothing came out within %v (ten times the device's latency)", d.cal.Deadline)
 		return del, nil
 	}
@@ -235,13 +250,15 @@ func (s *session) read(del *specs.Delivery) ([]reference.Packet, error) {
 				continue
 			}
 			f := &d.dec
-			if del != nil && !del.Forwarded {
-				if m, ok := s.m.Observe(x.dir, f, learn.Hash(payload(data, f)), ts); ok {
-					del.Forwarded = true
-					del.Packet = f.Packet(ts, x.dir)
-					del.Packet.Tuple = s.checkTuple(m.Out)
+			if m, ok := s.m.Observe(x.dir, f, learn.Hash(payload(data, f)), ts); ok {
+				if m.Late || del == nil || del.Forwarded {
+					s.late = append(s.late, m)
 					continue
 				}
+				del.Forwarded = true
+				del.Packet = f.Packet(ts, x.dir)
+				del.Packet.Tuple = s.checkTuple(m.Out)
+				continue
 			}
 			pk := f.Packet(ts, x.dir)
 			pk.Tuple = s.checkTuple(pk.Tuple)
@@ -290,4 +307,32 @@ func (d *Device) drain() {
 			}
 		}
 	}
+}
+
+// lateError is the error of the packets judged dropped that came out
+// after all, if any.
+func (s *session) lateError() error {
+	if len(s.late) == 0 {
+		return nil
+	}
+	m := s.late[0]
+	return fmt.Errorf("external: %v came out %v after it was sent, past the %v deadline it was judged dropped at (%d such): %w",
+		s.checkTuple(m.Sent.Tuple), m.Latency.Round(time.Microsecond), s.d.cal.Deadline, len(s.late), ErrLateFrame)
+}
+
+// Settle waits a deadline past the last packet judged dropped and says
+// whether any of them came out after all (specs.Settler).
+func (s *session) Settle(ctx context.Context) error {
+	if !s.lastDrop.IsZero() {
+		if d := time.Until(s.lastDrop.Add(2 * s.d.cal.Deadline)); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+	}
+	if _, err := s.read(nil); err != nil {
+		return err
+	}
+	return s.lateError()
 }

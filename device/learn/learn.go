@@ -71,9 +71,10 @@ func Hash(payload []byte) uint64 {
 	return h.Sum64()
 }
 
-// key identifies a packet in flight. The loose part (no sequence number)
-// is what collisions are judged on, so that a frame always has at most one
-// candidate.
+// key identifies a packet in flight: what a frame that translates it
+// must have. Collisions are judged on it, so that a frame always has at
+// most one candidate; a NAT that shifts sequence numbers leaves them out
+// of it (a SYN's shift is not known until it comes out).
 type key struct {
 	dir     reference.Dir
 	proto   reference.Proto
@@ -81,6 +82,10 @@ type key struct {
 	flags   reference.TCPFlags
 	payload uint64
 	ipid    uint16
+	// seq is a TCP segment's sequence number when the NAT keeps them: a
+	// retransmission aside, it tells apart the segments of a flow that a
+	// capture recorded with one IP ID (0, under DF).
+	seq uint32
 }
 
 // flow is what is learnt of one flow, by its inside tuple (inside endpoint
@@ -101,6 +106,9 @@ type Match struct {
 	Latency time.Duration
 	// New is set when the match taught a mapping not known before.
 	New bool
+	// Late is set when the packet had been judged dropped (Expire): the
+	// NAT took longer than the deadline, and that judgement was wrong.
+	Late bool
 }
 
 // Matcher holds the packets in flight and what was learnt of their flows.
@@ -110,13 +118,18 @@ type Matcher struct {
 	fields   Fields
 	inflight map[key][]Sent // at most one per key once Collides is heeded
 	n        int
+	// pending counts the outbound packets in flight by tuple.
+	pending map[reference.Tuple]int
+	// expired are packets Expire judged dropped, kept so that a frame
+	// that comes out after all is seen as late, not as the NAT's own.
+	expired map[key][]Sent
 	flows    map[reference.Tuple]*flow           // by inside tuple
 	byPublic map[reference.Tuple]reference.Tuple // public endpoint → remote tuple, to its inside tuple
 }
 
 // New returns a Matcher for a NAT that keeps fields.
 func New(fields Fields) *Matcher {
-	return &Matcher{fields: fields, inflight: map[key][]Sent{}, flows: map[reference.Tuple]*flow{}, byPublic: map[reference.Tuple]reference.Tuple{}}
+	return &Matcher{fields: fields, inflight: map[key][]Sent{}, expired: map[key][]Sent{}, pending: map[reference.Tuple]int{}, flows: map[reference.Tuple]*flow{}, byPublic: map[reference.Tuple]reference.Tuple{}}
 }
 
 // Fields returns what the Matcher assumes the NAT keeps.
@@ -132,6 +145,9 @@ func (m *Matcher) keyOf(s Sent) key {
 	if m.fields.IPID {
 		k.ipid = s.IPID
 	}
+	if s.Tuple.Proto == reference.TCP && !m.fields.SeqShift {
+		k.seq = s.Seq
+	}
 	return k
 }
 
@@ -144,6 +160,23 @@ func (m *Matcher) Add(s Sent) {
 	k := m.keyOf(s)
 	m.inflight[k] = append(m.inflight[k], s)
 	m.n++
+	if s.Dir == reference.Outbound {
+		m.pending[s.Tuple]++
+	}
+}
+
+// Pending reports whether an outbound packet of inside tuple t is in
+// flight: its flow's mapping may be about to be learnt.
+func (m *Matcher) Pending(t reference.Tuple) bool { return m.pending[t] > 0 }
+
+// done takes s out of the pending count.
+func (m *Matcher) done(s Sent) {
+	if s.Dir != reference.Outbound {
+		return
+	}
+	if m.pending[s.Tuple]--; m.pending[s.Tuple] <= 0 {
+		delete(m.pending, s.Tuple)
+	}
 }
 
 // InFlight is the number of packets sent and neither matched nor expired.
@@ -168,6 +201,9 @@ func (m *Matcher) Observe(dir reference.Dir, f *frame.Frame, payload uint64, ts 
 	if m.fields.IPID {
 		k.ipid = f.ID
 	}
+	if f.Proto == reference.TCP && !m.fields.SeqShift {
+		k.seq = f.Seq
+	}
 	cands := m.inflight[k]
 	pick := -1
 	for i, s := range cands {
@@ -177,6 +213,12 @@ func (m *Matcher) Observe(dir reference.Dir, f *frame.Frame, payload uint64, ts 
 		}
 	}
 	if pick < 0 {
+		for i, s := range m.expired[k] {
+			if m.fits(s, f) {
+				m.expired[k] = append(m.expired[k][:i:i], m.expired[k][i+1:]...)
+				return Match{Sent: s, Out: f.Tuple(), Latency: ts.Sub(s.At), Late: true}, true
+			}
+		}
 		return Match{}, false
 	}
 	s := cands[pick]
@@ -186,6 +228,7 @@ func (m *Matcher) Observe(dir reference.Dir, f *frame.Frame, payload uint64, ts 
 		m.inflight[k] = append(cands[:pick:pick], cands[pick+1:]...)
 	}
 	m.n--
+	m.done(s)
 	out := f.Tuple()
 	mt := Match{Sent: s, Out: out, Latency: ts.Sub(s.At)}
 	if dir == reference.Outbound {
@@ -265,7 +308,9 @@ func (m *Matcher) Forget(t reference.Tuple) {
 }
 
 // Expire removes the packets sent before deadline that are still in
-// flight and appends them to dropped, in the order of their IDs.
+// flight and appends them to dropped, in the order of their IDs. They are
+// kept apart until Forget: a frame that translates one of them after all
+// is matched as Late (ForgetExpired lets them go).
 func (m *Matcher) Expire(deadline time.Time, dropped []Sent) []Sent {
 	from := len(dropped)
 	for k, cands := range m.inflight {
@@ -273,7 +318,9 @@ func (m *Matcher) Expire(deadline time.Time, dropped []Sent) []Sent {
 		for _, s := range cands {
 			if s.At.Before(deadline) {
 				dropped = append(dropped, s)
+				m.expired[k] = append(m.expired[k], s)
 				m.n--
+				m.done(s)
 			} else {
 				kept = append(kept, s)
 			}
@@ -286,4 +333,23 @@ func (m *Matcher) Expire(deadline time.Time, dropped []Sent) []Sent {
 	}
 	slices.SortFunc(dropped[from:], func(a, b Sent) int { return cmp.Compare(a.ID, b.ID) })
 	return dropped
+}
+
+// ForgetExpired lets go of the packets Expire judged dropped that were
+// sent before t: a frame of theirs would come out too late to be told
+// from the NAT's own.
+func (m *Matcher) ForgetExpired(t time.Time) {
+	for k, ss := range m.expired {
+		kept := ss[:0]
+		for _, s := range ss {
+			if !s.At.Before(t) {
+				kept = append(kept, s)
+			}
+		}
+		if len(kept) == 0 {
+			delete(m.expired, k)
+		} else {
+			m.expired[k] = kept
+		}
+	}
 }

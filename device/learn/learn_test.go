@@ -123,6 +123,10 @@ func TestCollidesAndExpire(t *testing.T) {
 	if m.Collides(sent(2, b, 0)) || m.InFlight() != 1 {
 		t.Errorf("after expiry: Collides = true or InFlight = %d, want false, 1", m.InFlight())
 	}
+	// Packet 1 comes out after all: a late match, not the NAT's own frame.
+	if got, ok := m.Observe(reference.Outbound, nat(t, a, 7, 99), Hash(nil), t0.Add(time.Second)); !ok || !got.Late || got.Sent.ID != 1 {
+		t.Errorf("Observe(expired SYN) = %+v, %v; want packet 1, late", got, ok)
+	}
 }
 
 // TestInbound: a reply is matched only when it reaches the inside endpoint

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"time"
@@ -464,3 +465,35 @@ func (n *NAT) Close() error {
 // NSFd is the file descriptor of the device's nat namespace, for conntrack
 // and nftables handles.
 func (n *NAT) NSFd() int { return n.topo.NAT.Fd() }
+
+// Settle reports the frames that came out after their packet was judged
+// (specs.Settler): none should, as a drop is judged from the device's
+// counters.
+func (n *NAT) Settle(context.Context) error { return n.collectLate() }
+
+// Links are the device's two links as a live replay drives them: natcheck's
+// endpoints on the inside and the outside, and the link-layer addresses of
+// the nat namespace's interfaces that frames are sent to.
+type Links struct {
+	In, Out               *link.Endpoint
+	NATInside, NATOutside net.HardwareAddr
+}
+
+// Links returns the device's links.
+func (n *NAT) Links() Links {
+	return Links{In: n.topo.In, Out: n.topo.Out, NATInside: n.topo.NATInside.MAC, NATOutside: n.topo.NATOutside.MAC}
+}
+
+// Drops returns every drop counter of the device — its rules' and
+// conntrack's statistics — by the reason it stands for.
+func (n *NAT) Drops() (map[string]uint64, error) {
+	c, err := n.readDrops()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for i, v := range c {
+		out[dropReasons[i]] = v
+	}
+	return out, nil
+}
