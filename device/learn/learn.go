@@ -122,7 +122,7 @@ type Matcher struct {
 	pending map[reference.Tuple]int
 	// expired are packets Expire judged dropped, kept so that a frame
 	// that comes out after all is seen as late, not as the NAT's own.
-	expired map[key][]Sent
+	expired  map[key][]Sent
 	flows    map[reference.Tuple]*flow           // by inside tuple
 	byPublic map[reference.Tuple]reference.Tuple // public endpoint → remote tuple, to its inside tuple
 }
