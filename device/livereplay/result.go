@@ -1,6 +1,7 @@
 package livereplay
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -272,6 +273,9 @@ func (r *run) instances(res *Result, plan reference.Plan, public map[reference.T
 		in[i][pi(e.orig.Proto)] = int32(x.used)
 		rr.Samples = append(rr.Samples, replay.Sample{Time: r.captureTime(e.at), InUse: slices.Clone(in)})
 	}
+	if len(rr.Samples) > 0 && rr.Samples[len(rr.Samples)-1].Time.Before(rr.End) {
+		rr.Samples = append(rr.Samples, replay.Sample{Time: rr.End, InUse: slices.Clone(in)})
+	}
 	if len(rr.Samples) > 4096 {
 		step := (len(rr.Samples) + 4095) / 4096
 		kept := rr.Samples[:0]
@@ -473,4 +477,63 @@ func (r *run) refused(rr *replay.Result, p *packet) {
 	if r.refusals[k] == nil {
 		r.refusals[k] = &replay.Mark{File: r.in.files[p.file], Packet: int64(p.number), Time: p.at}
 	}
+}
+
+// jsonLive is what only the live device gives, in the JSON report.
+type jsonLive struct {
+	Device        string            `json:"device"`
+	Speed         int               `json:"speed"`
+	Deadline      string            `json:"deadline"`
+	Injected      int64             `json:"injected"`
+	Elapsed       string            `json:"elapsed"`
+	PacketsPerSec float64           `json:"packets_per_second"`
+	MaxLate       string            `json:"max_late"`
+	Shortened     []Gap             `json:"shortened_gaps,omitempty"`
+	Mappings      int               `json:"mappings_learnt"`
+	Confirmed     int               `json:"mappings_confirmed_by_conntrack"`
+	Different     int               `json:"mappings_different_in_conntrack"`
+	Unseen        int               `json:"mappings_not_in_conntrack"`
+	EventsLost    string            `json:"conntrack_events_lost,omitempty"`
+	Late          int64             `json:"came_out_after_deadline"`
+	Others        int64             `json:"frames_translating_no_packet"`
+	DeviceDrops   map[string]uint64 `json:"device_drop_counters"`
+	Agree         int               `json:"flows_as_profile"`
+	Differ        int               `json:"flows_otherwise"`
+	Unjudged      int               `json:"flows_not_judged"`
+	Differences   []jsonFlow        `json:"differences,omitempty"`
+}
+
+type jsonFlow struct {
+	Flow    string `json:"flow"`
+	File    string `json:"file"`
+	Packet  int    `json:"packet"`
+	Device  string `json:"device"`
+	Profile string `json:"profile"`
+}
+
+// WriteJSON writes one JSON document: the offline replay's report of the
+// live figures ("replay") and what only the live device gives ("live").
+func WriteJSON(w io.Writer, res *Result) error {
+	var rb bytes.Buffer
+	if err := replay.WriteJSON(&rb, res.Result); err != nil {
+		return err
+	}
+	l := jsonLive{Device: linuxnft.Name, Speed: res.Speed, Deadline: res.Deadline.String(), Injected: res.Injected, Elapsed: res.Elapsed.String(),
+		MaxLate: res.MaxLate.String(), Shortened: res.Shortened, Mappings: res.Mappings, Confirmed: res.Confirmed, Different: res.Different,
+		Unseen: res.Unseen, EventsLost: res.EventsLost, Late: res.Late, Others: res.Others, DeviceDrops: res.DeviceDrops,
+		Agree: res.Agree, Differ: res.Differ, Unjudged: res.Unjudged}
+	if s := res.Elapsed.Seconds(); s > 0 {
+		l.PacketsPerSec = float64(res.Injected) / s
+	}
+	for _, f := range res.Flows {
+		if f.Differs != nil && f.Behind == 0 {
+			l.Differences = append(l.Differences, jsonFlow{Flow: f.Inside.String(), File: f.Differs.File, Packet: f.Differs.Packet, Device: f.Differs.Live, Profile: f.Differs.Profile})
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Replay json.RawMessage `json:"replay"`
+		Live   jsonLive        `json:"live"`
+	}{rb.Bytes(), l})
 }
