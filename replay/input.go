@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/natcheck/natcheck/replay/capture"
@@ -168,8 +169,15 @@ func firstPass(ins []input, cfg *Config, c *census) (orders []*capture.Order, er
 		order := capture.NewOrderScanner(rd, cfg.ReorderWindow)
 		inOrder := true // until a record comes later than the window: the replay stops there
 		var off int64
+		var par *parallelCensus
+		if c != nil && rd.Stable() && cfg.Workers != 1 && runtime.GOMAXPROCS(0) > 1 {
+			// The census decodes on a second core while this one reads
+			// and checks the order (the records' bytes stay put).
+			par = newParallelCensus(c)
+		}
 		for n := 0; ; n++ {
 			if n%stopEvery == 0 && stopped(cfg.Stop) {
+				par.wait()
 				rd.Close()
 				if c == nil {
 					// Only the order was being learned: the replay, which
@@ -188,7 +196,9 @@ func firstPass(ins []input, cfg *Config, c *census) (orders []*capture.Order, er
 			if inOrder {
 				inOrder = order.Add(&rec)
 			}
-			if c != nil {
+			if par != nil {
+				par.record(rec)
+			} else if c != nil {
 				c.record(rec)
 			} else if !inOrder {
 				break
@@ -200,6 +210,10 @@ func firstPass(ins []input, cfg *Config, c *census) (orders []*capture.Order, er
 				cfg.Progress(Progress{Phase: phase, Done: done, Total: total})
 			}
 		}
+		if perr := par.wait(); perr != nil {
+			rd.Close()
+			return nil, perr
+		}
 		orders[i] = order.Order()
 		rd.Close()
 	}
@@ -207,4 +221,74 @@ func firstPass(ins []input, cfg *Config, c *census) (orders []*capture.Order, er
 		cfg.Progress(Progress{Phase: phase, Done: max(total, done), Total: total})
 	}
 	return orders, first
+}
+
+// parallelCensus runs a census on another goroutine, in batches of the
+// records of a Reader whose records' bytes stay put (capture.Reader.Stable).
+type parallelCensus struct {
+	c     *census
+	batch []capture.Record
+	jobs  chan []capture.Record
+	free  chan []capture.Record
+	done  chan error
+}
+
+const censusBatch = 4096
+
+func newParallelCensus(c *census) *parallelCensus {
+	p := &parallelCensus{c: c, jobs: make(chan []capture.Record, 2), free: make(chan []capture.Record, 3), done: make(chan error, 1)}
+	for range 3 {
+		p.free <- make([]capture.Record, 0, censusBatch)
+	}
+	p.batch = <-p.free
+	go p.run()
+	return p
+}
+
+func (p *parallelCensus) run() {
+	// The records are in a mapped file: a fault is an error, as in
+	// firstPass.
+	debug.SetPanicOnFault(true)
+	defer func() {
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); fault {
+				for b := range p.jobs {
+					p.free <- b[:0] // the reader may be waiting for one
+				}
+				p.done <- fmt.Errorf("replay: a capture was cut short while it was read (%v)", r)
+				return
+			}
+			panic(r)
+		}
+	}()
+	for b := range p.jobs {
+		for _, rec := range b {
+			p.c.record(rec)
+		}
+		p.free <- b[:0]
+	}
+	p.done <- nil
+}
+
+// record queues one record for the census.
+func (p *parallelCensus) record(rec capture.Record) {
+	rec.Comments = nil
+	p.batch = append(p.batch, rec)
+	if len(p.batch) == censusBatch {
+		p.jobs <- p.batch
+		p.batch = <-p.free
+	}
+}
+
+// wait hands over the last batch and waits for the census to finish; a
+// nil *parallelCensus has nothing to wait for.
+func (p *parallelCensus) wait() error {
+	if p == nil {
+		return nil
+	}
+	if len(p.batch) > 0 {
+		p.jobs <- p.batch
+	}
+	close(p.jobs)
+	return <-p.done
 }

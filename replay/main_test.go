@@ -47,7 +47,7 @@ func peakChild(path string) int {
 	case "best":
 		cfg = Config{Engine: oneFrontend(0), Backends: benchSpecs(), Output: out.Name(), Workers: workers}
 	case "busy":
-		cfg = busyConfig(out.Name(), workers)
+		cfg = busyConfig(out.Name(), workers, nil)
 	default:
 		fmt.Fprintf(os.Stderr, "%s_CASE=%q: want best or busy\n", childEnv, c)
 		return 2

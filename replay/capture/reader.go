@@ -211,6 +211,10 @@ const (
 	pageSize     = 64 << 10
 )
 
+// Stable reports whether the Data of the records Next returns stay valid
+// until Close (a mapped file, OpenScan), rather than until the next call.
+func (r *Reader) Stable() bool { return r.mapped }
+
 // unmapper closes a mapping.
 type unmapper []byte
 
@@ -427,11 +431,12 @@ func (r *Reader) readPCAP() (pcapHead, []byte, error) {
 		r.err = r.recordError(r.n+1, h.offset, r.tooLong(int(caplen)))
 		return h, nil, r.err
 	}
-	if r.mapped && r.rd-r.released >= releaseEvery {
-		// The records before this one are done with: their pages leave
-		// the process's resident memory, which would otherwise grow to
-		// the file's size (the page cache keeps them).
-		cut := r.rd &^ (pageSize - 1)
+	if r.mapped && r.rd-r.released >= 2*releaseEvery {
+		// The records read more than releaseEvery bytes ago are done
+		// with: their pages leave the process's resident memory, which
+		// would otherwise grow to the file's size (the page cache keeps
+		// them; reading them again maps them again).
+		cut := (r.rd - releaseEvery) &^ (pageSize - 1)
 		releaseMapped(r.buf[r.released:cut])
 		r.released = cut
 	}
