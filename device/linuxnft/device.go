@@ -477,11 +477,14 @@ func (n *NAT) Settle(context.Context) error { return n.collectLate() }
 type Links struct {
 	In, Out               *link.Endpoint
 	NATInside, NATOutside net.HardwareAddr
+	// Inside is the namespace of In (another program sending into the
+	// device runs there: a benchmark's tcpreplay).
+	Inside *sandbox.Namespace
 }
 
 // Links returns the device's links.
 func (n *NAT) Links() Links {
-	return Links{In: n.topo.In, Out: n.topo.Out, NATInside: n.topo.NATInside.MAC, NATOutside: n.topo.NATOutside.MAC}
+	return Links{In: n.topo.In, Out: n.topo.Out, NATInside: n.topo.NATInside.MAC, NATOutside: n.topo.NATOutside.MAC, Inside: n.topo.Inside}
 }
 
 // Drops returns every drop counter of the device — its rules' and

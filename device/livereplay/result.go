@@ -53,7 +53,34 @@ type Result struct {
 	// DeviceDrops are the device's drop counters over the run, by reason.
 	DeviceDrops map[string]uint64
 
-	model []reference.Verdict // per replayed packet
+	model []verdict // the profile's, per replayed packet
+}
+
+// verdict is what the model did with a packet, in 4 bytes (a capture may
+// hold millions).
+type verdict struct {
+	action   reference.Action
+	reason   reference.DropReason
+	behavior reference.Behavior
+}
+
+func verdictOf(v reference.Verdict) verdict { return verdict{v.Action, v.Reason, v.Behavior} }
+
+// forwards reports whether the model sent the packet on.
+func (v verdict) forwards() bool {
+	return v.action == reference.Translated || v.action == reference.Hairpinned
+}
+
+// String is the verdict as reports write it: "dropped: exhausted (L4)".
+func (v verdict) String() string {
+	s := v.action.String()
+	if !v.forwards() {
+		s += ": " + v.reason.String()
+	}
+	if v.behavior != reference.NoBehavior {
+		s += " (" + v.behavior.String() + ")"
+	}
+	return s
 }
 
 // Gap is an idle gap of the capture replayed shorter: from At, Length
@@ -167,19 +194,12 @@ func (r *run) finish(res *Result, model *reference.Engine, plan reference.Plan, 
 			order = append(order, inside)
 		}
 		fa.flow.Packets++
-		modelFwd := v.Action == reference.Translated || v.Action == reference.Hairpinned
+		modelFwd := v.forwards()
 		if fa.flow.Differs == nil && o.behind > lateTolerance {
 			fa.flow.Behind = max(fa.flow.Behind, o.behind)
 		}
 		if fa.flow.Differs == nil && modelFwd != (o.state == stForwarded) {
-			prof := v.Action.String()
-			if v.Action != reference.Translated {
-				prof += ": " + v.Reason.String()
-			}
-			if v.Behavior != reference.NoBehavior {
-				prof += " (" + v.Behavior.String() + ")"
-			}
-			fa.flow.Differs = &Difference{File: r.in.files[p.file], Packet: p.number, Live: live, Profile: prof}
+			fa.flow.Differs = &Difference{File: r.in.files[p.file], Packet: p.number, Live: live, Profile: v.String()}
 		}
 	}
 	for _, t := range order {
@@ -374,15 +394,9 @@ func (r *run) writeEvents(w io.Writer, res *Result) error {
 	for i := range r.in.packets {
 		p, o, v := &r.in.packets[i], r.outcomes[i], res.model[i]
 		e := eventLine{File: r.in.files[p.file], Packet: p.number, Time: p.at, Kind: [...]string{"", "outbound", "reply", "outside"}[p.kind], Tuple: p.tuple.String(),
-			Device: [...]string{"not sent", "in flight", "forwarded", "dropped"}[o.state], Profile: v.Action.String()}
+			Device: [...]string{"not sent", "in flight", "forwarded", "dropped"}[o.state], Profile: v.String()}
 		if o.state == stForwarded {
 			e.Out, e.Latency = o.out.String(), o.came.Sub(o.sent).String()
-		}
-		if v.Action != reference.Translated {
-			e.Profile += " " + v.Reason.String()
-		}
-		if v.Behavior != reference.NoBehavior {
-			e.Profile += " " + v.Behavior.String()
 		}
 		if err := enc.Encode(e); err != nil {
 			return fmt.Errorf("live replay: events: %w", err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -79,8 +78,9 @@ type run struct {
 	in       *input
 	links    linuxnft.Links
 	m        *learn.Matcher
-	mu       sync.Mutex // guards m, outcomes, frames, others
 	outcomes []outcome
+	batch    *link.Batch // received frames
+	rf       frame.Frame
 	frames   []captured
 	others   int64 // frames that came out and translate no packet
 	lateSeen int64
@@ -118,7 +118,7 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("live replay: %w", err)
 	}
 	defer dev.Close()
-	r := &run{cfg: cfg, in: in, links: dev.Links(), m: learn.New(learn.Fields{IPID: true}), outcomes: make([]outcome, len(in.packets)), keep: cfg.Output != ""}
+	r := &run{cfg: cfg, in: in, links: dev.Links(), m: learn.New(learn.Fields{IPID: true}), outcomes: make([]outcome, len(in.packets)), keep: cfg.Output != "", batch: link.NewBatch(batchSize, 65536)}
 	for _, e := range []*link.Endpoint{r.links.In, r.links.Out} {
 		e.Drain()
 		if err := e.CloseTap(); err != nil {
@@ -139,35 +139,26 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("live replay: %w", err)
 	}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, x := range []struct {
-		e   *link.Endpoint
-		dir reference.Dir
-	}{{r.links.Out, reference.Outbound}, {r.links.In, reference.Inbound}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = r.receive(x.e, x.dir, 1-i, stop)
-		}()
-	}
-	res := &Result{Speed: cfg.Speed, Deadline: cfg.Deadline}
+	res := &Result{Speed: cfg.Speed, Deadline: cfg.Deadline, model: make([]verdict, 0, len(in.packets))}
 	start := time.Now()
 	sendErr := r.send(ctx, res, model)
-	// Everything sent has had its deadline: what is still in flight is
-	// dropped.
-	time.Sleep(cfg.Deadline)
-	r.mu.Lock()
-	r.expire(time.Now())
-	r.mu.Unlock()
-	time.Sleep(cfg.Deadline) // a frame later than that is reported late
-	close(stop)
-	wg.Wait()
 	res.Elapsed = time.Since(start)
+	// Everything sent has its deadline: what is still in flight then is
+	// dropped, and a frame later than another deadline is reported late.
+	for _, wait := range []time.Duration{cfg.Deadline, cfg.Deadline} {
+		for end := time.Now().Add(wait); time.Now().Before(end); {
+			if _, err := r.links.Out.WaitReadable(time.Millisecond); err != nil && sendErr == nil {
+				sendErr = err
+			}
+			if err := r.drain(); err != nil && sendErr == nil {
+				sendErr = err
+			}
+		}
+		r.expire(time.Now())
+	}
 	events, lost := ct.stop()
 	after, derr := dev.Drops()
-	for _, err := range append(errs, sendErr, derr) {
+	for _, err := range []error{sendErr, derr} {
 		if err != nil {
 			return nil, fmt.Errorf("live replay: %w", err)
 		}
@@ -185,6 +176,9 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 	}
 	return res, nil
 }
+
+// ethZero is room for an Ethernet header.
+var ethZero [14]byte
 
 // ethHeader writes an Ethernet header from src to dst for IPv4 into b[:14].
 func ethHeader(b []byte, src, dst net.HardwareAddr) {
@@ -236,18 +230,22 @@ func (r *run) send(ctx context.Context, res *Result, model *reference.Engine) er
 		if err != nil {
 			return fmt.Errorf("model: %s packet %d: %w", r.in.files[p.file], p.number, err)
 		}
-		res.model = append(res.model, v)
+		res.model = append(res.model, verdictOf(v))
 
 		var sched time.Time
 		if r.cfg.Speed > 0 {
 			sched = wallStart.Add((p.at.Sub(first) - shortened) / time.Duration(r.cfg.Speed))
 			if d := time.Until(sched); d > 2*time.Millisecond {
-				time.Sleep(d)
+				if err := r.drain(); err != nil {
+					return err
+				}
+				r.expire(time.Now())
+				time.Sleep(time.Until(sched))
 			}
 		}
 		// The frame: the recorded IPv4 packet behind a new Ethernet
 		// header; a reply goes to its flow's public endpoint.
-		buf = append(buf[:0], make([]byte, 14)...)
+		buf = append(buf[:0], ethZero[:]...)
 		buf = append(buf, p.ip...)
 		e, dir := r.links.In, reference.Outbound
 		switch p.kind {
@@ -278,7 +276,6 @@ func (r *run) send(ctx context.Context, res *Result, model *reference.Engine) er
 		r.waitCollision(s)
 		now := time.Now()
 		s.At = now
-		r.mu.Lock()
 		r.m.Add(s)
 		r.outcomes[i] = outcome{state: stInFlight, sent: now}
 		if !sched.IsZero() {
@@ -286,16 +283,28 @@ func (r *run) send(ctx context.Context, res *Result, model *reference.Engine) er
 			res.MaxLate = max(res.MaxLate, r.outcomes[i].behind)
 		}
 		if r.keep {
-			r.frames = append(r.frames, captured{at: now, iface: map[reference.Dir]int{reference.Outbound: 0, reference.Inbound: 1}[dir], data: append([]byte(nil), buf...), pkt: i})
+			iface := 0
+			if dir == reference.Inbound {
+				iface = 1
+			}
+			r.frames = append(r.frames, captured{at: now, iface: iface, data: append([]byte(nil), buf...), pkt: i})
 		}
 		if i%64 == 0 {
 			r.expire(now)
 		}
-		r.mu.Unlock()
 		if err := e.Write(buf); err != nil {
 			return err
 		}
 		res.Injected++
+		// veth delivers in the sender's system call (unless the kernel
+		// defers it): what came out is queued on the other link, and read
+		// a batch at a time (before a reply needs its flow's mapping, it
+		// is read at once).
+		if i%(batchSize/2) == 0 {
+			if err := r.drain(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -316,86 +325,95 @@ func (r *run) maxGap() time.Duration {
 // tuple t to be learnt (its outbound packet may still be in flight).
 func (r *run) publicOf(t reference.Tuple, deadline time.Time) (netip.AddrPort, bool) {
 	for {
-		r.mu.Lock()
 		pub, ok := r.m.Public(t)
-		pending := r.m.Pending(t)
-		r.mu.Unlock()
-		if ok || !pending || time.Now().After(deadline) {
+		if ok || !r.m.Pending(t) || time.Now().After(deadline) {
 			return pub, ok
 		}
-		time.Sleep(20 * time.Microsecond)
+		if _, err := r.links.Out.WaitReadable(time.Millisecond); err != nil {
+			return pub, false
+		}
+		if r.drainSide(r.links.Out, reference.Outbound, false) != nil {
+			return pub, false
+		}
 	}
 }
 
 // waitCollision holds s back while a packet with its key is in flight.
 func (r *run) waitCollision(s learn.Sent) {
-	for {
-		r.mu.Lock()
-		c := r.m.Collides(s)
-		if c {
-			r.expire(time.Now())
+	for r.m.Collides(s) {
+		e := r.links.Out
+		if s.Dir == reference.Inbound {
+			e = r.links.In
 		}
-		r.mu.Unlock()
-		if !c {
-			return
-		}
-		time.Sleep(20 * time.Microsecond)
+		_, _ = e.WaitReadable(time.Millisecond)
+		_ = r.drain()
+		r.expire(time.Now())
 	}
 }
 
-// expire judges dropped the packets in flight past the deadline. r.mu is
-// held.
+// expire judges dropped the packets in flight past the deadline, once
+// what is queued on the links has been read.
 func (r *run) expire(now time.Time) {
+	_ = r.drain() // an error shows at the next read
 	for _, s := range r.m.Expire(now.Add(-r.cfg.Deadline), nil) {
 		r.outcomes[s.ID].state = stDropped
 	}
 }
 
-// receive reads the frames that come out on e (travelling in dir) until
-// stop, and matches them.
-func (r *run) receive(e *link.Endpoint, dir reference.Dir, iface int, stop <-chan struct{}) error {
-	buf := make([]byte, 65536)
-	var f frame.Frame
+// drain reads what is queued on both links.
+func (r *run) drain() error {
+	if err := r.drainSide(r.links.Out, reference.Outbound, false); err != nil {
+		return err
+	}
+	return r.drainSide(r.links.In, reference.Inbound, false)
+}
+
+// drainSide reads the frames queued on e (travelling in dir: Outbound on
+// the outside link), a batch at a time, until none is left or, with once,
+// after one batch, and matches them.
+func (r *run) drainSide(e *link.Endpoint, dir reference.Dir, once bool) error {
+	iface := 1
+	if dir == reference.Inbound {
+		iface = 0
+	}
 	for {
-		n, ts, err := e.RecvInto(buf)
-		if err != nil {
+		if err := e.RecvBatch(r.batch); err != nil {
 			return err
 		}
-		if n == 0 {
-			select {
-			case <-stop:
-				return nil
-			default:
-			}
-			if _, err := e.WaitReadable(5 * time.Millisecond); err != nil {
-				return err
-			}
-			continue
+		for k, data := range r.batch.Frames {
+			r.frame(data, r.batch.Times[k], dir, iface)
 		}
-		data := buf[:n]
-		if frame.Decode(layers.LinkTypeEthernet, data, &f) != nil || f.Network != frame.IPv4 || (f.Fragment && f.FragOffset != 0) {
-			continue
+		if once || len(r.batch.Frames) < batchSize {
+			return nil
 		}
-		h := learn.Hash(payload(data, &f))
-		r.mu.Lock()
-		m, ok := r.m.Observe(dir, &f, h, ts)
-		pkt := -1
-		switch {
-		case ok && m.Late:
-			o := &r.outcomes[m.Sent.ID]
-			o.late, o.came = true, ts
-			r.lateSeen++
-		case ok:
-			pkt = int(m.Sent.ID)
-			o := &r.outcomes[pkt]
-			o.state, o.out, o.came = stForwarded, m.Out, ts
-		default:
-			r.others++
-		}
-		if r.keep {
-			r.frames = append(r.frames, captured{at: ts, iface: iface, data: append([]byte(nil), data...), pkt: pkt})
-		}
-		r.mu.Unlock()
+	}
+}
+
+// batchSize is how many frames a receive takes at most.
+const batchSize = 64
+
+// frame matches one frame that came out at ts.
+func (r *run) frame(data []byte, ts time.Time, dir reference.Dir, iface int) {
+	f := &r.rf
+	if frame.Decode(layers.LinkTypeEthernet, data, f) != nil || f.Network != frame.IPv4 || (f.Fragment && f.FragOffset != 0) {
+		return
+	}
+	m, ok := r.m.Observe(dir, f, learn.Hash(payload(data, f)), ts)
+	pkt := -1
+	switch {
+	case ok && m.Late:
+		o := &r.outcomes[m.Sent.ID]
+		o.late, o.came = true, ts
+		r.lateSeen++
+	case ok:
+		pkt = int(m.Sent.ID)
+		o := &r.outcomes[pkt]
+		o.state, o.out, o.came = stForwarded, m.Out, ts
+	default:
+		r.others++
+	}
+	if r.keep {
+		r.frames = append(r.frames, captured{at: ts, iface: iface, data: append([]byte(nil), data...), pkt: pkt})
 	}
 }
 
