@@ -118,7 +118,7 @@ type Match struct {
 // It is used by one goroutine at a time. The zero Matcher is not usable:
 // call New.
 type Matcher struct {
-	fields   Fields
+	fields Fields
 	// inflight holds the packets in flight, one per key; more the others
 	// of a key, when Add was called for a packet that Collides.
 	inflight map[key]Sent
