@@ -76,17 +76,17 @@ const Name = "linux-nft"
 // NAT is one running linux-nft device: a topology with the ruleset of one
 // configuration. It implements specs.NAT.
 type NAT struct {
-	opt   Options
-	topo  *topology.Topology
-	nft   *nftables.Conn
-	cfg   reference.Config
-	plan  reference.Plan
+	opt  Options
+	topo *topology.Topology
+	nft  *nftables.Conn
+	cfg  reference.Config
+	plan reference.Plan
 	// planner is natcheck's engine, carrying no traffic: the allocation
 	// plan after a pool change is its (B16).
 	planner *reference.Engine
 	ct      *conntrack.Conn
-	clock *pace.Clock
-	tcp   *pace.TCP
+	clock   *pace.Clock
+	tcp     *pace.TCP
 	// drops are the drop counters as last read.
 	drops dropCounts
 	// insideOf maps the outside tuple of a forwarded flow (SNAT → server)
