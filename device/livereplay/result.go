@@ -52,6 +52,11 @@ type Result struct {
 	Late, Others int64
 	// DeviceDrops are the device's drop counters over the run, by reason.
 	DeviceDrops map[string]uint64
+	// Device names the device: linux-nft, or ExternalName. Conntrack is
+	// set when its mappings were checked against its conntrack events
+	// (linux-nft's; a third-party device offers none).
+	Device    string
+	Conntrack bool
 
 	model []verdict // the profile's, per replayed packet
 }
@@ -411,21 +416,28 @@ func WriteText(w io.Writer, res *Result, o replay.TextOptions) error {
 	if err := replay.WriteTextOptions(w, res.Result, o); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nlive device linux-nft: %d packets put on its links in %v", res.Injected, res.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "\nlive device %s: %d packets put on its links in %v", res.Device, res.Injected, res.Elapsed.Round(time.Millisecond))
 	if s := res.Elapsed.Seconds(); s > 0 {
 		fmt.Fprintf(w, " (%.0f packets/s)", float64(res.Injected)/s)
 	}
 	fmt.Fprintln(w)
-	if res.Speed > 0 {
+	switch {
+	case res.Speed > 0 && !res.Conntrack:
+		fmt.Fprintf(w, "  timing: the capture's own, %d× faster (the device's timers taken as %d times shorter than the profile's); packets left at most %v late\n", res.Speed, res.Speed, res.MaxLate.Round(time.Microsecond))
+	case res.Speed > 0:
 		fmt.Fprintf(w, "  timing: the capture's own, %d× faster (the device's conntrack timers divided by %d); packets left at most %v late\n", res.Speed, res.Speed, res.MaxLate.Round(time.Microsecond))
-	} else {
+	default:
 		fmt.Fprintln(w, "  timing: as fast as the machine goes (--speed max): the device keeps its own timers, so flows whose fate hangs on time may differ from the profile")
 	}
 	for _, g := range res.Shortened {
 		fmt.Fprintf(w, "  idle gap shortened: %v at %s replayed as %v (longer than every timer of the device)\n", g.Length, g.At.Format(time.RFC3339Nano), g.To)
 	}
 	fmt.Fprintf(w, "  a packet is judged dropped when nothing came out %v after it; %d came out later after all; %d frames came out that translate no packet\n", res.Deadline, res.Late, res.Others)
-	fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; against the device's conntrack events: %d confirmed, %d different, %d not seen", res.Mappings, res.Confirmed, res.Different, res.Unseen)
+	if res.Conntrack {
+		fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; against the device's conntrack events: %d confirmed, %d different, %d not seen", res.Mappings, res.Confirmed, res.Different, res.Unseen)
+	} else {
+		fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; not checked against the device's own records (a third-party device: no conntrack events, no drop counters)", res.Mappings)
+	}
 	if res.EventsLost != "" {
 		fmt.Fprintf(w, " (events lost: %s)", res.EventsLost)
 	}
@@ -532,7 +544,7 @@ func WriteJSON(w io.Writer, res *Result) error {
 	if err := replay.WriteJSON(&rb, res.Result); err != nil {
 		return err
 	}
-	l := jsonLive{Device: linuxnft.Name, Speed: res.Speed, Deadline: res.Deadline.String(), Injected: res.Injected, Elapsed: res.Elapsed.String(),
+	l := jsonLive{Device: res.Device, Speed: res.Speed, Deadline: res.Deadline.String(), Injected: res.Injected, Elapsed: res.Elapsed.String(),
 		MaxLate: res.MaxLate.String(), Shortened: res.Shortened, Mappings: res.Mappings, Confirmed: res.Confirmed, Different: res.Different,
 		Unseen: res.Unseen, EventsLost: res.EventsLost, Late: res.Late, Others: res.Others, DeviceDrops: res.DeviceDrops,
 		Agree: res.Agree, Differ: res.Differ, Unjudged: res.Unjudged}

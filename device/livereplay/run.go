@@ -3,6 +3,7 @@ package livereplay
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/natcheck/natcheck/device/external"
 	"github.com/natcheck/natcheck/device/learn"
 	"github.com/natcheck/natcheck/device/link"
 	"github.com/natcheck/natcheck/device/linuxnft"
@@ -19,7 +21,10 @@ import (
 	"github.com/natcheck/natcheck/replay/frame"
 )
 
-// Config says how to replay captures through the built-in device.
+// ExternalName is the Result's Device for a third-party device.
+const ExternalName = "external"
+
+// Config says how to replay captures through a live device.
 type Config struct {
 	// Engine is the NAT's configuration: the profile the flows are judged
 	// against, the frontends, the outbound rule, and the Backends in pool
@@ -38,6 +43,14 @@ type Config struct {
 	Output string
 	// Events, if set, receives one JSON line per replayed packet.
 	Events io.Writer
+	// Device, if set, is a third-party NAT attached with external.Attach
+	// (its links, its link-layer addresses, the fields it keeps and its
+	// latency, calibrated): the capture is replayed through it instead of
+	// the built-in linux-nft, and Engine must state its configuration
+	// (frontends, backends, allocation). Its timers are its own: Speed K
+	// says they are K times shorter than the profile's. There is no
+	// conntrack to check its mappings against, and no drop counters.
+	Device *external.Device
 }
 
 // outcome is what the device did with one replayed packet.
@@ -77,6 +90,7 @@ type run struct {
 	cfg      Config
 	in       *input
 	links    linuxnft.Links
+	ext      *external.Device // a third-party device, or nil
 	m        *learn.Matcher
 	outcomes []outcome
 	batch    *link.Batch // received frames
@@ -113,6 +127,9 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Device != nil {
+		return runExternal(ctx, in, cfg)
+	}
 	dev, err := linuxnft.Open(ctx, cfg.Engine, linuxnft.Options{Scale: max(cfg.Speed, 1)})
 	if err != nil {
 		return nil, fmt.Errorf("live replay: %w", err)
@@ -133,13 +150,61 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("live replay: %w", err)
 	}
+	return r.run(ctx, dev.Plan(), ct, dev.Drops, before)
+}
+
+// runExternal replays in through the third-party device cfg.Device.
+func runExternal(ctx context.Context, in *input, cfg Config) (*Result, error) {
+	d := cfg.Device
+	cal := d.Calibration()
+	if cal.Fields.SeqShift {
+		return nil, fmt.Errorf("live replay: the device shifts TCP sequence numbers, and replaying recorded replies through it (their acknowledgements shifted per flow) is not supported yet: %w", errors.ErrUnsupported)
+	}
+	plan, err := reference.PlanFor(cfg.Engine)
+	if err != nil {
+		return nil, fmt.Errorf("live replay: %w", err)
+	}
+	cfg.Deadline = max(cfg.Deadline, cal.Deadline)
+	in0, out0 := d.Links()
+	r := &run{cfg: cfg, in: in, links: linuxnft.Links{In: in0, Out: out0, NATInside: cal.InsideMAC, NATOutside: cal.OutsideMAC}, ext: d,
+		m: learn.New(cal.Fields), outcomes: make([]outcome, len(in.packets)), keep: cfg.Output != "", batch: link.NewBatch(batchSize, 65536)}
+	for _, e := range []*link.Endpoint{in0, out0} {
+		// What is queued: ARP answered, the rest is not the replay's.
+		for {
+			data, _, ok, err := e.Recv()
+			if err != nil {
+				return nil, fmt.Errorf("live replay: %w", err)
+			}
+			if !ok {
+				break
+			}
+			d.AnswerARP(e, data)
+		}
+		if err := e.CloseTap(); err != nil {
+			return nil, fmt.Errorf("live replay: %w", err)
+		}
+	}
+	return r.run(ctx, plan, nil, nil, nil)
+}
+
+// run replays r's packets; ct (nil for a third-party device) listens to
+// the device's conntrack events, drops (nil likewise) reads its drop
+// counters, before is what they were.
+func (r *run) run(ctx context.Context, plan reference.Plan, ct *ctListener, drops func() (map[string]uint64, error), before map[string]uint64) (*Result, error) {
+	cfg := r.cfg
+	in := r.in
 	model, err := reference.New(cfg.Engine)
 	if err != nil {
-		ct.stop()
+		if ct != nil {
+			ct.stop()
+		}
 		return nil, fmt.Errorf("live replay: %w", err)
 	}
 
-	res := &Result{Speed: cfg.Speed, Deadline: cfg.Deadline, model: make([]verdict, 0, len(in.packets))}
+	res := &Result{Speed: cfg.Speed, Deadline: cfg.Deadline, Device: linuxnft.Name, model: make([]verdict, 0, len(in.packets))}
+	if r.ext != nil {
+		res.Device = ExternalName
+	}
 	start := time.Now()
 	sendErr := r.send(ctx, res, model)
 	res.Elapsed = time.Since(start)
@@ -156,14 +221,25 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 		}
 		r.expire(time.Now())
 	}
-	events, lost := ct.stop()
-	after, derr := dev.Drops()
+	var (
+		events []ctEvent
+		lost   error
+		after  map[string]uint64
+		derr   error
+	)
+	if ct != nil {
+		events, lost = ct.stop()
+		res.Conntrack = true
+	}
+	if drops != nil {
+		after, derr = drops()
+	}
 	for _, err := range []error{sendErr, derr} {
 		if err != nil {
 			return nil, fmt.Errorf("live replay: %w", err)
 		}
 	}
-	r.finish(res, model, dev.Plan(), before, after, events, lost)
+	r.finish(res, model, plan, before, after, events, lost)
 	if cfg.Output != "" {
 		if err := r.writeCapture(cfg.Output); err != nil {
 			return res, err
@@ -394,6 +470,15 @@ const batchSize = 64
 
 // frame matches one frame that came out at ts.
 func (r *run) frame(data []byte, ts time.Time, dir reference.Dir, iface int) {
+	if r.ext != nil {
+		e := r.links.Out
+		if iface == 0 {
+			e = r.links.In
+		}
+		if r.ext.AnswerARP(e, data) {
+			return
+		}
+	}
 	f := &r.rf
 	if frame.Decode(layers.LinkTypeEthernet, data, f) != nil || f.Network != frame.IPv4 || (f.Fragment && f.FragOffset != 0) {
 		return
