@@ -436,7 +436,7 @@ func WriteText(w io.Writer, res *Result, o replay.TextOptions) error {
 	if res.Conntrack {
 		fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; against the device's conntrack events: %d confirmed, %d different, %d not seen", res.Mappings, res.Confirmed, res.Different, res.Unseen)
 	} else {
-		fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; not checked against the device's own records (a third-party device: no conntrack events, no drop counters)", res.Mappings)
+		fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; not checked against the device's own records (a third-party device: no conntrack events, no drop counters; the per-instance ports in use, their peak, the refusals and the plot come from those, and are not measured)", res.Mappings)
 	}
 	if res.EventsLost != "" {
 		fmt.Fprintf(w, " (events lost: %s)", res.EventsLost)
