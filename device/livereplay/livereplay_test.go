@@ -76,6 +76,17 @@ func TestReplayPublicCapture(t *testing.T) {
 	if udp == nil || udp.ExhaustionDrops != 8 || udp.FirstExhaustion == nil || udp.FirstExhaustion.Packet != 348 {
 		t.Errorf("UDP row %+v: want 8 new flows refused, first at packet 348 (as the engine says)", udp)
 	}
+	// The plot: ports in use over time, from the device's conntrack events.
+	if len(res.Samples) == 0 {
+		t.Errorf("no samples of ports in use for the plot")
+	}
+	png := filepath.Join(t.TempDir(), "usage.png")
+	if err := replay.WritePlot(png, res.Result); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(png); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Errorf("plot %s: %v, %d bytes, want a PNG", png, err, len(b))
+	}
 	if lines := strings.Count(ev.String(), "\n"); lines != int(n.Outbound+n.Replies) {
 		t.Errorf("events: %d lines, want one per replayed packet (%d)", lines, n.Outbound+n.Replies)
 	}
