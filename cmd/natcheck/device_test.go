@@ -16,8 +16,9 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/natcheck/natcheck/replay/capture"
 	"github.com/ti-mo/conntrack"
+
+	"github.com/natcheck/natcheck/replay/capture"
 )
 
 // netnsRefs returns, for every process, the network namespaces it is in
