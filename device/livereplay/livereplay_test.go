@@ -121,7 +121,8 @@ func TestReplayPublicCapture(t *testing.T) {
 // translation would be taken for the first's (the ninth flow "forwarded"
 // with the first flow's port, the first flow's packet "dropped"); held
 // back, each flow is what the linux profile says and every mapping is the
-// one conntrack reports.
+// one conntrack reports. On the built-in device and on a third-party one
+// (the same Linux NAT met only through two links).
 func TestHoldBackCollidingKey(t *testing.T) {
 	sandboxtest.Require(t, linuxnft.Preflight)
 	ct, err := linuxnft.DeviceConntrack()
@@ -154,21 +155,72 @@ func TestHoldBackCollidingKey(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := livereplay.Config{Engine: reference.Config{Profile: reference.Linux(ct), Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")},
-		Backends: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, PortsPerInstance: 8}, Speed: 1}
-	res, err := livereplay.Run(context.Background(), []string{path}, cfg)
+	engine := reference.Config{Profile: reference.Linux(ct), Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")},
+		Backends: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, PortsPerInstance: 8}
+	for _, tc := range []struct {
+		name      string
+		device    func(t *testing.T) *external.Device
+		confirmed int // mappings conntrack confirms
+	}{
+		{"linux-nft", func(*testing.T) *external.Device { return nil }, 8},
+		{"third-party", func(t *testing.T) *external.Device { return thirdParty(t, engine, 1) }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := livereplay.Run(context.Background(), []string{path}, livereplay.Config{Engine: engine, Speed: 1, Device: tc.device(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Differ != 0 || res.Agree != 9 {
+				t.Errorf("flows: %d as the profile says, %d otherwise, %d not judged; want 9 and none otherwise", res.Agree, res.Differ, res.Unjudged)
+			}
+			if res.Mappings != 8 || res.Confirmed != tc.confirmed {
+				t.Errorf("mappings: %d learnt, %d confirmed by conntrack (%d different, %d unseen); want 8 and %d", res.Mappings, res.Confirmed, res.Different, res.Unseen, tc.confirmed)
+			}
+			if n := res.Counts; n.Translated != 9 || n.Dropped != 1 {
+				t.Errorf("counts %+v: want 9 translated, 1 dropped (the ninth flow's)", n)
+			}
+		})
+	}
+}
+
+// thirdParty is a Linux NAT that natcheck meets only through two links: a
+// routed namespace (10.0.0.254 inside, 203.0.113.1 outside, default route
+// via 203.0.113.254, neighbours by ARP) configured as linux-nft configures
+// its own for engine at time scale k, attached as a third-party device.
+// What the NAT learnt of its neighbours while natcheck attached is then
+// forgotten: during a replay it asks again, on both links.
+func thirdParty(t *testing.T, engine reference.Config, k int) *external.Device {
+	t.Helper()
+	topo, err := topology.NewRouted(topology.Routed{
+		Inside:  netip.MustParsePrefix("10.0.0.254/24"),
+		Outside: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")},
+		Gateway: netip.MustParseAddr("203.0.113.254"),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Differ != 0 || res.Agree != 9 {
-		t.Errorf("flows: %d as the profile says, %d otherwise, %d not judged; want 9 and none otherwise", res.Agree, res.Differ, res.Unjudged)
+	t.Cleanup(func() { topo.Close() })
+	rules, err := linuxnft.Install(topo.NAT, topo.NATInside.Index, topo.NATOutside.Index, engine, k)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if res.Mappings != 8 || res.Confirmed != 8 {
-		t.Errorf("mappings: %d learnt, %d confirmed by conntrack (%d different, %d unseen); want 8 and 8", res.Mappings, res.Confirmed, res.Different, res.Unseen)
+	t.Cleanup(func() { rules.Close() })
+	stated := engine
+	stated.Profile = reference.Profile{}
+	dev, err := external.Attach(topo.In, topo.Out, external.Options{Stated: stated, Gateway: netip.MustParseAddr("10.0.0.254"), Scale: k})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := res.Counts; n.Translated != 9 || n.Dropped != 1 {
-		t.Errorf("counts %+v: want 9 translated, 1 dropped (the ninth flow's)", n)
+	neigh, err := topo.NATHandle.NeighList(0, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, n := range neigh {
+		if err := topo.NATHandle.NeighDel(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dev
 }
 
 // TestReplayThroughThirdParty replays the AnyConnect capture, as
@@ -190,37 +242,7 @@ func TestReplayThroughThirdParty(t *testing.T) {
 	ct.StreamAfter *= 10 // the kernel's 2 s is wall clock
 	engine := reference.Config{Profile: reference.Linux(ct), Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")},
 		Backends: []netip.Addr{netip.MustParseAddr("10.0.0.227")}, PortsPerInstance: 8}
-	topo, err := topology.NewRouted(topology.Routed{
-		Inside:  netip.MustParsePrefix("10.0.0.254/24"),
-		Outside: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")},
-		Gateway: netip.MustParseAddr("203.0.113.254"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer topo.Close()
-	rules, err := linuxnft.Install(topo.NAT, topo.NATInside.Index, topo.NATOutside.Index, engine, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rules.Close()
-	stated := engine
-	stated.Profile = reference.Profile{}
-	dev, err := external.Attach(topo.In, topo.Out, external.Options{Stated: stated, Gateway: netip.MustParseAddr("10.0.0.254"), Scale: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// What the NAT learnt of its neighbours while natcheck attached is
-	// forgotten: during the replay it asks again, on both links.
-	neigh, err := topo.NATHandle.NeighList(0, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range neigh {
-		if err := topo.NATHandle.NeighDel(&n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dev := thirdParty(t, engine, 10)
 	out := filepath.Join(t.TempDir(), "both.pcapng")
 	res, err := livereplay.Run(context.Background(), []string{"../../captures/public/ndpi__anyconnect-vpn.pcap"}, livereplay.Config{Engine: engine, Speed: 10, Output: out, Device: dev})
 	if err != nil {
