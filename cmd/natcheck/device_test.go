@@ -286,3 +286,40 @@ func TestRecordAndReplayThroughLinuxNFT(t *testing.T) {
 		t.Errorf("--events %s: %v, %d lines, want one per replayed packet (428)", ev, err, strings.Count(string(b), "\n"))
 	}
 }
+
+// TestRootless runs natcheck as an unprivileged user (nobody): the
+// sandbox makes a user namespace in which it is root, and the linux-nft
+// device works there as it does for root (an L8 check conforms). Without
+// the user namespace, the network namespaces cannot be made and natcheck
+// exits 2 naming why.
+func TestRootless(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED, not passed: needs root to run natcheck as another user")
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err != nil || strings.TrimSpace(string(b)) == "0" {
+		t.Skip("SKIPPED, not passed: user namespaces are disabled on this machine")
+	}
+	dir, err := os.MkdirTemp("", "natcheck-rootless-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "natcheck")
+	data, err := os.ReadFile(natcheckBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "verify", "--device", "linux-nft", "--profile", "linux", "--behaviors", "L8")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "conforms: 1 check") {
+		t.Fatalf("natcheck as nobody: %v\n%s", err, out)
+	}
+}
