@@ -763,3 +763,62 @@ func TestGatewayResetToNoFlow(t *testing.T) {
 		})
 	}
 }
+
+// TestWarmChangesNothing: Warm and WarmReply only read. An engine that
+// warms every packet (and the reply to it) before and after processing it
+// gives the same verdicts and packets as one that never warms, on TCP,
+// UDP, ICMP and IPv6 packets, inbound ones to a frontend and to another
+// address; warming the packet of the flow just created (the last in the
+// slab) reads that flow and no further.
+func TestWarmChangesNothing(t *testing.T) {
+	cfg := Config{Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2")}}
+	var pkts []Packet
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range 3000 {
+		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		proto := []Proto{TCP, TCP, UDP, ICMP}[r.IntN(4)]
+		in := netip.AddrPortFrom(cfg.Backends[r.IntN(2)], uint16(2000+r.IntN(300)))
+		srv := netip.AddrPortFrom(ip("198.51.100.1"), uint16(443+r.IntN(3)))
+		switch r.IntN(6) {
+		case 0, 1, 2:
+			pkts = append(pkts, Packet{Time: at, Dir: Outbound, Tuple: Tuple{Proto: proto, Src: in, Dst: srv}, Flags: SYN})
+		case 3:
+			pkts = append(pkts, Packet{Time: at, Dir: Inbound, Tuple: Tuple{Proto: proto, Src: srv,
+				Dst: netip.AddrPortFrom(ip("203.0.113.1"), uint16(1024+r.IntN(40)))}, Flags: ACK})
+		case 4:
+			pkts = append(pkts, Packet{Time: at, Dir: Inbound, Tuple: Tuple{Proto: proto, Src: srv,
+				Dst: netip.AddrPortFrom(ip("203.0.113.9"), 1024)}, Flags: ACK})
+		default:
+			pkts = append(pkts, Packet{Time: at, Dir: []Dir{Inbound, Outbound}[r.IntN(2)], Tuple: Tuple{Proto: proto,
+				Src: ap("[2001:db8::1]:2000"), Dst: ap("[2001:db8::2]:443")}, Flags: SYN})
+		}
+	}
+	run := func(warm bool) string {
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		for i := range pkts {
+			p := pkts[i]
+			reply := Packet{Time: p.Time, Dir: Inbound, Tuple: p.Tuple.Reverse(), Flags: ACK}
+			if warm {
+				e.Warm(&p)
+				e.WarmReply(&reply)
+			}
+			v, emit, err := e.Process(p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if warm {
+				e.Warm(&p)
+				e.WarmReply(&reply)
+			}
+			fmt.Fprintln(&log, v, emit)
+		}
+		return log.String()
+	}
+	if a, b := run(false), run(true); a != b {
+		t.Errorf("warming changed the verdicts")
+	}
+}
