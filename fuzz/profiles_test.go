@@ -39,6 +39,8 @@ func FuzzLinuxInvariants(f *testing.F) {
 	fuzzProfile(f, reference.Linux(reference.DefaultConntrack()), profilecheck.Invariants)
 }
 
-func FuzzNATGWInvariants(f *testing.F) { fuzzProfile(f, reference.AzureNATGW(), profilecheck.Invariants) }
+func FuzzNATGWInvariants(f *testing.F) {
+	fuzzProfile(f, reference.AzureNATGW(), profilecheck.Invariants)
+}
 
 func FuzzRFCInvariants(f *testing.F) { fuzzProfile(f, reference.RFC(), profilecheck.Invariants) }

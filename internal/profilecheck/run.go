@@ -60,11 +60,25 @@ func Input(seed uint64, n int) []byte {
 	return b
 }
 
+// ShortConntrack is a linux connection-tracking table whose timeouts are
+// 1 to 3 s, some shorter than the engine's timing-wheel bucket (2^30 ns),
+// so that a run sees many releases, on time, of every state.
+func ShortConntrack() reference.Conntrack {
+	return reference.Conntrack{
+		SynSent: time.Second, SynRecv: time.Second, Established: 3 * time.Second,
+		FinWait: 2 * time.Second, CloseWait: time.Second, LastAck: time.Second,
+		TimeWait: 2 * time.Second, Close: time.Second, Unacknowledged: 3 * time.Second,
+		UDP: time.Second, UDPStream: 2 * time.Second, ICMP: time.Second,
+		StreamAfter: time.Second, Loose: true,
+	}
+}
+
 // Config decodes a configuration of profile p from the first three
 // bytes of an input: one or two frontend IPs, one to three backends,
-// and the profile's own knobs (linux: ports per instance and strict mode;
-// azure-natgw: the TCP idle timeout; rfc: the filtering behaviour and
-// inbound refresh).
+// and the profile's own knobs (linux: ports per instance, strict mode and
+// one run in four ShortConntrack; azure-natgw: the TCP idle timeout and one
+// run in four a small inventory; rfc: the filtering behaviour and inbound
+// refresh).
 func Config(p reference.Profile, b0, b1, b2 byte) reference.Config {
 	cfg := reference.Config{
 		Profile:   p,
@@ -75,8 +89,17 @@ func Config(p reference.Profile, b0, b1, b2 byte) reference.Config {
 	case reference.NameLinux:
 		cfg.PortsPerInstance = []int{8, 16, 0, 8}[int(b0>>1)%4]
 		cfg.Strict = b1&7 == 0
+		if b1>>3&3 == 0 {
+			cfg.Profile.Conntrack = ShortConntrack()
+		}
 	case reference.NameAzureNATGW:
 		cfg.IdleTimeout = []time.Duration{4 * time.Minute, 5 * time.Minute, 120 * time.Minute, 4 * time.Minute}[int(b1)%4]
+		if b1>>2&3 == 0 {
+			// A small inventory: 8 ports per IP and at most 6 flows of an
+			// IP to one destination, so that G3's cap and exhaustion, and
+			// the picker's scan after its random draws, are reached.
+			cfg.Profile.PortsPerIP, cfg.Profile.Gateway.MaxPerDestination = 8, 6
+		}
 	case reference.NameRFC:
 		cfg.Profile.Filtering = reference.Filtering(int(b1) % 3)
 		cfg.Profile.RFC.InboundRefresh = b1>>2&1 == 0
@@ -109,15 +132,25 @@ type Hooks struct {
 	Advance func(t time.Time, emit []reference.Packet) error
 }
 
-// Run decodes data into a configuration of profile p
-// (Config, from the first three bytes) and operations (4 bytes
-// each): an outbound packet (TCP, UDP, ICMP, or a fragment, from a few
-// inside endpoints, some of them inside the linux instance's range, to a
-// few servers or a public endpoint of the NAT), an inbound packet aimed at
-// an endpoint the engine opened (from the remote it was sent to, or
-// another port or IP of it), an unsolicited one, a time step, or a step
-// landing exactly on (or 1 ns before) a release time the hooks know. It
-// runs them through an engine built with observer and hands each outcome
+// Run decodes data into a configuration of profile p (Config, from the
+// first three bytes) and operations (4 bytes each, k x y z, by k mod 16):
+//
+//	0–4   an outbound packet: TCP, UDP, ICMP or a fragment, from one of 16
+//	      ports of a backend (some inside the linux instance's range) to a
+//	      server, or to a public endpoint of the NAT (R7)
+//	5     an outbound packet of a flow opened lately (of the last 8), from
+//	      its inside endpoint to its remote one
+//	6     a burst of 2 to 17 new flows from one backend to one server, from
+//	      consecutive ports: more than an instance or an IP may hold (L4,
+//	      G3)
+//	7–10  an inbound packet aimed at a flow opened lately: from its remote
+//	      endpoint, or another port or IP of it
+//	11    an unsolicited inbound packet
+//	12–13 a step of time
+//	14–15 a step landing exactly on (or 1 ns before) a release time the
+//	      hooks know
+//
+// It runs them through an engine built with observer and hands each outcome
 // to the hooks newHooks builds, stopping at the first error.
 func Run(p reference.Profile, data []byte, observer reference.Observer,
 	newHooks func(cfg reference.Config, e *reference.Engine) (Hooks, error)) error {
@@ -140,13 +173,39 @@ func Run(p reference.Profile, data []byte, observer reference.Observer,
 	}
 	now := T0
 	var opened []endpoint
-	insidePorts := []uint16{1000, 1001, 1002, 1024, 1025, 1031, 1032, 40000}
+	// recent is one of the last 8 flows opened.
+	recent := func(x byte) endpoint { return opened[len(opened)-1-int(x)%min(len(opened), 8)] }
+	// 16 inside ports: more flows to one server than an 8-port instance
+	// has ports (L4).
+	insidePorts := []uint16{1000, 1001, 1002, 1003, 1024, 1025, 1026, 1027, 1028, 1029, 1030, 1031, 1032, 2000, 40000, 50000}
 	var emit []reference.Packet
+	op := 0
+	send := func(pk reference.Packet) error {
+		if pk.Tuple.Proto != reference.TCP {
+			pk.Flags = 0
+		}
+		v, em, err := e.Process(pk, emit[:0])
+		emit = em
+		if err != nil {
+			return fmt.Errorf("op %d: engine: %w", op, err)
+		}
+		if err := h.Packet(pk, v, emit); err != nil {
+			return fmt.Errorf("op %d at +%v, %v %v %v: %w", op, now.Sub(T0), pk.Dir, pk.Tuple, pk.Flags, err)
+		}
+		if v.Action == reference.Translated && pk.Dir == reference.Outbound && v.NewFlow {
+			o := endpoint{proto: v.Tuple.Proto, snat: v.Tuple.Src, remote: v.Tuple.Dst, inside: pk.Tuple.Src}
+			if !slices.Contains(opened, o) {
+				opened = append(opened, o)
+			}
+		}
+		return nil
+	}
 	for i := 3; i+3 < len(data); i += 4 {
+		op = i / 4
 		k, x, y, z := b(i)%16, b(i+1), b(i+2), b(i+3)
 		var pk reference.Packet
 		switch {
-		case k < 7: // outbound
+		case k < 5: // outbound
 			proto := []reference.Proto{reference.TCP, reference.TCP, reference.UDP, reference.ICMP}[int(y>>4)%4]
 			src := netip.AddrPortFrom(cfg.Backends[int(x)%len(cfg.Backends)], insidePorts[int(x>>2)%len(insidePorts)])
 			dst := Servers[int(y)%len(Servers)]
@@ -158,14 +217,28 @@ func Run(p reference.Profile, data []byte, observer reference.Observer,
 			}
 			pk = reference.Packet{Time: now, Dir: reference.Outbound, Tuple: reference.Tuple{Proto: proto, Src: src, Dst: dst},
 				Flags: FlagTable[int(z)%len(FlagTable)], Fragment: z>>3 == 30}
-			if proto != reference.TCP {
-				pk.Flags = 0
-			}
-		case k < 11: // inbound, aimed at an endpoint the engine opened
+		case k == 5: // outbound, of a flow opened lately
 			if len(opened) == 0 {
 				continue
 			}
-			o := opened[int(x)%len(opened)]
+			o := recent(x)
+			pk = reference.Packet{Time: now, Dir: reference.Outbound, Tuple: reference.Tuple{Proto: o.proto, Src: o.inside, Dst: o.remote},
+				Flags: FlagTable[int(z)%len(FlagTable)]}
+		case k == 6: // a burst of new flows
+			proto := []reference.Proto{reference.TCP, reference.UDP}[int(y)%2]
+			in, dst := cfg.Backends[int(x)%len(cfg.Backends)], Servers[int(y>>1)%len(Servers)]
+			for j := range 2 + int(z)%16 {
+				if err := send(reference.Packet{Time: now, Dir: reference.Outbound, Flags: reference.SYN,
+					Tuple: reference.Tuple{Proto: proto, Src: netip.AddrPortFrom(in, 3000+uint16(x>>2)*16+uint16(j)), Dst: dst}}); err != nil {
+					return err
+				}
+			}
+			continue
+		case k < 11: // inbound, aimed at a flow opened lately
+			if len(opened) == 0 {
+				continue
+			}
+			o := recent(x)
 			src := o.remote
 			switch y % 4 {
 			case 1:
@@ -177,9 +250,6 @@ func Run(p reference.Profile, data []byte, observer reference.Observer,
 			}
 			pk = reference.Packet{Time: now, Dir: reference.Inbound, Tuple: reference.Tuple{Proto: o.proto, Src: src, Dst: o.snat},
 				Flags: FlagTable[int(z)%len(FlagTable)], Fragment: z>>3 == 30}
-			if o.proto != reference.TCP {
-				pk.Flags = 0
-			}
 		case k == 11: // unsolicited
 			pk = reference.Packet{Time: now, Dir: reference.Inbound, Tuple: reference.Tuple{Proto: []reference.Proto{reference.TCP, reference.UDP}[int(y)%2],
 				Src: Servers[int(x)%len(Servers)], Dst: netip.AddrPortFrom(cfg.Frontends[int(y>>1)%len(cfg.Frontends)], 1024+uint16(z)%64)},
@@ -205,26 +275,15 @@ func Run(p reference.Profile, data []byte, observer reference.Observer,
 			}
 			emit, err = e.Advance(now, emit[:0])
 			if err != nil {
-				return fmt.Errorf("op %d: engine: %w", i/4, err)
+				return fmt.Errorf("op %d: engine: %w", op, err)
 			}
 			if err := h.Advance(now, emit); err != nil {
-				return fmt.Errorf("op %d: Advance(+%v): %w", i/4, now.Sub(T0), err)
+				return fmt.Errorf("op %d: Advance(+%v): %w", op, now.Sub(T0), err)
 			}
 			continue
 		}
-		v, em, err := e.Process(pk, emit[:0])
-		emit = em
-		if err != nil {
-			return fmt.Errorf("op %d: engine: %w", i/4, err)
-		}
-		if err := h.Packet(pk, v, emit); err != nil {
-			return fmt.Errorf("op %d at +%v, %v %v %v: %w", i/4, now.Sub(T0), pk.Dir, pk.Tuple, pk.Flags, err)
-		}
-		if v.Action == reference.Translated && pk.Dir == reference.Outbound && v.NewFlow {
-			o := endpoint{proto: v.Tuple.Proto, snat: v.Tuple.Src, remote: v.Tuple.Dst, inside: pk.Tuple.Src}
-			if !slices.Contains(opened, o) {
-				opened = append(opened, o)
-			}
+		if err := send(pk); err != nil {
+			return err
 		}
 		if z&1 == 1 {
 			now = now.Add(profileSteps[int(z>>1)%5])
