@@ -45,14 +45,15 @@ type event struct {
 
 type outsidePacket struct {
 	src, dst netip.AddrPort
-	natRST   bool // a RST the NAT sent itself (B14, G6)
+	natRST   bool   // a RST the NAT sent itself (B14, G6)
+	comment  string // its pcapng comment
 }
 
 // natRSTTo reports whether the outside view holds, at time at, a RST the
-// NAT sent to to.
-func (o observed) natRSTTo(at time.Time, to netip.AddrPort) bool {
+// NAT sent to to, its comment naming the item by (B14, G6).
+func (o observed) natRSTTo(at time.Time, to netip.AddrPort, by string) bool {
 	for _, op := range o.outside[at] {
-		if op.natRST && op.dst == to {
+		if op.natRST && op.dst == to && strings.HasPrefix(op.comment, by+" RST") {
 			return true
 		}
 	}
@@ -114,7 +115,11 @@ func replayScenario(t *testing.T, s *Scenario, mutate func(*reference.Profile)) 
 			t.Fatal(err)
 		}
 		tu := fr.Tuple()
-		op := outsidePacket{src: tu.Src, dst: tu.Dst, natRST: len(rec.Comments) > 0 && strings.Contains(rec.Comments[0], "RST sent by the NAT")}
+		op := outsidePacket{src: tu.Src, dst: tu.Dst}
+		if len(rec.Comments) > 0 {
+			op.comment = rec.Comments[0]
+			op.natRST = strings.Contains(op.comment, "RST sent by the NAT")
+		}
 		o.outside[rec.Time] = append(o.outside[rec.Time], op)
 	}
 	return o
@@ -164,7 +169,13 @@ func check(s *Scenario, b Built, o observed) []string {
 			// The RST goes toward the packet's sender only: on the outside
 			// when a server sent it, never there when an inside host did.
 			p := b.Packets[c.Packet-1]
-			ok = has("reset-sent", "") && !translated && o.natRSTTo(p.Time, p.Tuple.Src) == (p.Dir == reference.Inbound)
+			by := ""
+			for _, e := range evs {
+				if e.Kind == "reset-sent" {
+					by = e.Behavior
+				}
+			}
+			ok = by != "" && !translated && o.natRSTTo(p.Time, p.Tuple.Src, by) == (p.Dir == reference.Inbound)
 			if p.Dir == reference.Outbound {
 				for _, op := range o.outside[p.Time] {
 					ok = ok && !op.natRST
