@@ -194,3 +194,26 @@ func TestDrainReleasesEveryFlow(t *testing.T) {
 		t.Errorf("Drain with no flow = %v, %v; want the current time", end, err)
 	}
 }
+
+// TestSetPoolKeepsTheRSTsItsClockSends: a pool change at or after an
+// established flow's idle expiry fires that timer; the B14 RSTs it sends
+// are not lost but returned by the next call, with the expiry's time.
+func TestSetPoolKeepsTheRSTsItsClockSends(t *testing.T) {
+	cfg := oneIP("10.0.0.1")
+	cfg.TCPResetOnIdle = true
+	h := newHarness(t, cfg)
+	snat := h.mustOut(0, TCP, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+	h.in(ms, TCP, "198.51.100.1:443", snat.String(), SYN|ACK)
+	if err := h.e.SetPool(t0.Add(5*time.Minute), []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(5 * time.Minute)
+	expiry := t0.Add(4*time.Minute + ms)
+	if len(h.emit) != 2 || !h.emit[0].Time.Equal(expiry) || !h.emit[1].Time.Equal(expiry) || h.emit[1].Tuple.Src != snat {
+		t.Fatalf("after the pool change, emitted %v; want the two B14 RSTs of the expiry at +4m0.001s", h.emit)
+	}
+	h.advance(6 * time.Minute)
+	if len(h.emit) != 0 {
+		t.Errorf("the RSTs came twice: %v", h.emit)
+	}
+}

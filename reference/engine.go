@@ -202,6 +202,10 @@ type Engine struct {
 	ids                behaviorIDs
 	pick               picker
 	emit               []Packet
+	// pending are the packets the NAT sent while SetPool moved the clock
+	// (it has no emit slice): the next call that takes one returns them
+	// first.
+	pending []Packet
 
 	cfg      Config
 	prof     *Profile
@@ -382,10 +386,20 @@ func (e *Engine) setTime(t time.Time) (int64, error) {
 	return ns, nil
 }
 
+// begin starts a call that appends the packets the NAT sends to emit:
+// those SetPool's clock left pending come first.
+func (e *Engine) begin(emit []Packet) {
+	if len(e.pending) > 0 {
+		emit = append(emit, e.pending...)
+		e.pending = e.pending[:0]
+	}
+	e.emit = emit
+}
+
 // Advance moves time to t without a packet, firing the timers due by then,
 // and appends to emit the packets the NAT sends meanwhile (B14 RSTs).
 func (e *Engine) Advance(t time.Time, emit []Packet) ([]Packet, error) {
-	e.emit = emit
+	e.begin(emit)
 	_, err := e.setTime(t)
 	emit, e.emit = e.emit, nil
 	return emit, err
@@ -398,7 +412,7 @@ func (e *Engine) Advance(t time.Time, emit []Packet) ([]Packet, error) {
 //
 // Process does not allocate for a packet of an established flow.
 func (e *Engine) Process(p Packet, emit []Packet) (Verdict, []Packet, error) {
-	e.emit = emit
+	e.begin(emit)
 	t, err := e.setTime(p.Time)
 	if err != nil {
 		emit, e.emit = e.emit, nil

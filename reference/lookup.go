@@ -33,7 +33,7 @@ func (e *Engine) Lookup(out Tuple) (netip.AddrPort, bool) {
 // and the SNAT endpoint the reply was addressed to, invalid when there was
 // none.
 func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrPort, []Packet, error) {
-	e.emit = emit
+	e.begin(emit)
 	t, err := e.setTime(reply.Time)
 	if err != nil {
 		emit, e.emit = e.emit, nil

@@ -17,6 +17,10 @@ import (
 // released. A smaller pool only adds ports. A manual allocation never
 // shrinks: an instance past its capacity gets no ports, recorded as a
 // ConfigChanged event with Ports 0.
+//
+// The timers due by t fire first; the packets they make the NAT send (B14
+// RSTs) are returned, with their own times, by the next Process,
+// ProcessReply or Advance, before that call's own.
 func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error {
 	if e.alloc == nil || e.prof.Timers != TimersHold {
 		return &ConfigError{Field: "pool", Value: e.prof.Name, Reason: "pool changes are modelled for azure-lb only (B16)"}
@@ -39,7 +43,11 @@ func (e *Engine) SetPool(t time.Time, backends []netip.Addr, poolSize int) error
 		return &ConfigError{Field: "pool size", Value: poolSize, Behavior: B3,
 			Reason: fmt.Sprintf("default allocation covers pools of 1 to %d", e.prof.maxPool())}
 	}
+	// The timers due by t fire; the packets they send (B14) wait for the
+	// next call that returns packets.
+	e.emit = e.pending
 	ts, err := e.setTime(t)
+	e.pending, e.emit = e.emit, nil
 	if err != nil {
 		return err
 	}
