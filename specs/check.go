@@ -100,10 +100,16 @@ func Run(ctx context.Context, impl Impl, c Check) (r Result) {
 	p := newProbe(ctx, impl)
 	start := time.Now()
 	defer func() {
+		x := recover()
+		if _, harness := x.(harnessFailure); !harness {
+			if err := p.settle(); err != nil {
+				x = harnessFailure{err} // what the NAT was judged on did not hold
+			}
+		}
 		p.close()
 		r.Elapsed = time.Since(start)
 		r.Transcript = p.transcript
-		switch x := recover().(type) {
+		switch x := x.(type) {
 		case nil:
 			r.Status = Conforms
 		case checkFailure:
@@ -111,6 +117,8 @@ func Run(ctx context.Context, impl Impl, c Check) (r Result) {
 			if why, ok := impl.Known[c.ID]; ok {
 				r.Status, r.Message = Deviates, "known difference: "+why+"\n"+x.msg
 			}
+		case notRun:
+			r.Status, r.Message = NotChecked, x.msg
 		case harnessFailure:
 			r.Status, r.Message, r.Err = HarnessError, "harness: "+x.err.Error(), x.err
 		default:

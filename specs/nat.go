@@ -38,6 +38,16 @@ type NAT interface {
 	Close() error
 }
 
+// Settler is a NAT whose verdicts can be undone by what it does later: a
+// live device that judged a packet dropped because nothing had come out
+// by a deadline, and whose frame comes out after all. At the end of a
+// check (and before a check's earlier NAT is closed), Settle waits for
+// anything still in flight and returns an error when a judgement did not
+// hold: the check is then a harness error, not a verdict.
+type Settler interface {
+	Settle(ctx context.Context) error
+}
+
 // Delivery is what came out of the NAT for one sent packet.
 type Delivery struct {
 	// Forwarded is set when the packet went through; Packet is then the
@@ -115,6 +125,11 @@ type Impl struct {
 	RealTime bool
 	// Caps is what it can do.
 	Caps Capabilities
+	// OneAtATime marks an implementation that holds one session per check
+	// at a time (a third-party device shared by the checks): a check's
+	// earlier NATs are closed when it opens the next. No check uses a NAT
+	// after opening another.
+	OneAtATime bool
 	// Resolution is the smallest time difference it honours; boundary
 	// checks probe at T − max(Resolution, 1 ms). Zero for virtual time.
 	Resolution time.Duration
@@ -131,7 +146,9 @@ type Impl struct {
 	// as the check may have adjusted it (R2's filtering, say).
 	// cfg.Observer is the implementation's own business. A configuration the NAT (or the
 	// plan it is configured from) rejects is returned as an error matched
-	// by errors.Is(err, reference.ErrConfig).
+	// by errors.Is(err, reference.ErrConfig); one the NAT cannot be given
+	// (a third-party device, whose configuration is its own) by
+	// errors.Is(err, ErrUnsupported): the check then reads not checked.
 	Open func(ctx context.Context, cfg reference.Config) (NAT, error)
 }
 

@@ -117,6 +117,10 @@ type checkFailure struct{ msg string }
 // not be driven, which is not a verdict on a behaviour.
 type harnessFailure struct{ err error }
 
+// notRun stops a check whose NAT cannot be configured as it asks
+// (ErrUnsupported): the check is not checked, msg says why ("lacks …").
+type notRun struct{ msg string }
+
 // Probe is what a check runs with: the implementation, a Gomega whose
 // failures stop the check, and the transcript every session writes to.
 type Probe struct {
@@ -176,10 +180,21 @@ func (p *Probe) TryOpen(cfg reference.Config) (*Session, error) {
 		// azure-lb to every NAT that knows only that profile.
 		cfg.Profile = p.impl.Profile
 	}
+	if p.impl.OneAtATime {
+		if err := p.settle(); err != nil {
+			panic(harnessFailure{err})
+		}
+		p.close()
+	}
 	nat, err := p.impl.Open(p.ctx, cfg)
 	if err != nil {
 		p.Notef(0, "configure %s: rejected: %v", describe(cfg), err)
-		if !errors.Is(err, reference.ErrConfig) {
+		switch {
+		case errors.Is(err, ErrUnsupported):
+			// A NAT natcheck cannot configure so (a third-party device's
+			// configuration is its own): nothing is known.
+			panic(notRun{"lacks the configuration: " + err.Error()})
+		case !errors.Is(err, reference.ErrConfig):
 			panic(harnessFailure{err})
 		}
 		return nil, err
@@ -187,6 +202,19 @@ func (p *Probe) TryOpen(cfg reference.Config) (*Session, error) {
 	p.open = append(p.open, nat)
 	p.Notef(0, "configure %s", describe(cfg))
 	return &Session{p: p, nat: nat}, nil
+}
+
+// settle asks every open NAT that can tell (a Settler) whether what it
+// was judged on still holds.
+func (p *Probe) settle() error {
+	for _, n := range p.open {
+		if st, ok := n.(Settler); ok {
+			if err := st.Settle(p.ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (p *Probe) close() {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,9 +24,11 @@ import (
 func withDevice(verify *cobra.Command) *cobra.Command {
 	var device string
 	var scale, parallel, attempts int
+	var x externalFlags
+	x.register(verify)
 	f := verify.Flags()
 	f.StringVar(&device, "device", "", "check a live device instead: linux-nft (Linux nftables SNAT in network namespaces natcheck makes)")
-	f.IntVar(&scale, "time-scale", 10, "with --device: run profile time K times faster than the wall clock (conntrack timers divided by K)")
+	f.IntVar(&scale, "time-scale", 10, "with --device: run profile time K times faster than the wall clock (conntrack timers divided by K); with --inside, the NAT's timers are K times shorter than the profile's (default 1)")
 	f.IntVar(&parallel, "parallel", 0, "with --device: checks run at once, each on its own topology (0: 4 per CPU)")
 	f.IntVar(&attempts, "attempts", 3, "with --device: runs of a check that ends in a harness error (a packet sent too late for its schedule on a busy machine), at most")
 	if f.Lookup("profile") == nil {
@@ -36,6 +39,15 @@ func withDevice(verify *cobra.Command) *cobra.Command {
   natcheck verify --device linux-nft --profile linux     # the same device against its own profile (L1–L11)`
 	next := verify.RunE
 	verify.RunE = func(cmd *cobra.Command, args []string) error {
+		if x.set() {
+			if device != "" {
+				return usageErr(errors.New("verify: --device and --inside/--outside: one device at a time"))
+			}
+			if !cmd.Flags().Changed("time-scale") {
+				scale = 1 // a real device's timers are its own
+			}
+			return verifyExternal(cmd, &x, scale, attempts)
+		}
 		if device == "" {
 			return next(cmd, args)
 		}
@@ -68,14 +80,9 @@ func verifyDevice(cmd *cobra.Command, scale, parallel, attempts int) error {
 	if err := linuxnft.Preflight(); err != nil {
 		return usageErr(fmt.Errorf("verify --device %s: %w", linuxnft.Name, err))
 	}
-	behaviors, _ := cmd.Flags().GetStringSlice("behaviors")
-	var only []reference.Behavior
-	for _, s := range behaviors {
-		b, err := reference.ParseBehavior(strings.TrimSpace(s))
-		if err != nil {
-			return usageErr(fmt.Errorf("verify: %w", err))
-		}
-		only = append(only, b)
+	only, err := behaviorsOf(cmd)
+	if err != nil {
+		return err
 	}
 	if parallel <= 0 {
 		parallel = 4 * runtime.NumCPU()
@@ -115,11 +122,18 @@ func verifyDevice(cmd *cobra.Command, scale, parallel, attempts int) error {
 	if err != nil {
 		return err
 	}
+	return reportDevice(cmd, m)
+}
+
+// reportDevice writes a live device's matrix, the checks run again, the
+// files asked for, and returns the exit status's error.
+func reportDevice(cmd *cobra.Command, m specs.Matrix) error {
+	out := cmd.OutOrStdout()
 	if err := m.WriteTerminal(out); err != nil {
-		return err
+		return outputErr(err)
 	}
 	if err := writeRetried(out, m); err != nil {
-		return err
+		return outputErr(err)
 	}
 	for _, o := range []struct {
 		flag  string
@@ -130,12 +144,12 @@ func verifyDevice(cmd *cobra.Command, scale, parallel, attempts int) error {
 	} {
 		if path, _ := cmd.Flags().GetString(o.flag); path != "" {
 			if err := writeFile(path, o.write); err != nil {
-				return err
+				return outputErr(err)
 			}
 		}
 	}
 	if !m.Conforms() {
-		return &exitError{code: exitFailed, err: fmt.Errorf("verify: %d check(s) of %s did not conform", len(m.Failing()), linuxnft.Name)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("verify: %d check(s) of %s did not conform or could not be judged", len(m.Failing()), m.Impls[0])}
 	}
 	return nil
 }
@@ -167,3 +181,37 @@ func writeRetried(w io.Writer, m specs.Matrix) error {
 	}
 	return nil
 }
+
+// behaviorsOf parses --behaviors.
+func behaviorsOf(cmd *cobra.Command) ([]reference.Behavior, error) {
+	behaviors, _ := cmd.Flags().GetStringSlice("behaviors")
+	var only []reference.Behavior
+	for _, s := range behaviors {
+		b, err := reference.ParseBehavior(strings.TrimSpace(s))
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("verify: %w", err))
+		}
+		only = append(only, b)
+	}
+	return only, nil
+}
+
+// profileOf builds the profile verify's flags say (--profile and its
+// parameters).
+func profileOf(cmd *cobra.Command) (reference.Profile, error) {
+	f := cmd.Flags()
+	pf := profileFlags{}
+	pf.name, _ = f.GetString("profile")
+	pf.filtering, _ = f.GetString("filtering")
+	pf.sysctlFile, _ = f.GetString("sysctl")
+	pf.sysctlDir, _ = f.GetString("sysctl-dir")
+	pf.udpTimeout, _ = f.GetDuration("udp-timeout")
+	pf.tcpEstablished, _ = f.GetDuration("tcp-established-timeout")
+	pf.tcpTransitory, _ = f.GetDuration("tcp-transitory-timeout")
+	pf.inboundRefresh, _ = f.GetBool("inbound-refresh")
+	pf.seed, _ = f.GetUint64("seed")
+	return pf.profile(cmd)
+}
+
+// timeDuration is k as a multiplier of durations.
+func timeDuration(k int) time.Duration { return time.Duration(max(k, 1)) }

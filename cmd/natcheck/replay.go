@@ -39,6 +39,7 @@ func newReplayCmd() *cobra.Command {
 		drain       bool
 		shard       string
 		pf          profileFlags
+		live        liveFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE...",
@@ -72,7 +73,8 @@ linux and rfc with the identifier the capture's frames give the engine
   natcheck replay --fail-on exhaustion --json trace.pcap > report.json
   natcheck replay --shard 1/4 --json huge.pcap > shard-1.json   # then: natcheck merge shard-*.json
   natcheck replay --profile linux --sysctl-dir /proc/sys/net/netfilter --ports-per-instance 1024 trace.pcap
-  natcheck replay --profile azure-natgw --frontend 203.0.113.1,203.0.113.2 trace.pcap`,
+  natcheck replay --profile azure-natgw --frontend 203.0.113.1,203.0.113.2 trace.pcap
+  natcheck replay --device linux-nft --speed 10 --profile linux --ports-per-instance 8 -w both.pcapng trace.pcap`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			fr, err := frontendAddrs(frontends, 1)
@@ -166,6 +168,27 @@ linux and rfc with the identifier the capture's frames give the engine
 				defer events.Close()
 				cfg.Events = events
 			}
+			if live.device != "" {
+				switch {
+				case sh != nil || drain || outPath == "-" || eventsPath == "-":
+					return usageErr(fmt.Errorf("--device: --shard, --drain and - outputs are the offline replay's"))
+				}
+				res, err := liveReplay(cmd, &live, files, cfg, cfg.Events, report, asJSON, rows)
+				if err != nil {
+					return err
+				}
+				if events != nil {
+					if err := events.Close(); err != nil {
+						return outputErr(fmt.Errorf("--events %s: %w", eventsPath, err))
+					}
+				}
+				if plotPath != "" {
+					if err := replay.WritePlot(plotPath, res.Result); err != nil {
+						return outputErr(err)
+					}
+				}
+				return liveVerdict(res)
+			}
 			if fd := int(os.Stderr.Fd()); term.IsTerminal(fd) {
 				cfg.Progress = progressBar()
 			}
@@ -234,6 +257,7 @@ linux and rfc with the identifier the capture's frames give the engine
 	pf.register(cmd)
 	f.StringVar(&shard, "shard", "", "replay only the instances i mod n (i/n) and report them, for natcheck merge (profiles whose instances own their ports, B5)")
 	f.BoolVar(&drain, "drain", false, "after the last packet, run the clock on until every flow has ended and report those releases apart (C9)")
+	live.register(cmd, "replay")
 	completeValues(cmd, "protocol", "all", "tcp", "udp")
 	completeValues(cmd, "fail-on", "exhaustion", "drop")
 	_ = cmd.MarkFlagFilename("write", "pcapng")

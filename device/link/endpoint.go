@@ -33,8 +33,24 @@ const rcvBuf = 16 << 20
 
 // Open binds an endpoint to interface ifname of namespace ns.
 func Open(ns *sandbox.Namespace, ifname string) (*Endpoint, error) {
-	e := &Endpoint{Name: ifname, buf: make([]byte, 65536), oob: make([]byte, 128), io: -1, tap: -1}
+	var e *Endpoint
 	err := ns.Do(func() error {
+		var err error
+		e, err = OpenHere(ifname)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("in %s: %w", ns.Name, err)
+	}
+	return e, nil
+}
+
+// OpenHere binds an endpoint to interface ifname of the calling thread's
+// network namespace: an interface the user named (a third-party device's
+// link), or, inside Namespace.Do, one of the sandbox's.
+func OpenHere(ifname string) (*Endpoint, error) {
+	e := &Endpoint{Name: ifname, buf: make([]byte, 65536), oob: make([]byte, 128), io: -1, tap: -1}
+	err := func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
@@ -45,10 +61,10 @@ func Open(ns *sandbox.Namespace, ifname string) (*Endpoint, error) {
 		}
 		e.tap, err = packetSocket(ifi.Index)
 		return err
-	})
+	}()
 	if err != nil {
 		e.Close()
-		return nil, fmt.Errorf("link %s in %s: %w", ifname, ns.Name, err)
+		return nil, fmt.Errorf("link %s: %w", ifname, err)
 	}
 	return e, nil
 }
@@ -117,6 +133,9 @@ func (e *Endpoint) WaitReadable(d time.Duration) (bool, error) {
 // Drain discards every queued frame on both sockets.
 func (e *Endpoint) Drain() {
 	for _, fd := range []int{e.io, e.tap} {
+		if fd < 0 {
+			continue
+		}
 		for {
 			n, _, _, err := e.recv(fd)
 			if err != nil || n == 0 {
@@ -175,4 +194,43 @@ func (e *Endpoint) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Write puts frame on the wire without reading its timestamp: the fast
+// path of a replay, which takes the time itself.
+func (e *Endpoint) Write(frame []byte) error {
+	if _, err := unix.Write(e.io, frame); err != nil {
+		return fmt.Errorf("send on %s: %w", e.Name, err)
+	}
+	return nil
+}
+
+// RecvInto copies the next frame that arrived into b (it does not wait)
+// and returns its length and kernel timestamp; n is 0 when none is queued.
+func (e *Endpoint) RecvInto(b []byte) (n int, ts time.Time, err error) {
+	for {
+		n, oobn, _, from, err := unix.Recvmsg(e.io, b, e.oob, unix.MSG_DONTWAIT)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) {
+				return 0, time.Time{}, nil
+			}
+			return 0, time.Time{}, fmt.Errorf("receive on %s: %w", e.Name, err)
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		return n, timestamp(e.oob[:oobn]), nil
+	}
+}
+
+// CloseTap closes the socket that reads back the frames this endpoint
+// sends: a replay that does not need their timestamps spares the kernel
+// a copy of every frame. Send then returns the zero Time.
+func (e *Endpoint) CloseTap() error {
+	if e.tap < 0 {
+		return nil
+	}
+	err := unix.Close(e.tap)
+	e.tap = -1
+	return err
 }

@@ -94,7 +94,7 @@ func WakeLateness(n int) time.Duration {
 // sentStamp reads the kernel's timestamp of the frame just sent from the
 // tap socket (the zero Time if it could not be read).
 func (e *Endpoint) sentStamp() (time.Time, error) {
-	for {
+	for e.tap >= 0 {
 		n, pkttype, ts, err := e.recv(e.tap)
 		if err != nil || n == 0 {
 			return time.Time{}, nil
@@ -103,4 +103,5 @@ func (e *Endpoint) sentStamp() (time.Time, error) {
 			return ts, nil
 		}
 	}
+	return time.Time{}, nil
 }

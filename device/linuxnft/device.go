@@ -2,9 +2,9 @@ package linuxnft
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"time"
@@ -15,6 +15,8 @@ import (
 	"github.com/ti-mo/conntrack"
 
 	"github.com/natcheck/natcheck/device/link"
+	"github.com/natcheck/natcheck/device/pace"
+	"github.com/natcheck/natcheck/device/sandbox"
 	"github.com/natcheck/natcheck/device/topology"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/frame"
@@ -56,10 +58,8 @@ func (o Options) withDefaults() Options {
 }
 
 // ErrLate is matched by the error of a Send whose packet left later than
-// its schedule allows (Options.Tolerance): the machine did not wake the
-// harness in time, and what the NAT did with the packet says nothing
-// about the behaviour the check is about.
-var ErrLate = errors.New("packet left too late for its schedule")
+// its schedule allows (Options.Tolerance): pace.ErrLate.
+var ErrLate = pace.ErrLate
 
 // ErrVanished is matched by the error of a Send whose packet neither came
 // out of the NAT nor moved one of its drop counters within
@@ -67,9 +67,8 @@ var ErrLate = errors.New("packet left too late for its schedule")
 var ErrVanished = errors.New("packet neither forwarded nor counted as dropped")
 
 // ErrBudget is matched by the error of a call whose profile time falls
-// after the deadline of its context: the device does not start a wait it
-// cannot finish.
-var ErrBudget = errors.New("beyond the time budget")
+// after the deadline of its context: pace.ErrBudget.
+var ErrBudget = pace.ErrBudget
 
 // Name is the implementation's name in the matrix: "linux-nft".
 const Name = "linux-nft"
@@ -83,22 +82,13 @@ type NAT struct {
 	cfg   reference.Config
 	plan  reference.Plan
 	ct    *conntrack.Conn
-	start time.Time // wall time of specs.Origin, set by the first call
-	last  time.Time // profile time of the last call
-	// lastSent is the profile time of the last packet sent (sent tells
-	// whether there was one): a packet after it opens a new instant.
-	lastSent time.Time
-	sent     bool
-	// held is how much the profile clock was held back (late bursts).
-	held time.Duration
+	clock *pace.Clock
+	tcp   *pace.TCP
 	// drops are the drop counters as last read.
 	drops dropCounts
-
-	flows map[reference.Tuple]*tcpFlow // by inside tuple (inside → server)
 	// insideOf maps the outside tuple of a forwarded flow (SNAT → server)
 	// to its inside tuple.
 	insideOf map[reference.Tuple]reference.Tuple
-	isn      uint32
 	ipID     uint16
 	buf      []byte
 	dec      frame.Frame
@@ -107,14 +97,6 @@ type NAT struct {
 }
 
 var _ specs.NAT = (*NAT)(nil)
-
-// tcpFlow is natcheck's two TCP endpoints of one flow: the next sequence
-// numbers of the client (inside) and the server, so that every segment is
-// in window and conntrack judges the flags, not the numbers.
-type tcpFlow struct {
-	cNxt, sNxt uint32
-	cSet, sSet bool
-}
 
 // Open builds a topology and configures Linux SNAT in it for cfg.
 func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err error) {
@@ -130,7 +112,7 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	if err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	n = &NAT{opt: opt, topo: topo, cfg: cfg, plan: plan, flows: map[reference.Tuple]*tcpFlow{}, insideOf: map[reference.Tuple]reference.Tuple{}, isn: 1_000_000}
+	n = &NAT{opt: opt, topo: topo, cfg: cfg, plan: plan, clock: pace.NewClock(Name, opt.Scale, opt.Tolerance), tcp: pace.NewTCP(), insideOf: map[reference.Tuple]reference.Tuple{}}
 	dev := n
 	defer func() {
 		if err != nil {
@@ -144,7 +126,54 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	if err := topo.RouteInside(insidePrefixes(plan)); err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	if err := topo.NAT.Do(func() error {
+	if n.nft, err = install(topo.NAT, topo.NATInside.Index, topo.NATOutside.Index, cfg, plan, opt.Scale); err != nil {
+		return nil, err
+	}
+	if n.ct, err = conntrack.Dial(&netlink.Config{NetNS: topo.NAT.Fd()}); err != nil {
+		return nil, fmt.Errorf("linux-nft: conntrack netlink: %w", err)
+	}
+	if n.drops, err = n.readDrops(); err != nil {
+		return nil, fmt.Errorf("linux-nft: %w", err)
+	}
+	return n, nil
+}
+
+// Rules are a network namespace configured as linux-nft configures its
+// nat namespace (Install). Close removes nothing (the namespace goes with
+// its owner); it closes the netlink connection.
+type Rules struct {
+	nft  *nftables.Conn
+	plan reference.Plan
+}
+
+// Install configures namespace ns, whose interfaces of index inIndex and
+// outIndex face the inside and the outside, as the linux-nft device
+// configures its nat namespace for cfg at time scale k: conntrack timers
+// divided by k, tcp_loose, one SNAT rule per instance and protocol from
+// the allocation plan, the drop rules and their counters. The namespace
+// must route (forwarding on, addresses or neighbours): a stand-in for a
+// third-party device.
+func Install(ns *sandbox.Namespace, inIndex, outIndex int, cfg reference.Config, k int) (*Rules, error) {
+	plan, err := reference.PlanFor(planConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("linux-nft: %w", err)
+	}
+	nft, err := install(ns, inIndex, outIndex, cfg, plan, max(k, 1))
+	if err != nil {
+		return nil, err
+	}
+	return &Rules{nft: nft, plan: plan}, nil
+}
+
+// Plan is the allocation the rules were written from.
+func (r *Rules) Plan() reference.Plan { return r.plan }
+
+// Close closes the rules' netlink connection.
+func (r *Rules) Close() error { return r.nft.CloseLasting() }
+
+// install writes the timers and the ruleset for cfg and plan into ns.
+func install(ns *sandbox.Namespace, inIndex, outIndex int, cfg reference.Config, plan reference.Plan, k int) (*nftables.Conn, error) {
+	if err := ns.Do(func() error {
 		t, err := readTimers()
 		if err != nil {
 			return err
@@ -154,7 +183,7 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 			// Judged against the linux profile: its numbers.
 			t, loose = timersOf(cfg.Profile.Conntrack, t), loose && cfg.Profile.Conntrack.Loose
 		}
-		if t, err = t.scaled(opt.Scale); err != nil {
+		if t, err = t.scaled(k); err != nil {
 			return err
 		}
 		if err := t.write(); err != nil {
@@ -164,21 +193,16 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	}); err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	if n.nft, err = nftables.New(nftables.WithNetNSFd(topo.NAT.Fd()), nftables.AsLasting()); err != nil {
+	nft, err := nftables.New(nftables.WithNetNSFd(ns.Fd()), nftables.AsLasting())
+	if err != nil {
 		return nil, fmt.Errorf("linux-nft: nftables: %w", err)
 	}
-	rs := ruleset{inIndex: uint32(topo.NATInside.Index), outIndex: uint32(topo.NATOutside.Index), frontends: cfg.Frontends, plan: plan, protocols: cfg.Protocols}
-	if err := rs.install(n.nft); err != nil {
+	rs := ruleset{inIndex: uint32(inIndex), outIndex: uint32(outIndex), frontends: cfg.Frontends, plan: plan, protocols: cfg.Protocols}
+	if err := rs.install(nft); err != nil {
+		nft.CloseLasting()
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	if n.ct, err = conntrack.Dial(&netlink.Config{NetNS: topo.NAT.Fd()}); err != nil {
-		return nil, fmt.Errorf("linux-nft: conntrack netlink: %w", err)
-	}
-	if n.drops, err = n.readDrops(); err != nil {
-		return nil, fmt.Errorf("linux-nft: %w", err)
-	}
-	n.last = specs.Origin
-	return n, nil
+	return nft, nil
 }
 
 // planConfig is cfg as the allocation planner takes it: the linux profile
@@ -214,50 +238,6 @@ func insidePrefixes(plan reference.Plan) []netip.Prefix {
 	return out
 }
 
-// wall is the wall time of profile time t.
-func (n *NAT) wall(t time.Time) time.Time {
-	return n.start.Add(n.held + t.Sub(specs.Origin)/time.Duration(n.opt.Scale))
-}
-
-// profile is the profile time of wall time w.
-func (n *NAT) profile(w time.Time) time.Time {
-	return specs.Origin.Add(w.Sub(n.start.Add(n.held)) * time.Duration(n.opt.Scale))
-}
-
-// sleepUntil waits for profile time t on the wall clock; with precise, it
-// returns link.PreciseWindow before it (a packet is then sent at t with
-// Endpoint.SendAt, which waits the rest on a thread of its own).
-func (n *NAT) sleepUntil(ctx context.Context, t time.Time, precise bool) error {
-	if t.Before(n.last) {
-		return fmt.Errorf("linux-nft: time %v before %v: %w", t, n.last, reference.ErrTimeWentBackwards)
-	}
-	n.last = t
-	if n.start.IsZero() {
-		// Origin is the moment of the first call, not of Open's return: a
-		// check may take a while to prepare its first packets.
-		n.start = time.Now().Add(time.Millisecond)
-	}
-	w := n.wall(t)
-	if dl, ok := ctx.Deadline(); ok && w.After(dl) {
-		return fmt.Errorf("linux-nft: profile time +%v is %v of wall clock away: %w", t.Sub(specs.Origin), time.Until(w).Round(time.Second), ErrBudget)
-	}
-	d := time.Until(w)
-	if precise {
-		d -= link.PreciseWindow
-	}
-	if d <= 0 {
-		return nil
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
-}
-
 // Send puts p on the inside (outbound) or the outside (inbound) link at
 // its time and returns what came out: the packet as forwarded, or, when it
 // was not, the drop counter that counted it. A packet that opens a new
@@ -266,10 +246,8 @@ func (n *NAT) sleepUntil(ctx context.Context, t time.Time, precise bool) error {
 // counted within Options.Settle an error matched by ErrVanished: neither
 // is a verdict.
 func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, error) {
-	// A packet within the device's resolution of the one before belongs
-	// to its burst: the device cannot honour a shorter interval anyway.
-	opens := !n.sent || p.Time.Sub(n.lastSent) >= n.opt.resolution()
-	if err := n.sleepUntil(ctx, p.Time, true); err != nil {
+	opens := n.clock.Opens(p.Time)
+	if err := n.clock.Until(ctx, p.Time, true); err != nil {
 		return specs.Delivery{}, err
 	}
 	var d specs.Delivery
@@ -285,53 +263,23 @@ func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, err
 	}
 	n.ipID++
 	seg := link.Segment{Tuple: p.Tuple, Flags: p.Flags, ID: n.ipID}
-	n.sequence(&seg, p.Dir)
+	inside, known := n.insideTuple(p)
+	n.tcp.Fill(&seg, p.Dir, inside, known)
 	if p.Tuple.Proto == reference.ICMP {
 		seg.ICMPType = 8
 		if p.Dir == reference.Inbound {
 			seg.ICMPType = 0
 		}
 	}
-	if p.Fragment {
-		seg.Payload = make([]byte, 32) // two fragments: header + 8 bytes, then the rest
+	var frames [][]byte
+	n.buf, frames = pace.Frames(n.buf, from.MAC, dstMAC, seg, p.Fragment)
+	sent, err := n.clock.SendFrames(from, p.Time, frames)
+	if err != nil {
+		return d, err
 	}
-	n.buf = link.AppendFrame(n.buf[:0], from.MAC, dstMAC, seg)
-	frames := [][]byte{n.buf}
-	if p.Fragment {
-		l4 := map[reference.Proto]int{reference.TCP: 20, reference.UDP: 8, reference.ICMP: 8}[p.Tuple.Proto]
-		fr := link.SplitFragments(n.buf, l4+8)
-		frames = fr[:]
-	}
-	var sent time.Time
-	for i, f := range frames {
-		var ts time.Time
-		var err error
-		if w := n.wall(p.Time); i == 0 && time.Until(w) > 0 {
-			ts, err = from.SendAt(f, w)
-		} else {
-			ts, err = from.Send(f)
-		}
-		if err != nil {
-			return d, fmt.Errorf("linux-nft: %w", err)
-		}
-		if i == 0 {
-			sent = ts
-		}
-	}
-	if sent.IsZero() {
-		sent = time.Now()
-	}
-	n.lastSent, n.sent = p.Time, true
-	if late := sent.Sub(n.wall(p.Time)); late > n.opt.Tolerance {
-		if opens {
-			return d, fmt.Errorf("linux-nft: %v at +%v left %v late (tolerance %v, %v of profile time at scale %d): %w",
-				p.Tuple, p.Time.Sub(specs.Origin), late.Round(time.Microsecond), n.opt.Tolerance, (late * time.Duration(n.opt.Scale)).Round(time.Microsecond), n.opt.Scale, ErrLate)
-		}
-		n.held += late // a burst: hold the profile clock back by the time it took
-	}
-	realised := n.profile(sent)
-	if realised.Before(p.Time) {
-		realised = p.Time
+	realised, err := n.clock.Sent(p.Tuple.String(), p.Time, opens, sent)
+	if err != nil {
+		return d, err
 	}
 
 	out, err := n.readSide(to, p.Dir, realised)
@@ -358,10 +306,26 @@ func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, err
 	}
 	d.Emitted = append(d.Emitted, back...)
 	if d.Forwarded {
-		n.learn(p, d.Packet)
-		n.advance(seg, p.Dir)
+		if p.Dir == reference.Outbound {
+			n.insideOf[d.Packet.Tuple] = p.Tuple
+			inside, known = p.Tuple, true
+		}
+		if known {
+			n.tcp.Advance(seg, p.Dir, inside)
+		}
 	}
 	return d, nil
+}
+
+// insideTuple is the inside tuple (inside endpoint → server) of p's flow:
+// p's own for an outbound packet, the one learnt from the forwarded
+// outbound packet of its flow for an inbound one (ok false when none was).
+func (n *NAT) insideTuple(p reference.Packet) (reference.Tuple, bool) {
+	if p.Dir == reference.Outbound {
+		return p.Tuple, true
+	}
+	in, ok := n.insideOf[p.Tuple.Reverse()]
+	return in, ok
 }
 
 func hasProto(ps []reference.Packet, proto reference.Proto) bool {
@@ -426,16 +390,7 @@ func (n *NAT) readSide(e *link.Endpoint, dir reference.Dir, at time.Time) ([]ref
 		if n.dec.Fragment && n.dec.FragOffset != 0 {
 			continue // the rest of a datagram whose first fragment is counted
 		}
-		pk := n.dec.Packet(at, dir)
-		if n.dec.Proto == reference.ICMP && n.dec.Transport && n.dec.L4+8 <= len(data) {
-			id := binary.BigEndian.Uint16(data[n.dec.L4+4:])
-			if n.dec.ICMPType == 8 {
-				pk.Tuple.Src = netip.AddrPortFrom(pk.Tuple.Src.Addr(), id)
-			} else {
-				pk.Tuple.Dst = netip.AddrPortFrom(pk.Tuple.Dst.Addr(), id)
-			}
-		}
-		out = append(out, pk)
+		out = append(out, n.dec.Packet(at, dir))
 	}
 }
 
@@ -444,7 +399,7 @@ func (n *NAT) readSide(e *link.Endpoint, dir reference.Dir, at time.Time) ([]ref
 // synchronous delivery, and the verdicts cannot be trusted.
 func (n *NAT) collectLate() error {
 	for _, e := range []*link.Endpoint{n.topo.In, n.topo.Out} {
-		ps, err := n.readSide(e, reference.Outbound, n.last)
+		ps, err := n.readSide(e, reference.Outbound, n.clock.Last())
 		if err != nil {
 			return err
 		}
@@ -458,89 +413,11 @@ func (n *NAT) collectLate() error {
 	return nil
 }
 
-// sequence fills the TCP sequence and acknowledgement numbers of seg from
-// the flow's two endpoints and advances them.
-func (n *NAT) sequence(seg *link.Segment, dir reference.Dir) {
-	if seg.Tuple.Proto != reference.TCP {
-		return
-	}
-	inside := seg.Tuple
-	if dir == reference.Inbound {
-		in, ok := n.insideOf[seg.Tuple.Reverse()]
-		if !ok {
-			n.isn += 100_003
-			seg.Seq = n.isn
-			return // unsolicited: any numbers
-		}
-		inside = in
-	}
-	f := n.flows[inside]
-	if f == nil {
-		f = &tcpFlow{}
-		n.flows[inside] = f
-	}
-	fl := seg.Flags
-	my, peer, mySet, peerSet := &f.cNxt, &f.sNxt, &f.cSet, &f.sSet
-	if dir == reference.Inbound {
-		my, peer, mySet, peerSet = &f.sNxt, &f.cNxt, &f.sSet, &f.cSet
-	}
-	if fl.Has(reference.SYN) || !*mySet {
-		n.isn += 1_000_003
-		seg.Seq = n.isn
-	} else {
-		seg.Seq = *my
-	}
-	if fl.Has(reference.ACK) && *peerSet {
-		seg.Ack = *peer
-	} else if fl.Has(reference.RST) && *peerSet && dir == reference.Inbound {
-		seg.Ack, seg.Flags = *peer, fl|reference.ACK
-	}
-}
-
-// advance moves the sender's next sequence number past seg, once the NAT
-// forwarded it: a segment the NAT dropped never reached the peer, so the
-// sender would send it again with the same number.
-func (n *NAT) advance(seg link.Segment, dir reference.Dir) {
-	if seg.Tuple.Proto != reference.TCP {
-		return
-	}
-	inside := seg.Tuple
-	if dir == reference.Inbound {
-		in, ok := n.insideOf[seg.Tuple.Reverse()]
-		if !ok {
-			return
-		}
-		inside = in
-	}
-	f := n.flows[inside]
-	if f == nil {
-		return
-	}
-	my, mySet := &f.cNxt, &f.cSet
-	if dir == reference.Inbound {
-		my, mySet = &f.sNxt, &f.sSet
-	}
-	*my, *mySet = seg.Seq, true
-	if seg.Flags.Has(reference.SYN) {
-		*my++
-	}
-	if seg.Flags.Has(reference.FIN) {
-		*my++
-	}
-}
-
-// learn records the outside tuple of a forwarded outbound packet.
-func (n *NAT) learn(sent, got reference.Packet) {
-	if sent.Dir == reference.Outbound {
-		n.insideOf[got.Tuple] = sent.Tuple
-	}
-}
-
 // Wait lets profile time pass until t and returns what the NAT sent
 // meanwhile (a Linux NAT sends nothing on its own; anything seen is
 // evidence).
 func (n *NAT) Wait(ctx context.Context, t time.Time) ([]reference.Packet, error) {
-	if err := n.sleepUntil(ctx, t, false); err != nil {
+	if err := n.clock.Until(ctx, t, false); err != nil {
 		return nil, err
 	}
 	var out []reference.Packet
@@ -588,3 +465,35 @@ func (n *NAT) Close() error {
 // NSFd is the file descriptor of the device's nat namespace, for conntrack
 // and nftables handles.
 func (n *NAT) NSFd() int { return n.topo.NAT.Fd() }
+
+// Settle reports the frames that came out after their packet was judged
+// (specs.Settler): none should, as a drop is judged from the device's
+// counters.
+func (n *NAT) Settle(context.Context) error { return n.collectLate() }
+
+// Links are the device's two links as a live replay drives them: natcheck's
+// endpoints on the inside and the outside, and the link-layer addresses of
+// the nat namespace's interfaces that frames are sent to.
+type Links struct {
+	In, Out               *link.Endpoint
+	NATInside, NATOutside net.HardwareAddr
+}
+
+// Links returns the device's links.
+func (n *NAT) Links() Links {
+	return Links{In: n.topo.In, Out: n.topo.Out, NATInside: n.topo.NATInside.MAC, NATOutside: n.topo.NATOutside.MAC}
+}
+
+// Drops returns every drop counter of the device — its rules' and
+// conntrack's statistics — by the reason it stands for.
+func (n *NAT) Drops() (map[string]uint64, error) {
+	c, err := n.readDrops()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for i, v := range c {
+		out[dropReasons[i]] = v
+	}
+	return out, nil
+}

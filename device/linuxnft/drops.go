@@ -39,6 +39,18 @@ var dropReasons = [nDropCounters]string{
 	dropCTError:          "conntrack error",
 }
 
+// The reasons of the drop counters a caller of Drops may need by name.
+var (
+	// ExhaustionReason is conntrack's insert_failed: no free SNAT tuple.
+	ExhaustionReason = dropReasons[dropCTInsertFailed]
+	// InvalidReason is the invalid rule's (L11).
+	InvalidReason = dropReasons[dropRuleInvalid]
+	// UnsolicitedReason and LocalReason are the unsolicited rules' (B8,
+	// L8), forwarded and local.
+	UnsolicitedReason = dropReasons[dropRuleUnsolicited]
+	LocalReason       = dropReasons[dropRuleLocal]
+)
+
 // dropCounts are the device's drop counters at one moment.
 type dropCounts [nDropCounters]uint64
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/natcheck/natcheck/device/link"
+	"github.com/natcheck/natcheck/device/pace"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/specs"
 )
@@ -35,16 +35,6 @@ var KnownAzureLB = map[reference.Behavior]string{
 	reference.C5:  "L9: a FIN or RST with no flow is invalid and dropped",
 }
 
-// jiffy bounds conntrack's timer granularity (HZ is at least 100).
-const jiffy = 10 * time.Millisecond
-
-// resolution is the smallest profile-time difference the device honours:
-// K × (twice the send tolerance + a jiffy). A packet may leave up to the
-// tolerance late, and conntrack counts time in jiffies.
-func (o Options) resolution() time.Duration {
-	return time.Duration(o.Scale) * (2*o.Tolerance + jiffy)
-}
-
 // Impl is the device as an implementation under test, judged against
 // profile azure-lb (Known: KnownAzureLB), with the resolution of opt.
 func Impl(opt Options) specs.Impl {
@@ -53,7 +43,7 @@ func Impl(opt Options) specs.Impl {
 		Name:       Name,
 		RealTime:   true,
 		Caps:       Caps,
-		Resolution: opt.resolution(),
+		Resolution: pace.Resolution(opt.Scale, opt.Tolerance),
 		Known:      KnownAzureLB,
 		Open: func(ctx context.Context, cfg reference.Config) (specs.NAT, error) {
 			return Open(ctx, cfg, opt)
@@ -61,15 +51,10 @@ func Impl(opt Options) specs.Impl {
 	}
 }
 
-// Calibrate measures how late this machine wakes the device's precise
-// sends (link.WakeLateness, the 99th percentile of 50 waits) and returns
-// opt with a send tolerance of twice that, at least 5 ms and at most
-// 20 ms: the checks' schedules keep their packets apart by at least a
-// second of profile time, so the resolution, K × (2 × tolerance + a
-// jiffy), must stay under that at the largest scale (10). A machine
-// busier than that sends some packets late: harness errors, run again.
+// Calibrate returns opt with the send tolerance this machine allows now
+// (pace.Tolerance).
 func Calibrate(opt Options) Options {
-	opt.Tolerance = min(max(5*time.Millisecond, 2*link.WakeLateness(50)), 20*time.Millisecond)
+	opt.Tolerance = pace.Tolerance()
 	return opt.withDefaults()
 }
 

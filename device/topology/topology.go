@@ -72,7 +72,29 @@ type Iface struct {
 // New builds a topology: the namespaces, the veth pairs up, forwarding on
 // in the nat namespace, IPv6 off, the gateways' neighbour entries and a
 // default route toward the outside.
-func New() (t *Topology, err error) {
+func New() (*Topology, error) { return build(nil) }
+
+// Routed is the addressing of a topology whose nat namespace is an
+// ordinary router, met only through its two links (a stand-in for a
+// third-party device): addresses on its interfaces, neighbours found by
+// ARP.
+type Routed struct {
+	// Inside is the nat namespace's address and prefix on the inside link
+	// (its instances' subnet: 10.0.0.254/24).
+	Inside netip.Prefix
+	// Outside are its addresses on the outside link, the first with the
+	// link's prefix (the public IPs: 203.0.113.1/24), the others /32.
+	Outside []netip.Prefix
+	// Gateway is its default route's next hop on the outside link.
+	Gateway netip.Addr
+}
+
+// NewRouted builds a topology whose nat namespace is addressed as r says
+// and finds its neighbours by ARP; natcheck's endpoints on in0 and out0
+// must answer for the addresses they stand for.
+func NewRouted(r Routed) (*Topology, error) { return build(&r) }
+
+func build(r *Routed) (t *Topology, err error) {
 	start := time.Now()
 	t = &Topology{}
 	defer func() {
@@ -136,6 +158,9 @@ func New() (t *Topology, err error) {
 			return nil, fmt.Errorf("topology: %s: %w", x.name, err)
 		}
 		*x.dst = Iface{Name: x.name, Index: l.Attrs().Index, MAC: l.Attrs().HardwareAddr}
+		if r != nil {
+			continue // neighbours by ARP
+		}
 		if err := t.NATHandle.NeighSet(&netlink.Neigh{LinkIndex: x.dst.Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: x.gw.AsSlice(), HardwareAddr: x.mac}); err != nil {
 			return nil, fmt.Errorf("topology: neighbour %v on %s: %w", x.gw, x.name, err)
 		}
@@ -153,11 +178,48 @@ func New() (t *Topology, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("topology: nat: %w", err)
 	}
+	if r != nil {
+		if err := t.address(r); err != nil {
+			return nil, err
+		}
+		t.Setup = time.Since(start)
+		return t, nil
+	}
 	if err := t.route(netip.PrefixFrom(netip.IPv4Unspecified(), 0), t.NATOutside.Index, OutsideGateway); err != nil {
 		return nil, err
 	}
 	t.Setup = time.Since(start)
 	return t, nil
+}
+
+// address gives the nat namespace r's addresses and its default route.
+func (t *Topology) address(r *Routed) error {
+	add := func(index int, p netip.Prefix) error {
+		l, err := t.NATHandle.LinkByIndex(index)
+		if err != nil {
+			return fmt.Errorf("topology: %w", err)
+		}
+		ipnet := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+		if err := t.NATHandle.AddrAdd(l, &netlink.Addr{IPNet: ipnet}); err != nil {
+			return fmt.Errorf("topology: address %v: %w", p, err)
+		}
+		return nil
+	}
+	if err := add(t.NATInside.Index, r.Inside); err != nil {
+		return err
+	}
+	for i, p := range r.Outside {
+		if i > 0 {
+			p = netip.PrefixFrom(p.Addr(), 32)
+		}
+		if err := add(t.NATOutside.Index, p); err != nil {
+			return err
+		}
+	}
+	if err := t.NATHandle.RouteReplace(&netlink.Route{LinkIndex: t.NATOutside.Index, Gw: r.Gateway.AsSlice()}); err != nil {
+		return fmt.Errorf("topology: default route via %v: %w", r.Gateway, err)
+	}
+	return nil
 }
 
 func setUp(h *netlink.Handle, name string) error {

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestVerifyExternalUsage: a third-party NAT's flags are checked before
+// any interface is touched.
+func TestVerifyExternalUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"verify", "--inside", "eth9"}, "needs --inside IF, --outside IF, --public IP[,IP…] and --gateway IP"},
+		{[]string{"verify", "--inside", "eth9", "--outside", "eth8", "--public", "203.0.113.x", "--gateway", "10.0.0.254"}, `"203.0.113.x": want an IPv4 address`},
+		{[]string{"verify", "--inside", "eth9", "--outside", "eth8", "--public", "203.0.113.1", "--gateway", "fe80::1"}, "--gateway"},
+		{[]string{"verify", "--inside", "eth9", "--outside", "eth8", "--device", "linux-nft"}, "one device at a time"},
+	} {
+		var out, errb bytes.Buffer
+		code := execute(tc.args, &out, &errb)
+		if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("natcheck %s: exit %d, stderr %q; want %d and %q", strings.Join(tc.args, " "), code, errb.String(), exitUsage, tc.want)
+		}
+	}
+}
