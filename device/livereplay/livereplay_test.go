@@ -267,3 +267,70 @@ func TestReplayThroughThirdParty(t *testing.T) {
 		t.Errorf("the report does not say the mappings were not checked against the device")
 	}
 }
+
+// TestIdleGapShortened: with every conntrack timer of the device and the
+// profile at 10 s, a 99.99 s idle gap in the capture is replayed as 11 s
+// (longer than every timer by a second), and the report says so. Across
+// it the UDP flow expires on both: a reply sent after the gap to the
+// flow's old public endpoint is dropped by the device as the profile says
+// (a gap shortened below the timers would have kept the flow alive), and
+// the flow's next packet opens it again, on the port the device picks
+// (L2: random in the range), which the reply after it is sent to.
+func TestIdleGapShortened(t *testing.T) {
+	sandboxtest.Require(t, linuxnft.Preflight)
+	ct, err := linuxnft.DeviceConntrack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*time.Duration{&ct.SynSent, &ct.SynRecv, &ct.Established, &ct.FinWait, &ct.CloseWait, &ct.LastAck, &ct.TimeWait, &ct.Close, &ct.Unacknowledged, &ct.UDP, &ct.UDPStream, &ct.ICMP} {
+		*d = 10 * time.Second
+	}
+	ct.StreamAfter *= 10
+	path := filepath.Join(t.TempDir(), "gap.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriterNanos(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	out := reference.Tuple{Proto: reference.UDP, Src: netip.MustParseAddrPort("10.0.0.1:5000"), Dst: netip.MustParseAddrPort("198.51.100.1:53")}
+	for i, p := range []struct {
+		at time.Duration
+		t  reference.Tuple
+	}{{0, out}, {10 * time.Millisecond, out.Reverse()}, {100 * time.Second, out.Reverse()}, {100*time.Second + 10*time.Millisecond, out}, {100*time.Second + 20*time.Millisecond, out.Reverse()}} {
+		b := link.AppendFrame(nil, net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}, link.Segment{Tuple: p.t, ID: uint16(i + 1), Payload: []byte{byte(i)}})
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: t0.Add(p.at), CaptureLength: len(b), Length: len(b)}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	engine := reference.Config{Profile: reference.Linux(ct), Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")},
+		Backends: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, PortsPerInstance: 8}
+	var ev bytes.Buffer
+	res, err := livereplay.Run(context.Background(), []string{path}, livereplay.Config{Engine: engine, Speed: 10, Events: &ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []livereplay.Gap{{At: t0.Add(10 * time.Millisecond), Length: 100*time.Second - 10*time.Millisecond, To: 11 * time.Second}}
+	if len(res.Shortened) != 1 || res.Shortened[0] != want[0] {
+		t.Errorf("shortened gaps %+v, want %+v", res.Shortened, want)
+	}
+	if res.Differ != 0 || res.Unjudged != 0 {
+		t.Errorf("flows: %d as the profile says, %d otherwise, %d not judged; want none otherwise", res.Agree, res.Differ, res.Unjudged)
+	}
+	if n := res.Counts; n.Translated != 4 || n.Dropped != 1 {
+		t.Errorf("counts %+v: want 4 translated, the reply after the gap dropped", n)
+	}
+	var text bytes.Buffer
+	if err := livereplay.WriteText(&text, res, replay.TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "idle gap shortened: 1m39.99s") || t.Failed() {
+		t.Errorf("report:\n%s\nevents:\n%s", text.String(), ev.String())
+	}
+}

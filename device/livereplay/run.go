@@ -397,12 +397,14 @@ func (r *run) maxGap() time.Duration {
 	return longest + time.Second
 }
 
-// publicOf waits, until deadline, for the mapping of the flow of inside
-// tuple t to be learnt (its outbound packet may still be in flight).
+// publicOf waits, until deadline, for the outbound packets of the flow of
+// inside tuple t still in flight to come out, and returns the mapping
+// learnt for it: the flow's first packet teaches it, and a later one may
+// change it (the flow expired and was opened again on another port).
 func (r *run) publicOf(t reference.Tuple, deadline time.Time) (netip.AddrPort, bool) {
 	for {
 		pub, ok := r.m.Public(t)
-		if ok || !r.m.Pending(t) || time.Now().After(deadline) {
+		if !r.m.Pending(t) || time.Now().After(deadline) {
 			return pub, ok
 		}
 		if _, err := r.links.Out.WaitReadable(time.Millisecond); err != nil {
