@@ -58,9 +58,24 @@ var (
 	EarliestTime = time.Unix(0, math.MinInt64+timeMargin).UTC()
 	LatestTime   = time.Unix(0, math.MaxInt64-timeMargin).UTC()
 
-	// earliestSec and latestSec are the bounds' Unix seconds (setTime).
+	// earliestSec and latestSec are the bounds' Unix seconds (InRange).
 	earliestSec, latestSec = EarliestTime.Unix(), LatestTime.Unix()
 )
+
+// InRange reports whether t is within [EarliestTime, LatestTime], the
+// times the engine takes (a call with another time is a *RangeError). A
+// time whose Unix second lies strictly between the bounds' seconds is in
+// range: two compares instead of time.Time's Before and After, two
+// calls; only a time in one of the bounds' own seconds takes the exact
+// comparisons.
+func InRange(t time.Time) bool {
+	if s := t.Unix(); s > earliestSec && s < latestSec {
+		return true
+	}
+	return inRangeExact(t)
+}
+
+func inRangeExact(t time.Time) bool { return !t.Before(EarliestTime) && !t.After(LatestTime) }
 
 // Flow states, as bits of flow.state.
 const (
@@ -370,14 +385,12 @@ func (e *Engine) Flows() int { return e.live }
 // setTime moves the engine's clock to t and fires every timer due at or
 // before t (B13: a flow whose release time is T is gone for a packet at T).
 func (e *Engine) setTime(t time.Time) (int64, error) {
-	// A time whose Unix second lies strictly between the bounds' seconds
-	// is in range, and its nanoseconds are sec*1e9+nsec (UnixNano): two
-	// compares inline instead of two calls (Before and After are not
-	// inlined); only the bounds' own seconds take the exact comparisons.
+	// InRange, inlined by hand (it is too large for the compiler to
+	// inline), with UnixNano from the second it reads.
 	var ns int64
 	if s := t.Unix(); s > earliestSec && s < latestSec {
 		ns = s*1e9 + int64(t.Nanosecond())
-	} else if t.Before(EarliestTime) || t.After(LatestTime) {
+	} else if !inRangeExact(t) {
 		return 0, &RangeError{Got: t}
 	} else {
 		ns = t.UnixNano()
