@@ -48,6 +48,14 @@ func copyExpectation(t *testing.T, e *Expectation) *Expectation {
 	}
 	c := *e
 	c.Capture = abs
+	if e.Device != nil {
+		d := *e.Device
+		if d.Recording, err = filepath.Abs(e.RecordingPath()); err != nil {
+			t.Fatal(err)
+		}
+		d.Differences = slices.Clone(d.Differences)
+		c.Device = &d
+	}
 	b, _ := json.MarshalIndent(&c, "", "  ")
 	p := filepath.Join(t.TempDir(), filepath.Base(e.path))
 	if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -219,5 +227,37 @@ func TestFirstDifference(t *testing.T) {
 	changed[9001]++
 	if i, what, _ := firstDifference(d, dig(changed...)); i != 9000 || what != "differs" {
 		t.Errorf("a change of record 9001 of %d: firstDifference = %d, %q; want the run from 9000", len(many), i, what)
+	}
+}
+
+// TestDifferencesCiteTheProfile: a changed golden of another profile is
+// reported with that profile's items, not azure-lb's: a drop and a
+// release count altered in a linux, an azure-natgw and an rfc scenario's
+// golden.
+func TestDifferencesCiteTheProfile(t *testing.T) {
+	for _, tc := range []struct {
+		file, drop, release string
+	}{
+		{"scenario-linux-udp-timeouts.json", "(L4)", "(L5/L7)"},
+		{"scenario-azure-natgw-holds.json", "(G3)", "(G4/G5)"},
+		{"scenario-rfc-udp-timer.json", "(R3)", "(R4/R5)"},
+		{"scenario-azure-lb-idle-4m.json", "(B9)", "(B12)"},
+	} {
+		e := mustLoad(t, "../captures/expected/"+tc.file)
+		e.Outcome.Drops["exhausted"]++
+		e.Outcome.Instances[0].Releases.Idle++
+		diff, err := copyExpectation(t, e).Check()
+		if !errors.Is(err, ErrMismatch) {
+			t.Fatalf("%s: Check = %v, want ErrMismatch", tc.file, err)
+		}
+		var lines []string
+		for _, d := range diff {
+			lines = append(lines, d.String())
+		}
+		all := strings.Join(lines, "\n")
+		if !strings.Contains(all, "drops.exhausted: expected") || !strings.Contains(all, "drops.exhausted") ||
+			!strings.Contains(lines[0], tc.drop) || !strings.Contains(all, "releases.idle: expected") || !strings.Contains(all, tc.release) {
+			t.Errorf("%s: differences\n%s\nwant drops.exhausted citing %s and releases.idle citing %s", tc.file, all, tc.drop, tc.release)
+		}
 	}
 }

@@ -44,7 +44,11 @@ type Packet struct {
 	Src, Dst netip.AddrPort
 	Flags    reference.TCPFlags
 	Comment  string
-	shape    [32]byte
+	// Via is the SNAT endpoint the packet's comment names ("… via
+	// 203.0.113.1:1024", as natcheck replay writes on a packet that opens
+	// a flow), if any.
+	Via   netip.AddrPort
+	shape [32]byte
 }
 
 // String renders the packet in one line: "packet 12 at 2025-…: tcp
@@ -59,6 +63,15 @@ func (p Packet) String() string {
 
 // Read reads the packets of a view. Packets that are not IPv4 have
 // nothing to rename and take part with their bytes as shape.
+//
+// A live device's recording (natcheck record: a pcapng file whose
+// interfaces are named "inside" and "outside") is read as its outside
+// view: the packets of the outside interface only, each at the capture
+// time its comment names ("FILE packet N at TIME"), so that it pairs with
+// a replay's outside view of the same input, or with another recording of
+// it, made at another time or speed. A frame of the outside link that
+// translates no replayed packet keeps the time it was recorded at (and so
+// pairs with nothing).
 func Read(path string) ([]Packet, error) {
 	rd, err := capture.Open(path)
 	if err != nil {
@@ -78,10 +91,19 @@ func Read(path string) ([]Packet, error) {
 		p := Packet{Number: rec.Number, Time: rec.Time}
 		if len(rec.Comments) > 0 {
 			p.Comment = strings.Join(rec.Comments, "; ")
+			p.Via = via(p.Comment)
+		}
+		if isRecording(rd) {
+			if rd.InterfaceName(rec.Interface) != "outside" {
+				continue
+			}
+			if t, ok := recordedTime(rec.Comments); ok {
+				p.Time = t
+			}
 		}
 		h := sha256.New()
 		var head [12]byte
-		binary.BigEndian.PutUint64(head[0:], uint64(rec.Time.UnixNano()))
+		binary.BigEndian.PutUint64(head[0:], uint64(p.Time.UnixNano()))
 		if err := frame.Decode(rec.LinkType, rec.Data, &f); err != nil || f.Network != frame.IPv4 {
 			h.Write(head[:8])
 			h.Write(rec.Data)
@@ -102,6 +124,41 @@ func Read(path string) ([]Packet, error) {
 		h.Sum(p.shape[:0])
 		out = append(out, p)
 	}
+}
+
+// isRecording reports whether rd reads a live device's recording: its
+// first two interfaces are named "inside" and "outside", as natcheck
+// record writes them.
+func isRecording(rd *capture.Reader) bool {
+	return rd.InterfaceName(0) == "inside" && rd.InterfaceName(1) == "outside"
+}
+
+// recordedTime returns the capture time a recording's comment names for
+// its packet ("FILE packet N at 2025-01-01T00:00:00.5Z").
+func recordedTime(comments []string) (time.Time, bool) {
+	for _, c := range comments {
+		i := strings.LastIndex(c, " at ")
+		if i < 0 || !strings.Contains(c[:i], " packet ") {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, c[i+len(" at "):]); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// via returns the SNAT endpoint a natcheck comment names after " via ".
+func via(comment string) netip.AddrPort {
+	_, rest, ok := strings.Cut(comment, " via ")
+	if !ok {
+		return netip.AddrPort{}
+	}
+	if i := strings.IndexAny(rest, "; "); i >= 0 {
+		rest = rest[:i]
+	}
+	ap, _ := netip.ParseAddrPort(rest)
+	return ap
 }
 
 // payloadStart is the offset of the transport payload.
@@ -146,8 +203,15 @@ func (d Difference) String() string {
 // Result is the comparison of two views.
 type Result struct {
 	PacketsA, PacketsB, Paired int
-	// SNATIPsA and SNATIPsB are the SNAT IPs each view uses, as found.
+	// SNATIPsA and SNATIPsB are the SNAT IPs each view uses, as found:
+	// named by natcheck's comments ("via 203.0.113.1:1024"), or the side of
+	// a paired packet whose endpoint differs between the views. Both are
+	// empty when neither view has such comments and every pair has the
+	// same endpoints (Identical).
 	SNATIPsA, SNATIPsB []netip.Addr
+	// Identical: every packet of each view is paired, with the same
+	// endpoints in both views; nothing needed renaming.
+	Identical bool
 	// Endpoints is the renaming found: every SNAT endpoint of A with B's,
 	// in the order A first used them; Renamed counts those that differ.
 	Endpoints []Rename
@@ -176,6 +240,16 @@ func Compare(a, b []Packet) *Result {
 	slices.SortStableFunc(b, byTime)
 	pairs, onlyA, onlyB := pair(a, b, nil, nil)
 	snatA, snatB := map[netip.Addr]bool{}, map[netip.Addr]bool{}
+	for _, v := range []struct {
+		view []Packet
+		snat map[netip.Addr]bool
+	}{{a, snatA}, {b, snatB}} {
+		for _, p := range v.view {
+			if p.Via.IsValid() {
+				v.snat[p.Via.Addr()] = true
+			}
+		}
+	}
 	for _, pr := range pairs {
 		pa, pb := pr[0], pr[1]
 		if pa.Src != pb.Src && pa.Dst == pb.Dst {
@@ -185,12 +259,29 @@ func Compare(a, b []Packet) *Result {
 			snatA[pa.Dst.Addr()], snatB[pb.Dst.Addr()] = true, true
 		}
 	}
-	if len(snatA) > 0 {
+	// A SNAT IP one view's comments name is one in the other view too
+	// where a pair has the same endpoints in both (a device's recording,
+	// with no comments, against a replay).
+	for _, pr := range pairs {
+		pa, pb := pr[0], pr[1]
+		if pa.Src == pb.Src && pa.Dst == pb.Dst {
+			for _, ip := range []netip.Addr{pa.Src.Addr(), pa.Dst.Addr()} {
+				if snatA[ip] || snatB[ip] {
+					snatA[ip], snatB[ip] = true, true
+				}
+			}
+		}
+	}
+	if len(snatA) > 0 || len(snatB) > 0 {
 		// With the SNAT sides known, pair again with the server endpoint
 		// in the shape: packets at one time with one shape are told apart.
 		pairs, onlyA, onlyB = pair(a, b, snatA, snatB)
 	}
 	res.Paired = len(pairs)
+	res.Identical = len(onlyA) == 0 && len(onlyB) == 0
+	for _, pr := range pairs {
+		res.Identical = res.Identical && pr[0].Src == pr[1].Src && pr[0].Dst == pr[1].Dst
+	}
 	res.SNATIPsA, res.SNATIPsB = sortedAddrs(snatA), sortedAddrs(snatB)
 	type key struct {
 		proto reference.Proto

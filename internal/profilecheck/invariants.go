@@ -1,4 +1,4 @@
-package fuzz
+package profilecheck
 
 import (
 	"fmt"
@@ -148,24 +148,24 @@ func (s *profileShadow) verdict(pk reference.Packet, v reference.Verdict) error 
 	return nil
 }
 
-// CheckProfileInvariants runs the engine of profile p on the operations
-// data decodes to (runProfile) and checks profileShadow's invariants after
+// Invariants runs the engine of profile p on the operations
+// data decodes to (Run) and checks profileShadow's invariants after
 // every one; it runs the input twice and compares the event logs.
-func CheckProfileInvariants(p reference.Profile, data []byte) error {
+func Invariants(p reference.Profile, data []byte) error {
 	var logs [2]string
 	for run := range logs {
 		s := &profileShadow{prof: p}
-		err := runProfile(p, data, s.observe, func(cfg reference.Config, e *reference.Engine) (profileHooks, error) {
+		err := Run(p, data, s.observe, func(cfg reference.Config, e *reference.Engine) (Hooks, error) {
 			s.cfg, s.plan = cfg, e.Plan()
-			return profileHooks{
-				packet: func(pk reference.Packet, v reference.Verdict, emit []reference.Packet) error {
+			return Hooks{
+				Packet: func(pk reference.Packet, v reference.Verdict, emit []reference.Packet) error {
 					fmt.Fprintf(&s.log, "%v %v %v -> %v %v %v %v\n", pk.Dir, pk.Tuple, pk.Flags, v.Action, v.Behavior, v.Tuple, emit)
 					if err := s.verdict(pk, v); err != nil {
 						return err
 					}
 					return s.check(e)
 				},
-				advance: func(t time.Time, emit []reference.Packet) error {
+				Advance: func(t time.Time, emit []reference.Packet) error {
 					s.gone = s.gone[:0]
 					return s.check(e)
 				},
