@@ -822,3 +822,133 @@ func TestWarmChangesNothing(t *testing.T) {
 		t.Errorf("warming changed the verdicts")
 	}
 }
+
+// TestL4ProbeRounds pins linux's probe for a new flow whose source port
+// it cannot keep (L2, L4), restated here from SEMANTICS.md: rounds of
+// min(n, 128), 64, 32, 16 and 8 consecutive slots (mod the instance's n
+// slots), each from the offset Engine.probe gives that round, the first
+// free slot taken; after a round as long as the range, or of fewer than
+// 16 slots, the flow is refused. 1,100 flows to one server from ports
+// outside the instance's range fill instances of 1,024, 24 and 8 ports:
+// every choice and every refusal must match, and the 1,024-port instance
+// refuses flows while ports are free.
+func TestL4ProbeRounds(t *testing.T) {
+	for _, n := range []int{1024, 24, 8} {
+		h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
+			Backends: []netip.Addr{ip("10.0.0.1")}, PortsPerInstance: n})
+		taken := make([]bool, n)
+		refused, took := 0, 0
+		for j := range 1100 {
+			src := netip.AddrPortFrom(ip("10.0.0.1"), uint16(3000+j))
+			k := packKey(v4(src.Addr()), src.Port(), v4(ip("198.51.100.1")), 443, TCP)
+			want := -1
+			attempts := min(n, 128)
+		rounds:
+			for round := 0; ; round++ {
+				off := int(h.e.probe(k, round) & 0xffff)
+				for i := 0; i < attempts; i++ {
+					if s := (off + i) % n; !taken[s] {
+						want = s
+						break rounds
+					}
+				}
+				if attempts == n || attempts < 16 {
+					break
+				}
+				attempts /= 2
+			}
+			v := h.out(time.Duration(j)*time.Microsecond, TCP, src.String(), "198.51.100.1:443", SYN)
+			if want < 0 {
+				if took < n {
+					refused++ // with ports free
+				}
+				if v.Action != Dropped || v.Reason != DropExhausted {
+					t.Fatalf("n=%d, flow %d: %v, want refused (every probe round found its slots taken)", n, j, v)
+				}
+				continue
+			}
+			took++
+			taken[want] = true
+			if v.Action != Translated || v.Tuple.Src != netip.AddrPortFrom(ip("203.0.113.1"), uint16(1024+want)) {
+				t.Fatalf("n=%d, flow %d: %v, want translated from port %d (slot %d)", n, j, v, 1024+want, want)
+			}
+		}
+		switch {
+		case took != n:
+			t.Errorf("n=%d: %d flows took ports, want every port", n, took)
+		case n > 128 && refused == 0:
+			t.Errorf("n=%d: no flow refused while ports were free (L4)", n)
+		case n <= 128 && refused > 0:
+			t.Errorf("n=%d: %d flows refused while ports were free: one round covers the range", n, refused)
+		}
+	}
+}
+
+// TestG2RandomThenScan pins azure-natgw's port choice (G2, G3), restated
+// here: up to 64 draws (public IP = hash mod IPs, port = FirstPort + hash>>24
+// mod PortsPerIP, from Engine.probe's hash of each round) of an endpoint
+// with no flow to the destination on an IP under MaxPerDestination; then a
+// scan from the 65th draw: IPs from its IP onward, ports from its port
+// onward, wrapping. Flows to one server through 3 IPs of 256 ports, with
+// a cap of 250 and of 256 flows per IP, fill every IP to the cap: late
+// flows find their port only by the scan (with the full cap, after IPs
+// with no port left), the last 20 none.
+func TestG2RandomThenScan(t *testing.T) {
+	for _, limit := range []int{250, 256} {
+		p := AzureNATGW()
+		p.PortsPerIP, p.Gateway.MaxPerDestination = 256, limit
+		fronts := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2"), ip("203.0.113.3")}
+		h := newHarness(t, Config{Profile: p, Frontends: fronts, Backends: []netip.Addr{ip("10.0.0.1")}})
+		taken := map[netip.AddrPort]bool{}
+		perIP := map[netip.Addr]int{}
+		scanned, refused := 0, 0
+		for j := range 3*limit + 20 {
+			src := netip.AddrPortFrom(ip("10.0.0.1"), uint16(3000+j))
+			k := packKey(v4(src.Addr()), src.Port(), v4(ip("198.51.100.1")), 443, TCP)
+			ok := func(a netip.AddrPort) bool { return perIP[a.Addr()] < limit && !taken[a] }
+			at := func(hash uint64, i, j uint64) netip.AddrPort {
+				return netip.AddrPortFrom(fronts[(hash+i)%3], uint16(1024+(hash>>24+j)%256))
+			}
+			var want netip.AddrPort
+			for round := range 64 {
+				if a := at(h.e.probe(k, round), 0, 0); ok(a) {
+					want = a
+					break
+				}
+			}
+			if !want.IsValid() {
+				hash := h.e.probe(k, 64)
+			scan:
+				for i := range uint64(3) {
+					for j := range uint64(256) {
+						if a := at(hash, i, j); perIP[a.Addr()] < limit {
+							if !taken[a] {
+								want = a
+								scanned++
+								break scan
+							}
+						} else {
+							break
+						}
+					}
+				}
+			}
+			v := h.out(time.Duration(j)*time.Microsecond, TCP, src.String(), "198.51.100.1:443", SYN)
+			if !want.IsValid() {
+				refused++
+				if v.Action != Dropped || v.Reason != DropExhausted {
+					t.Fatalf("cap %d, flow %d: %v, want refused", limit, j, v)
+				}
+				continue
+			}
+			if v.Action != Translated || v.Tuple.Src != want {
+				t.Fatalf("cap %d, flow %d: %v, want translated from %v", limit, j, v, want)
+			}
+			taken[want] = true
+			perIP[want.Addr()]++
+		}
+		if scanned == 0 || refused != 20 {
+			t.Errorf("cap %d: %d flows found their port by the scan, %d refused: want some, and 20", limit, scanned, refused)
+		}
+	}
+}
