@@ -884,65 +884,76 @@ func TestL4ProbeRounds(t *testing.T) {
 	}
 }
 
-// TestG2RandomThenScan pins azure-natgw's port choice (G2, G3), restated
-// here: up to 64 draws (public IP = hash mod IPs, port = FirstPort + hash>>24
-// mod PortsPerIP, from Engine.probe's hash of each round) of an endpoint
-// with no flow to the destination on an IP under MaxPerDestination; then a
-// scan from the 65th draw: IPs from its IP onward, ports from its port
-// onward, wrapping. Flows to one server through 3 IPs of 256 ports, with
-// a cap of 250 and of 256 flows per IP, fill every IP to the cap: late
-// flows find their port only by the scan (with the full cap, after IPs
-// with no port left), the last 20 none.
+// gatewayChoice restates azure-natgw's port choice (G2, G3) for the test:
+// up to 64 draws (public IP = hash mod IPs, port = 1024 + hash>>24 mod
+// ports, from Engine.probe's hash of each round) of an endpoint with no
+// flow to the destination on an IP under the cap; then a scan from the
+// 65th draw: IPs from its IP onward, ports from its port onward, wrapping.
+// It returns the endpoint (invalid: refused) and whether the scan found it.
+func gatewayChoice(e *Engine, k key, fronts []netip.Addr, ports, limit int,
+	taken map[netip.AddrPort]bool, perIP map[netip.Addr]int) (netip.AddrPort, bool) {
+	nIP, n := uint64(len(fronts)), uint64(ports)
+	at := func(hash, i, j uint64) netip.AddrPort {
+		return netip.AddrPortFrom(fronts[(hash+i)%nIP], uint16(1024+(hash>>24+j)%n))
+	}
+	for round := range 64 {
+		if a := at(e.probe(k, round), 0, 0); perIP[a.Addr()] < limit && !taken[a] {
+			return a, false
+		}
+	}
+	hash := e.probe(k, 64)
+	for i := range nIP {
+		if perIP[at(hash, i, 0).Addr()] >= limit {
+			continue
+		}
+		for j := range n {
+			if a := at(hash, i, j); !taken[a] {
+				return a, true
+			}
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// TestG2RandomThenScan pins azure-natgw's port choice (gatewayChoice).
+// Flows to one server through 3 IPs of 256 ports, with a cap of 250 and
+// of 256 flows per IP, fill every IP to the cap: late flows find their
+// port only by the scan, the last 20 none. Then, on 3 IPs of 8 ports, the
+// first IP is filled and the two others left with one port each; a flow
+// whose draws all miss and whose scan starts on the full IP must move on
+// to the next IP in order, not the one before.
 func TestG2RandomThenScan(t *testing.T) {
-	for _, limit := range []int{250, 256} {
+	fronts := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2"), ip("203.0.113.3")}
+	srv := ip("198.51.100.1")
+	keyOf := func(port uint16) key { return packKey(v4(ip("10.0.0.1")), port, v4(srv), 443, TCP) }
+	gateway := func(ports, limit int) *harness {
 		p := AzureNATGW()
-		p.PortsPerIP, p.Gateway.MaxPerDestination = 256, limit
-		fronts := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2"), ip("203.0.113.3")}
-		h := newHarness(t, Config{Profile: p, Frontends: fronts, Backends: []netip.Addr{ip("10.0.0.1")}})
-		taken := map[netip.AddrPort]bool{}
-		perIP := map[netip.Addr]int{}
+		p.PortsPerIP, p.Gateway.MaxPerDestination = ports, limit
+		return newHarness(t, Config{Profile: p, Frontends: fronts, Backends: []netip.Addr{ip("10.0.0.1")}})
+	}
+	send := func(h *harness, port uint16, want netip.AddrPort) {
+		t.Helper()
+		v := h.out(time.Millisecond, TCP, netip.AddrPortFrom(ip("10.0.0.1"), port).String(), "198.51.100.1:443", SYN)
+		switch {
+		case !want.IsValid() && (v.Action != Dropped || v.Reason != DropExhausted):
+			t.Fatalf("from port %d: %v, want refused", port, v)
+		case want.IsValid() && (v.Action != Translated || v.Tuple.Src != want):
+			t.Fatalf("from port %d: %v, want translated from %v", port, v, want)
+		}
+	}
+	for _, limit := range []int{250, 256} {
+		h := gateway(256, limit)
+		taken, perIP := map[netip.AddrPort]bool{}, map[netip.Addr]int{}
 		scanned, refused := 0, 0
 		for j := range 3*limit + 20 {
-			src := netip.AddrPortFrom(ip("10.0.0.1"), uint16(3000+j))
-			k := packKey(v4(src.Addr()), src.Port(), v4(ip("198.51.100.1")), 443, TCP)
-			ok := func(a netip.AddrPort) bool { return perIP[a.Addr()] < limit && !taken[a] }
-			at := func(hash uint64, i, j uint64) netip.AddrPort {
-				return netip.AddrPortFrom(fronts[(hash+i)%3], uint16(1024+(hash>>24+j)%256))
-			}
-			var want netip.AddrPort
-			for round := range 64 {
-				if a := at(h.e.probe(k, round), 0, 0); ok(a) {
-					want = a
-					break
-				}
-			}
-			if !want.IsValid() {
-				hash := h.e.probe(k, 64)
-			scan:
-				for i := range uint64(3) {
-					for j := range uint64(256) {
-						if a := at(hash, i, j); perIP[a.Addr()] < limit {
-							if !taken[a] {
-								want = a
-								scanned++
-								break scan
-							}
-						} else {
-							break
-						}
-					}
-				}
-			}
-			v := h.out(time.Duration(j)*time.Microsecond, TCP, src.String(), "198.51.100.1:443", SYN)
+			want, scan := gatewayChoice(h.e, keyOf(uint16(3000+j)), fronts, 256, limit, taken, perIP)
+			send(h, uint16(3000+j), want)
 			if !want.IsValid() {
 				refused++
-				if v.Action != Dropped || v.Reason != DropExhausted {
-					t.Fatalf("cap %d, flow %d: %v, want refused", limit, j, v)
-				}
 				continue
 			}
-			if v.Action != Translated || v.Tuple.Src != want {
-				t.Fatalf("cap %d, flow %d: %v, want translated from %v", limit, j, v, want)
+			if scan {
+				scanned++
 			}
 			taken[want] = true
 			perIP[want.Addr()]++
@@ -951,4 +962,33 @@ func TestG2RandomThenScan(t *testing.T) {
 			t.Errorf("cap %d: %d flows found their port by the scan, %d refused: want some, and 20", limit, scanned, refused)
 		}
 	}
+
+	// The directed case: inside ports are chosen (by the restatement) so
+	// that the first IP fills, then the others keep one port each.
+	h := gateway(8, 8)
+	taken, perIP := map[netip.AddrPort]bool{}, map[netip.Addr]int{}
+	port := uint16(3000)
+	next := func(ok func(p uint16, a netip.AddrPort, scan bool) bool) (uint16, netip.AddrPort) {
+		t.Helper()
+		for ; port < 60000; port++ {
+			if a, scan := gatewayChoice(h.e, keyOf(port), fronts, 8, 8, taken, perIP); a.IsValid() && ok(port, a, scan) {
+				port++
+				return port - 1, a
+			}
+		}
+		t.Fatal("no inside port gives the wanted choice")
+		return 0, netip.AddrPort{}
+	}
+	for perIP[fronts[0]] < 8 || perIP[fronts[1]] < 7 || perIP[fronts[2]] < 7 {
+		p, a := next(func(_ uint16, a netip.AddrPort, _ bool) bool { return a.Addr() == fronts[0] || perIP[a.Addr()] < 7 })
+		send(h, p, a)
+		taken[a] = true
+		perIP[a.Addr()]++
+	}
+	// A scan from the full first IP: the next one in order is the second.
+	p, a := next(func(p uint16, a netip.AddrPort, scan bool) bool { return scan && h.e.probe(keyOf(p), 64)%3 == 0 })
+	if a.Addr() != fronts[1] {
+		t.Fatalf("restated choice %v, want the second IP", a)
+	}
+	send(h, p, a)
 }
