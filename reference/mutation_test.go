@@ -992,3 +992,51 @@ func TestG2RandomThenScan(t *testing.T) {
 	}
 	send(h, p, a)
 }
+
+// TestPortBitsLowest pins portBits.lowest, rfc's search for a free port
+// (R3): the lowest port in [lo, hi] not in the set, of the wanted parity
+// or of any; ports below lo in lo's word and a free port past hi do not
+// count; the range's last word is searched.
+func TestPortBitsLowest(t *testing.T) {
+	except := func(free ...int) *portBits {
+		var b portBits
+		for i := range b {
+			b[i] = ^uint64(0)
+		}
+		for _, p := range free {
+			b.clear(p)
+		}
+		return &b
+	}
+	for _, tc := range []struct {
+		name         string
+		b            *portBits
+		lo, hi, want int
+		any          bool
+		got          int
+	}{
+		{"empty, low range, odd", &portBits{}, 1, 1023, 1001, false, 1},
+		{"empty, low range, even", &portBits{}, 1, 1023, 1000, false, 2},
+		{"empty, low range, any", &portBits{}, 1, 1023, 1000, true, 1},
+		{"empty, high range, even", &portBits{}, 1024, 65535, 40000, false, 1024},
+		{"empty, high range, odd", &portBits{}, 1024, 65535, 40001, false, 1025},
+		{"lo inside a word, odd", &portBits{}, 1027, 65535, 1, false, 1027},
+		{"lo inside a word, even", &portBits{}, 1027, 65535, 2, false, 1028},
+		{"lo inside a word, any", &portBits{}, 1027, 65535, 2, true, 1027},
+		{"free below lo only", except(1024, 1025, 1026), 1027, 65535, 2, true, -1},
+		{"the range's last port", except(65535), 1024, 65535, 1, false, 65535},
+		{"the range's last port, even wanted", except(65535), 1024, 65535, 2, false, -1},
+		{"the range's last port, any", except(65535), 1024, 65535, 2, true, 65535},
+		{"the last word's first port", except(65472), 1024, 65535, 2, false, 65472},
+		{"free past hi only", except(1024), 1, 1023, 2, false, -1},
+		{"free past hi in hi's word", except(1031), 1024, 1030, 1, false, -1},
+		{"hi itself", except(1023, 1024), 1, 1023, 1, false, 1023},
+		{"the next word", except(1088, 1089), 1024, 65535, 1, false, 1089},
+		{"parity, then none", except(1090), 1024, 65535, 1, false, -1},
+		{"any parity", except(1090), 1024, 65535, 1, true, 1090},
+	} {
+		if got := tc.b.lowest(tc.lo, tc.hi, tc.want, tc.any); got != tc.got {
+			t.Errorf("%s: lowest(%d, %d, %d, %v) = %d, want %d", tc.name, tc.lo, tc.hi, tc.want, tc.any, got, tc.got)
+		}
+	}
+}
