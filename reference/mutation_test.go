@@ -1040,3 +1040,33 @@ func TestPortBitsLowest(t *testing.T) {
 		}
 	}
 }
+
+// TestL7StreamAfterBoundary: a replied UDP flow gets the stream timeout
+// (120 s) only for a packet more than StreamAfter (2 s) after its start
+// (L7): a packet at exactly 2 s leaves it the 30 s timeout, 1 ns later
+// the stream one.
+func TestL7StreamAfterBoundary(t *testing.T) {
+	for _, tc := range []struct {
+		at      time.Duration
+		release time.Duration
+	}{
+		{2 * time.Second, 32 * time.Second},
+		{2*time.Second + 1, 122*time.Second + 1},
+	} {
+		h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
+			Backends: []netip.Addr{ip("10.0.0.1")}})
+		snat := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+		if v := h.in(time.Second, UDP, "198.51.100.1:53", snat.String(), 0); v.Action != Translated {
+			t.Fatalf("reply: %v", v)
+		}
+		h.mustOut(tc.at, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+		h.advance(tc.release - 1)
+		if h.e.Flows() != 1 {
+			t.Errorf("packet at +%v: the flow is gone before +%v", tc.at, tc.release)
+		}
+		h.advance(tc.release)
+		if h.e.Flows() != 0 {
+			t.Errorf("packet at +%v: the flow is live at +%v, want released", tc.at, tc.release)
+		}
+	}
+}
