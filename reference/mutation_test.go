@@ -1070,3 +1070,47 @@ func TestL7StreamAfterBoundary(t *testing.T) {
 		}
 	}
 }
+
+// TestInUseOutOfRange: InUse counts an instance's ports in use and
+// answers 0, 0 for an instance it does not have, on either side.
+func TestInUseOutOfRange(t *testing.T) {
+	h := newHarness(t, oneIP("10.0.0.1", "10.0.0.2"))
+	h.mustOut(0, TCP, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+	h.mustOut(0, UDP, "10.0.0.1:1000", "198.51.100.1:53", 0)
+	h.mustOut(0, UDP, "10.0.0.2:1000", "198.51.100.1:53", 0)
+	for _, tc := range []struct{ inst, tcp, udp int }{{-1, 0, 0}, {0, 1, 1}, {1, 0, 1}, {2, 0, 0}} {
+		if tcp, udp := h.e.InUse(tc.inst); tcp != tc.tcp || udp != tc.udp {
+			t.Errorf("InUse(%d) = %d, %d, want %d, %d", tc.inst, tcp, udp, tc.tcp, tc.udp)
+		}
+	}
+}
+
+// TestL6InboundSYNOnATimeWaitFlow: on linux, a SYN from the server on a
+// flow in TIME_WAIT (both sides closed it) ends the flow and is dropped
+// as unsolicited, naming no instance (L6, L8): nothing inside asked for
+// the new connection.
+func TestL6InboundSYNOnATimeWaitFlow(t *testing.T) {
+	h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
+		Backends: []netip.Addr{ip("10.0.0.1")}})
+	const in, srv = "10.0.0.1:5000", "198.51.100.1:443"
+	snat := h.mustOut(0, TCP, in, srv, SYN).String()
+	for i, s := range []struct {
+		dir   Dir
+		flags TCPFlags
+	}{{Inbound, SYN | ACK}, {Outbound, ACK}, {Outbound, FIN | ACK}, {Inbound, FIN | ACK}, {Outbound, ACK}} {
+		src, dst := in, srv
+		if s.dir == Inbound {
+			src, dst = srv, snat
+		}
+		if v := h.pkt(time.Duration(i+1)*time.Millisecond, s.dir, TCP, src, dst, s.flags); v.Action != Translated {
+			t.Fatalf("packet %d (%v %v): %v", i+1, s.dir, s.flags, v)
+		}
+	}
+	v := h.in(time.Second, TCP, srv, snat, SYN)
+	if want := (Verdict{Action: Dropped, Reason: DropUnsolicited, Behavior: L8, Instance: -1}); v != want {
+		t.Errorf("a SYN from the server in TIME_WAIT: %v, want %v", v, want)
+	}
+	if h.e.Flows() != 0 {
+		t.Errorf("%d flows live after the SYN, want the TIME_WAIT flow gone", h.e.Flows())
+	}
+}
