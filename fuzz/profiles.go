@@ -80,7 +80,8 @@ func (r rfcCheck) check(p reference.Packet, v reference.Verdict, emit []referenc
 		return fmt.Errorf("rfc sends no packets of its own; the engine sent %v", emit)
 	}
 	if v.Action != want.Action || v.Reason != want.Reason || v.Behavior != want.Behavior || v.Instance != want.Instance ||
-		v.NewFlow != want.NewFlow || ((v.Action == reference.Translated || v.Action == reference.Hairpinned) && v.Tuple != want.Tuple) {
+		v.NewFlow != want.NewFlow || ((v.Action == reference.Translated || v.Action == reference.Hairpinned) && v.Tuple != want.Tuple) ||
+		(v.Embedded == nil) != (want.Embedded == nil) || (v.Embedded != nil && *v.Embedded != *want.Embedded) {
 		return fmt.Errorf("engine %s, model %s", v, want)
 	}
 	return nil
@@ -110,6 +111,10 @@ func newProfileModel(cfg reference.Config, e *reference.Engine) (profileModel, e
 var profileSteps = []time.Duration{0, time.Nanosecond, time.Millisecond, 500 * time.Millisecond, 2 * time.Second,
 	10 * time.Second, 16 * time.Second, 30 * time.Second, 65 * time.Second, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute,
 	124 * time.Minute, 432000 * time.Second}
+
+// router sends the ICMP errors of a profile comparison: an address on the
+// path, not a flow's remote (errors are not filtered by their source).
+var router = netip.MustParseAddrPort("192.0.2.254:0")
 
 // endpoint is a flow the engine opened: what an inbound packet may be
 // aimed at.
@@ -171,7 +176,8 @@ type profileHooks struct {
 // inside endpoints, some of them inside the linux instance's range, to a
 // few servers or a public endpoint of the NAT), an inbound packet aimed at
 // an endpoint the engine opened (from the remote it was sent to, or
-// another port or IP of it), an unsolicited one, a time step, or a step
+// another port or IP of it), an ICMP error quoting a packet of such a
+// flow (or of its variants) from either side, an unsolicited one, a time step, or a step
 // landing exactly on (or 1 ns before) a release time the hooks know. It
 // runs them through an engine built with observer and hands each outcome
 // to the hooks newHooks builds, stopping at the first error.
@@ -235,6 +241,14 @@ func runProfile(p reference.Profile, data []byte, observer reference.Observer,
 				Flags: flagTable[int(z)%len(flagTable)], Fragment: z>>3 == 30}
 			if o.proto != reference.TCP {
 				pk.Flags = 0
+			}
+			switch z >> 3 {
+			case 28: // an ICMP error from a router, quoting a packet the NAT sent (R6, L10)
+				pk = reference.Packet{Time: now, Dir: reference.Inbound, Tuple: reference.Tuple{Proto: reference.ICMP, Src: router, Dst: netip.AddrPortFrom(o.snat.Addr(), 0)},
+					Embedded: &reference.Tuple{Proto: o.proto, Src: o.snat, Dst: src}}
+			case 29: // an ICMP error from inside, quoting a packet it received
+				pk = reference.Packet{Time: now, Dir: reference.Outbound, Tuple: reference.Tuple{Proto: reference.ICMP, Src: netip.AddrPortFrom(o.inside.Addr(), 0), Dst: netip.AddrPortFrom(src.Addr(), 0)},
+					Embedded: &reference.Tuple{Proto: o.proto, Src: src, Dst: o.inside}}
 			}
 		case k == 11: // unsolicited
 			pk = reference.Packet{Time: now, Dir: reference.Inbound, Tuple: reference.Tuple{Proto: []reference.Proto{reference.TCP, reference.UDP}[int(y)%2],

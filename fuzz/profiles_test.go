@@ -3,6 +3,7 @@ package fuzz
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/natcheck/natcheck/reference"
 )
@@ -93,3 +94,39 @@ func FuzzLinuxInvariants(f *testing.F) {
 func FuzzNATGWInvariants(f *testing.F) { fuzzInvariants(f, reference.AzureNATGW()) }
 
 func FuzzRFCInvariants(f *testing.F) { fuzzInvariants(f, reference.RFC()) }
+
+// TestProfileRunsReachICMPErrors: the random inputs of
+// TestProfilesAgainstModels send ICMP errors both ways, and under linux
+// and rfc some are translated and some dropped, so the comparison of R6
+// and L10's errors is not vacuous.
+func TestProfileRunsReachICMPErrors(t *testing.T) {
+	for _, p := range []reference.Profile{reference.Linux(reference.DefaultConntrack()), reference.RFC()} {
+		t.Run(p.Name, func(t *testing.T) {
+			counts := map[[2]int]int{} // [direction, action]
+			for seed := range uint64(300) {
+				err := runProfile(p, randomInput(seed, 3+4*400), nil, func(reference.Config, *reference.Engine) (profileHooks, error) {
+					return profileHooks{
+						packet: func(pk reference.Packet, v reference.Verdict, _ []reference.Packet) error {
+							if pk.Embedded != nil {
+								counts[[2]int{int(pk.Dir), int(v.Action)}]++
+							}
+							return nil
+						},
+						advance: func(time.Time, []reference.Packet) error { return nil },
+					}, nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, d := range []reference.Dir{reference.Outbound, reference.Inbound} {
+				for _, a := range []reference.Action{reference.Translated, reference.Dropped} {
+					if n := counts[[2]int{int(d), int(a)}]; n < 10 {
+						t.Errorf("%v ICMP errors %v: %d, want at least 10", d, a, n)
+					}
+				}
+			}
+			t.Logf("%v", counts)
+		})
+	}
+}

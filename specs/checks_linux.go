@@ -338,6 +338,7 @@ func linuxProtocolChecks() []Check {
 				back := s.Send(reference.Packet{Time: Origin.Add(sec), Dir: in, Tuple: reference.Tuple{Proto: udp, Src: server(0, 53), Dst: o.SNAT()}, Fragment: true})
 				p.G.Expect(back).To(BeForwardedTo(inside))
 			}},
+		icmpErrorChecks(reference.L10),
 	}
 }
 
