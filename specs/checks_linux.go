@@ -194,10 +194,16 @@ func linuxTimerChecks() []Check {
 			packets: then(handshake, tp{10 * sec, out, fin | ack}, tp{20 * sec, in, fin | ack}, tp{21 * sec, out, ack}), release: ct(func(c reference.Conntrack) time.Duration { return c.TimeWait }, 21*sec)},
 		{id: L5, title: "a flow picked up mid-stream (a pure ACK under tcp_loose, no reply yet) is released nf_conntrack_tcp_timeout_unacknowledged after it, not the established timeout", proto: tcp,
 			packets: []tp{{0, out, ack}}, release: ct(func(c reference.Conntrack) time.Duration { return c.Unacknowledged }, 0)},
-		{id: L5, title: "a picked-up flow's later packets, still unanswered, restart that shorter timer: an ACK at 100 s releases at 100 s + unacknowledged", proto: tcp,
-			packets: []tp{{0, out, ack}, {100 * sec, out, ack | psh}}, release: ct(func(c reference.Conntrack) time.Duration { return c.Unacknowledged }, 100*sec)},
+		{id: L5, title: "a picked-up flow's later packets, still unanswered, restart that shorter timer: an ACK at a third of it releases a third later", proto: tcp,
+			packetsOf: func(pr reference.Profile) []tp {
+				return []tp{{0, out, ack}, {pr.Conntrack.Unacknowledged / 3, out, ack | psh}}
+			},
+			release: func(pr reference.Profile) time.Duration { return pr.Conntrack.Unacknowledged/3 + pr.Conntrack.Unacknowledged }},
 		{id: L5, title: "a retransmitted SYN with no answer does not restart SYN_SENT's timer (nf_conntrack_proto_tcp.c): released syn_sent after the first SYN", proto: tcp,
-			packets: []tp{{0, out, syn}, {3 * sec, out, syn}}, release: ct(func(c reference.Conntrack) time.Duration { return c.SynSent }, 0)},
+			packetsOf: func(pr reference.Profile) []tp {
+				return []tp{{0, out, syn}, {pr.Conntrack.SynSent / 4, out, syn}}
+			},
+			release: ct(func(c reference.Conntrack) time.Duration { return c.SynSent }, 0)},
 		{id: L6, title: "a RST on a flow that has seen a reply moves it to CLOSE: still translated until nf_conntrack_tcp_timeout_close after the RST", proto: tcp,
 			packets: then(handshake, tp{5 * sec, out, rst}), release: ct(func(c reference.Conntrack) time.Duration { return c.Close }, 5*sec)},
 		{id: L6, title: "a RST from outside on an answered flow: CLOSE too", proto: tcp,
