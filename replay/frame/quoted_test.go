@@ -12,9 +12,9 @@ import (
 	"github.com/natcheck/natcheck/reference"
 )
 
-// ipv4Packet builds an IPv4 packet from src to dst carrying payload, its
+// buildIPv4 builds an IPv4 packet from src to dst carrying payload, its
 // header checksum computed with the test's own refSum.
-func ipv4Packet(src, dst netip.Addr, proto reference.Proto, payload []byte, total int) []byte {
+func buildIPv4(src, dst netip.Addr, proto reference.Proto, payload []byte, total int) []byte {
 	b := []byte{0x45, 0, 0, 0, 0x12, 0x34, 0, 0, 64, byte(proto), 0, 0}
 	binary.BigEndian.PutUint16(b[2:], uint16(total))
 	s, d := src.As4(), dst.As4()
@@ -55,7 +55,7 @@ func transport(proto reference.Proto, src, dst netip.AddrPort, noSum bool) []byt
 	if proto == reference.ICMP {
 		sum = refSum(b)
 	} else {
-		ph := ipv4Packet(src.Addr(), dst.Addr(), proto, nil, 20+len(b))
+		ph := buildIPv4(src.Addr(), dst.Addr(), proto, nil, 20+len(b))
 		sum = refSum(pseudoHeader(ph), b)
 	}
 	binary.BigEndian.PutUint16(b[csum:], ^refFold(sum))
@@ -67,13 +67,13 @@ func transport(proto reference.Proto, src, dst netip.AddrPort, noSum bool) []byt
 // its transport header and payload, all of it when 0).
 func icmpErrorFrame(typ byte, outerSrc, outerDst netip.Addr, q reference.Tuple, quoteLen int, noSum bool) []byte {
 	seg := transport(q.Proto, q.Src, q.Dst, noSum)
-	inner := ipv4Packet(q.Src.Addr(), q.Dst.Addr(), q.Proto, seg, 20+len(seg))
+	inner := buildIPv4(q.Src.Addr(), q.Dst.Addr(), q.Proto, seg, 20+len(seg))
 	if quoteLen > 0 {
 		inner = inner[:20+quoteLen]
 	}
 	icmp := append([]byte{typ, 3, 0, 0, 0, 0, 0, 0}, inner...)
 	binary.BigEndian.PutUint16(icmp[2:], ^refFold(refSum(icmp)))
-	return ipv4Packet(outerSrc, outerDst, reference.ICMP, icmp, 20+len(icmp))
+	return buildIPv4(outerSrc, outerDst, reference.ICMP, icmp, 20+len(icmp))
 }
 
 // TestQuotedRewrite: an ICMP error about a flow, decoded, then rewritten as
