@@ -14,16 +14,15 @@
 // The capture reader and frame decoder also have their own targets beside
 // them (replay/capture FuzzReader, replay/frame FuzzDecode).
 //
-// The other profiles (linux, azure-natgw, rfc) have their own decoding
-// (ProfileConfig, runProfile: their knobs, ICMP and fragments, inbound
-// packets aimed at the endpoints the engine opened, steps landing on
-// release times) and two targets each: FuzzLinuxVsModel, FuzzNATGWVsModel
-// and FuzzRFCVsModel compare every verdict with the profile's model
-// (internal/linuxmodel, natgwmodel, rfcmodel), accepting any random choice
-// the profile allows (CompareProfile); FuzzLinuxInvariants,
-// FuzzNATGWInvariants and FuzzRFCInvariants check the invariants every
-// engine of the profile keeps whatever it chooses, and determinism
-// (CheckProfileInvariants). TestProfilesAgainstModels and
-// TestProfileInvariants run them on seeded random inputs in every make
-// test; a failure names the seed that replays it.
+// The other profiles (linux, azure-natgw, rfc) are run by
+// internal/profilecheck, which decodes bytes into their own operations
+// (their knobs, ICMP and fragments, inbound packets aimed at the endpoints
+// the engine opened, steps landing on release times). Two targets each
+// fuzz it: FuzzLinuxVsModel, FuzzNATGWVsModel and FuzzRFCVsModel compare
+// every verdict with the profile's model (internal/linuxmodel, natgwmodel,
+// rfcmodel), accepting any random choice the profile allows;
+// FuzzLinuxInvariants, FuzzNATGWInvariants and FuzzRFCInvariants check the
+// invariants every engine of the profile keeps whatever it chooses, and
+// determinism. reference/'s own tests run both checks on seeded random
+// inputs in every make test; a failure names the seed that replays it.
 package fuzz

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/internal/pcapgen"
+	"github.com/natcheck/natcheck/internal/profilecheck"
 	"github.com/natcheck/natcheck/reference"
 )
 
@@ -52,32 +53,20 @@ type Scenario struct {
 }
 
 // T0 is the time of a scenario's first operation.
-var T0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+var T0 = profilecheck.T0
 
+// The values a scenario draws from, the profile runs' own
+// (internal/profilecheck), and its steps of time.
 var (
-	frontends = []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("203.0.113.3")}
-	// servers: three ports on one IP, so TCP (per IP:port) and UDP (per
-	// IP) reuse differ, and more IPs.
-	servers = []netip.AddrPort{netip.MustParseAddrPort("198.51.100.1:443"), netip.MustParseAddrPort("198.51.100.1:80"),
-		netip.MustParseAddrPort("198.51.100.2:443"), netip.MustParseAddrPort("198.51.100.3:53"),
-		netip.MustParseAddrPort("198.51.100.4:443"), netip.MustParseAddrPort("198.51.100.1:53"),
-		netip.MustParseAddrPort("198.51.100.2:53"), netip.MustParseAddrPort("198.51.100.5:8443")}
-	flagTable = []reference.TCPFlags{reference.SYN, reference.SYN, reference.ACK, reference.SYN | reference.ACK,
-		reference.PSH | reference.ACK, reference.FIN | reference.ACK, reference.RST, reference.RST | reference.ACK}
+	frontends  = profilecheck.Frontends
+	servers    = profilecheck.Servers
+	flagTable  = profilecheck.FlagTable
 	smallSteps = []time.Duration{0, time.Nanosecond, time.Millisecond, 100 * time.Millisecond, time.Second, 5 * time.Second, 14 * time.Second, 15 * time.Second}
 	hugeSteps  = []time.Duration{time.Minute, 4 * time.Minute, 240 * time.Second, 5 * time.Minute, 2 * time.Hour, 30 * 24 * time.Hour}
 )
 
 // backendList is n instance addresses: 10.0.0.1, 10.0.0.2, …
-func backendList(n int) []netip.Addr {
-	out := make([]netip.Addr, n)
-	a := netip.MustParseAddr("10.0.0.1")
-	for i := range out {
-		out[i] = a
-		a = a.Next()
-	}
-	return out
-}
+func backendList(n int) []netip.Addr { return profilecheck.Backends(n) }
 
 // A shape is a family of configurations, each aimed at code the others do
 // not reach: few instances with few ports (timers, filtering, exhaustion);

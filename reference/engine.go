@@ -534,6 +534,10 @@ func (e *Engine) hairpinned(p *Packet, t int64, v Verdict) Verdict {
 	h := e.inbound(&back, t)
 	if h.Action == Translated {
 		h.Action, h.Behavior = Hairpinned, R7
+		if e.obs != nil {
+			e.obs(Event{Time: p.Time, Kind: HairpinDelivered, Behavior: R7, Instance: h.Instance, Proto: p.Tuple.Proto,
+				Inside: p.Tuple.Src, Remote: h.Tuple.Dst, SNAT: h.Tuple.Src})
+		}
 	}
 	return h
 }

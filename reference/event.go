@@ -35,9 +35,15 @@ const (
 	// (then a Released event follows), or to the sender of a late packet
 	// of such a flow. Inside, Remote and SNAT name the flow.
 	ResetSent
+	// HairpinDelivered: an outbound packet to a public endpoint of the NAT was
+	// sent back in to the inside endpoint mapped there (R7). Inside is the
+	// sender, SNAT its public endpoint (the delivered packet's source),
+	// Remote the inside endpoint it reached. Its events file kind is
+	// "hairpinned".
+	HairpinDelivered
 )
 
-var kindNames = [...]string{"", "mapping-created", "mapping-reused", "released", "dropped", "exhausted", "picked-up", "config", "reset-sent"}
+var kindNames = [...]string{"", "mapping-created", "mapping-reused", "released", "dropped", "exhausted", "picked-up", "config", "reset-sent", "hairpinned"}
 
 // String returns the kind as the events file writes it.
 func (k EventKind) String() string {

@@ -95,6 +95,10 @@ func (e *Engine) replyError(p *Packet, asOut *Packet) (Verdict, netip.AddrPort) 
 // flow in turn (with more live flows than the caches hold, each lookup
 // misses twice: the index, then the flow).
 func (e *Engine) Warm(p *Packet) {
+	// Equivalent mutants here and in WarmReply and warm: a changed guard
+	// warms another slot or none, which changes what is in the cache,
+	// never an answer (TestWarmChangesNothing); only a read past the
+	// slab, which panics, is not.
 	tu := &p.Tuple
 	if (tu.Proto != TCP && tu.Proto != UDP) || !tu.Src.Addr().Is4() || !tu.Dst.Addr().Is4() {
 		return

@@ -700,3 +700,125 @@ func TestPeerChunksFreedAlone(t *testing.T) {
 		t.Fatal("mapping 3 lacks its last port")
 	}
 }
+
+// TestGatewayResetToNoFlow: azure-natgw answers a TCP packet with no flow
+// with a RST to its sender (G6), from either side: the RST travels back
+// the way the packet came, with the tuple reversed, and its event names
+// the sender's side (inside endpoint and remote for an outbound packet,
+// remote and SNAT endpoint for an inbound one) and the instance (none
+// inbound); a RST is never answered.
+func TestGatewayResetToNoFlow(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		dir      Dir
+		src, dst string
+		flags    TCPFlags
+		want     Verdict
+		emit     []Packet
+		ev       Event
+		noEvent  bool
+	}{
+		{name: "outbound ACK", dir: Outbound, src: "10.0.0.2:5000", dst: "198.51.100.1:443", flags: ACK,
+			want: Verdict{Action: Reset, Reason: DropUnsolicited, Behavior: G6, Instance: 1},
+			emit: []Packet{{Dir: Inbound, Tuple: Tuple{Proto: TCP, Src: ap("198.51.100.1:443"), Dst: ap("10.0.0.2:5000")}, Flags: RST | ACK}},
+			ev:   Event{Kind: ResetSent, Behavior: G6, Instance: 1, Proto: TCP, Inside: ap("10.0.0.2:5000"), Remote: ap("198.51.100.1:443")}},
+		{name: "inbound SYN", dir: Inbound, src: "198.51.100.1:443", dst: "203.0.113.1:2000", flags: SYN,
+			want: Verdict{Action: Reset, Reason: DropUnsolicited, Behavior: G6, Instance: -1},
+			emit: []Packet{{Dir: Outbound, Tuple: Tuple{Proto: TCP, Src: ap("203.0.113.1:2000"), Dst: ap("198.51.100.1:443")}, Flags: RST | ACK}},
+			ev:   Event{Kind: ResetSent, Behavior: G6, Instance: -1, Proto: TCP, Remote: ap("198.51.100.1:443"), SNAT: ap("203.0.113.1:2000")}},
+		{name: "inbound RST", dir: Inbound, src: "198.51.100.1:443", dst: "203.0.113.1:2000", flags: RST,
+			want: Verdict{Action: Dropped, Reason: DropUnsolicited, Behavior: G6, Instance: -1}, noEvent: true},
+		{name: "outbound RST", dir: Outbound, src: "10.0.0.2:5000", dst: "198.51.100.1:443", flags: RST | ACK,
+			want: Verdict{Action: Dropped, Reason: DropUnsolicited, Behavior: G6, Instance: 1}, noEvent: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{Profile: AzureNATGW(), Frontends: []netip.Addr{ip("203.0.113.1")},
+				Backends: []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2")}})
+			v := h.pkt(time.Second, tc.dir, TCP, tc.src, tc.dst, tc.flags)
+			if v != tc.want {
+				t.Errorf("verdict %v, want %v", v, tc.want)
+			}
+			for i := range tc.emit {
+				tc.emit[i].Time = t0.Add(time.Second)
+			}
+			if !slices.Equal(h.emit, tc.emit) {
+				t.Errorf("sent %v, want %v", h.emit, tc.emit)
+			}
+			var resets []Event
+			for _, ev := range h.events {
+				if ev.Kind == ResetSent {
+					resets = append(resets, ev)
+				}
+			}
+			if tc.noEvent {
+				if len(resets) > 0 {
+					t.Errorf("events %v, want no reset-sent", resets)
+				}
+				return
+			}
+			tc.ev.Time = t0.Add(time.Second)
+			if len(resets) != 1 || resets[0] != tc.ev {
+				t.Errorf("events %v, want [%v]", resets, tc.ev)
+			}
+		})
+	}
+}
+
+// TestWarmChangesNothing: Warm and WarmReply only read. An engine that
+// warms every packet (and the reply to it) before and after processing it
+// gives the same verdicts and packets as one that never warms, on TCP,
+// UDP, ICMP and IPv6 packets, inbound ones to a frontend and to another
+// address; warming the packet of the flow just created (the last in the
+// slab) reads that flow and no further.
+func TestWarmChangesNothing(t *testing.T) {
+	cfg := Config{Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1"), ip("10.0.0.2")}}
+	var pkts []Packet
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range 3000 {
+		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		proto := []Proto{TCP, TCP, UDP, ICMP}[r.IntN(4)]
+		in := netip.AddrPortFrom(cfg.Backends[r.IntN(2)], uint16(2000+r.IntN(300)))
+		srv := netip.AddrPortFrom(ip("198.51.100.1"), uint16(443+r.IntN(3)))
+		switch r.IntN(6) {
+		case 0, 1, 2:
+			pkts = append(pkts, Packet{Time: at, Dir: Outbound, Tuple: Tuple{Proto: proto, Src: in, Dst: srv}, Flags: SYN})
+		case 3:
+			pkts = append(pkts, Packet{Time: at, Dir: Inbound, Tuple: Tuple{Proto: proto, Src: srv,
+				Dst: netip.AddrPortFrom(ip("203.0.113.1"), uint16(1024+r.IntN(40)))}, Flags: ACK})
+		case 4:
+			pkts = append(pkts, Packet{Time: at, Dir: Inbound, Tuple: Tuple{Proto: proto, Src: srv,
+				Dst: netip.AddrPortFrom(ip("203.0.113.9"), 1024)}, Flags: ACK})
+		default:
+			pkts = append(pkts, Packet{Time: at, Dir: []Dir{Inbound, Outbound}[r.IntN(2)], Tuple: Tuple{Proto: proto,
+				Src: ap("[2001:db8::1]:2000"), Dst: ap("[2001:db8::2]:443")}, Flags: SYN})
+		}
+	}
+	run := func(warm bool) string {
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		for i := range pkts {
+			p := pkts[i]
+			reply := Packet{Time: p.Time, Dir: Inbound, Tuple: p.Tuple.Reverse(), Flags: ACK}
+			if warm {
+				e.Warm(&p)
+				e.WarmReply(&reply)
+			}
+			v, emit, err := e.Process(p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if warm {
+				e.Warm(&p)
+				e.WarmReply(&reply)
+			}
+			fmt.Fprintln(&log, v, emit)
+		}
+		return log.String()
+	}
+	if a, b := run(false), run(true); a != b {
+		t.Errorf("warming changed the verdicts")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay"
 )
 
@@ -43,17 +44,53 @@ const (
 	fieldOutside = "outside_view"
 )
 
-// dropBehavior is the behaviour a drop reason shows, as the report names
-// it.
-var dropBehavior = map[string]string{
-	"exhausted": "B9", "unsolicited": "B8", "unsupported-protocol": "B15", "fragment": "B15",
-	"released": "B14/B16", "not-syn": "C5", "no-instance": "B5",
+// cites are the behaviour IDs a profile's fields show, for the lines of
+// Compare.
+type cites struct {
+	exhausted, reset, protocols, allocation, reuse, atEnd string
+	fin, rst, idle                                        string
+	drops                                                 map[string]string
+}
+
+// citesFor returns the IDs of profile name (empty: azure-lb): drops as the
+// engine's verdicts cite them (reference.Profile.Cites), the rest from
+// SEMANTICS.md's items for the same thing.
+func citesFor(name string) cites {
+	p, err := reference.ProfileByName(name)
+	if err != nil {
+		p = reference.AzureLB()
+	}
+	c := cites{drops: map[string]string{}}
+	for r := reference.DropExhausted; int(r) < reference.NumDropReasons; r++ {
+		if b := p.Cites(r); b != reference.NoBehavior {
+			c.drops[r.String()] = b.String()
+		}
+	}
+	switch p.Name {
+	case reference.NameLinux:
+		c.exhausted, c.reset, c.protocols, c.allocation, c.reuse, c.atEnd = "L4", "", "L10", "L1", "L3", "L5/L7"
+		c.fin, c.rst, c.idle = "L5", "L6", "L5/L7"
+	case reference.NameAzureNATGW:
+		c.exhausted, c.reset, c.protocols, c.allocation, c.reuse, c.atEnd = "G3", "G6", "G8", "G1", "G3", "G5"
+		c.fin, c.rst, c.idle = "G4", "G4", "G4/G5"
+	case reference.NameRFC:
+		c.exhausted, c.reset, c.protocols, c.allocation, c.reuse, c.atEnd = "R3", "", "R6", "R3", "R1", "R4/R5"
+		c.fin, c.rst, c.idle = "R5", "R5", "R4/R5"
+	default:
+		c.exhausted, c.reset, c.protocols, c.allocation, c.reuse, c.atEnd = "B9", "B14", "B15", "B3/B4", "B6/B7", "C9"
+		c.fin, c.rst, c.idle = "B10", "B11", "B12"
+		c.drops["released"] = "B14/B16"
+		c.drops["no-instance"] = "B5"
+	}
+	return c
 }
 
 // Compare lists how got differs from want, field by field, in a fixed
 // order: backends, counts, drops, instance rows, drained releases,
-// verdicts, events, outside view.
-func Compare(want, got Outcome) []Difference {
+// verdicts, events, outside view. profile (natcheck replay's --profile,
+// empty for azure-lb) decides the behaviour IDs the lines cite.
+func Compare(profile string, want, got Outcome) []Difference {
+	c := citesFor(profile)
 	var d []Difference
 	add := func(packet int64, field string, w, g any, behavior string) {
 		d = append(d, Difference{Packet: packet, Field: field, Expected: fmt.Sprint(w), Got: fmt.Sprint(g), Behavior: behavior})
@@ -67,12 +104,12 @@ func Compare(want, got Outcome) []Difference {
 		w, g           int64
 	}{
 		{"packets", "", wc.Packets, gc.Packets}, {"ipv6", "", wc.IPv6, gc.IPv6}, {"non_ip", "", wc.NonIP, gc.NonIP},
-		{"cut", "", wc.Cut, gc.Cut}, {"tcp", "", wc.TCP, gc.TCP}, {"udp", "", wc.UDP, gc.UDP}, {"icmp", "B15", wc.ICMP, gc.ICMP},
-		{"other_protocols", "B15", wc.Other, gc.Other}, {"fragments", "B15", wc.Fragments, gc.Fragments},
+		{"cut", "", wc.Cut, gc.Cut}, {"tcp", "", wc.TCP, gc.TCP}, {"udp", "", wc.UDP, gc.UDP}, {"icmp", c.protocols, wc.ICMP, gc.ICMP},
+		{"other_protocols", c.protocols, wc.Other, gc.Other}, {"fragments", c.protocols, wc.Fragments, gc.Fragments},
 		{"outbound", "", wc.Outbound, gc.Outbound}, {"replies", "", wc.Replies, gc.Replies},
 		{"not_through_nat", "", wc.NotThroughNAT, gc.NotThroughNAT}, {"replies_without_flow", "C8", wc.RepliesNoFlow, gc.RepliesNoFlow},
-		{"translated", "", wc.Translated, gc.Translated}, {"dropped", "", wc.Dropped, gc.Dropped}, {"reset", "B14", wc.Reset, gc.Reset},
-		{"emitted", "B14", wc.Emitted, gc.Emitted}, {"written", "", wc.Written, gc.Written},
+		{"translated", "", wc.Translated, gc.Translated}, {"dropped", "", wc.Dropped, gc.Dropped}, {"reset", c.reset, wc.Reset, gc.Reset},
+		{"emitted", c.reset, wc.Emitted, gc.Emitted}, {"written", "", wc.Written, gc.Written},
 	} {
 		if f.w != f.g {
 			add(0, "counts."+f.name, f.w, f.g, f.behavior)
@@ -80,11 +117,11 @@ func Compare(want, got Outcome) []Difference {
 	}
 	for _, r := range unionKeys(want.Drops, got.Drops) {
 		if want.Drops[r] != got.Drops[r] {
-			add(0, "drops."+r, want.Drops[r], got.Drops[r], dropBehavior[r])
+			add(0, "drops."+r, want.Drops[r], got.Drops[r], c.drops[r])
 		}
 	}
-	d = append(d, compareInstances(want.Instances, got.Instances)...)
-	d = append(d, compareReleases("drained", want.Drained, got.Drained)...)
+	d = append(d, compareInstances(c, want.Instances, got.Instances)...)
+	d = append(d, compareReleases(c, "drained", want.Drained, got.Drained)...)
 	for i := range max(len(want.Verdicts), len(got.Verdicts)) {
 		w, g := "(none)", "(none)"
 		if i < len(want.Verdicts) {
@@ -94,7 +131,7 @@ func Compare(want, got Outcome) []Difference {
 			g = got.Verdicts[i]
 		}
 		if w != g {
-			d = append(d, Difference{Field: fmt.Sprintf("verdict %d", i+1), Expected: fmt.Sprintf("%q", w), Got: fmt.Sprintf("%q", g), Behavior: "B9"})
+			d = append(d, Difference{Field: fmt.Sprintf("verdict %d", i+1), Expected: fmt.Sprintf("%q", w), Got: fmt.Sprintf("%q", g), Behavior: c.exhausted})
 		}
 	}
 	if !want.Events.Equal(got.Events) {
@@ -117,7 +154,7 @@ func rowKey(r InstanceOutcome) string {
 
 // compareInstances compares the report rows, matched by instance,
 // protocol and frontend IP.
-func compareInstances(want, got []InstanceOutcome) []Difference {
+func compareInstances(c cites, want, got []InstanceOutcome) []Difference {
 	var d []Difference
 	gotBy := map[string]InstanceOutcome{}
 	for _, r := range got {
@@ -142,20 +179,20 @@ func compareInstances(want, got []InstanceOutcome) []Difference {
 			packet         int64
 		}{
 			{"inside", "", w.Inside, g.Inside, 0},
-			{"allocated", "B3/B4", w.Allocated, g.Allocated, 0},
-			{"peak_in_use", "B6/B7", w.Peak, g.Peak, 0},
-			{"in_use_at_end", "C9", w.InUse, g.InUse, 0},
+			{"allocated", c.allocation, w.Allocated, g.Allocated, 0},
+			{"peak_in_use", c.reuse, w.Peak, g.Peak, 0},
+			{"in_use_at_end", c.atEnd, w.InUse, g.InUse, 0},
 			{"flows", "", w.Flows, g.Flows, 0},
-			{"exhausted", "B9", w.Exhausted, g.Exhausted, first},
-			{"first_exhausted_packet", "B9", w.FirstExhausted, g.FirstExhausted, first},
+			{"exhausted", c.exhausted, w.Exhausted, g.Exhausted, first},
+			{"first_exhausted_packet", c.exhausted, w.FirstExhausted, g.FirstExhausted, first},
 		} {
 			if f.w != f.g {
 				d = append(d, Difference{Packet: f.packet, Field: k + ": " + f.name, Expected: fmt.Sprint(f.w), Got: fmt.Sprint(f.g), Behavior: f.behavior})
 			}
 		}
 		wr, gr := w.Releases, g.Releases
-		d = append(d, compareReleases(k+": releases", &wr, &gr)...)
-		d = append(d, compareReleases(k+": drained_releases", w.DrainedReleases, g.DrainedReleases)...)
+		d = append(d, compareReleases(c, k+": releases", &wr, &gr)...)
+		d = append(d, compareReleases(c, k+": drained_releases", w.DrainedReleases, g.DrainedReleases)...)
 	}
 	for _, g := range got {
 		if k := rowKey(g); !seen[k] {
@@ -167,7 +204,7 @@ func compareInstances(want, got []InstanceOutcome) []Difference {
 
 // compareReleases compares release counts reason by reason; nil counts as
 // zero.
-func compareReleases(field string, want, got *replay.ReleaseCount) []Difference {
+func compareReleases(c cites, field string, want, got *replay.ReleaseCount) []Difference {
 	var w, g replay.ReleaseCount
 	if want != nil {
 		w = *want
@@ -180,7 +217,7 @@ func compareReleases(field string, want, got *replay.ReleaseCount) []Difference 
 		name, behavior string
 		w, g           uint64
 	}{
-		{"fin", "B10", w.FIN, g.FIN}, {"rst", "B11", w.RST, g.RST}, {"idle", "B12", w.Idle, g.Idle}, {"reclaimed", "B16", w.Reclaimed, g.Reclaimed},
+		{"fin", c.fin, w.FIN, g.FIN}, {"rst", c.rst, w.RST, g.RST}, {"idle", c.idle, w.Idle, g.Idle}, {"reclaimed", "B16", w.Reclaimed, g.Reclaimed},
 	} {
 		if f.w != f.g {
 			d = append(d, Difference{Field: field + "." + f.name, Expected: fmt.Sprint(f.w), Got: fmt.Sprint(f.g), Behavior: f.behavior})

@@ -39,6 +39,90 @@ type Setup struct {
 	// Drain runs the clock on after the last record until every flow has
 	// ended (natcheck replay --drain).
 	Drain bool `json:"drain,omitempty"`
+	ProfileSetup
+}
+
+// ProfileSetup is the profile of a setup and its own parameters, as
+// natcheck replay's --profile flags name them; empty fields keep the
+// profile's defaults, and a parameter of another profile is an error, as
+// on the command line.
+type ProfileSetup struct {
+	// Profile is azure-lb (or empty), linux, azure-natgw or rfc.
+	Profile string `json:"profile,omitempty"`
+	// Seed seeds the random port choices of azure-natgw and linux (G2, L2);
+	// 0 keeps the profile's (1, as --seed).
+	Seed uint64 `json:"seed,omitempty"`
+	// Filtering, UDPTimeout, TCPEstablished, TCPTransitory and
+	// NoInboundRefresh are the rfc profile's (R2, R4, R5); the timeouts
+	// are Go durations.
+	Filtering        string `json:"filtering,omitempty"`
+	UDPTimeout       string `json:"udp_timeout,omitempty"`
+	TCPEstablished   string `json:"tcp_established_timeout,omitempty"`
+	TCPTransitory    string `json:"tcp_transitory_timeout,omitempty"`
+	NoInboundRefresh bool   `json:"no_inbound_refresh,omitempty"`
+}
+
+// args returns the natcheck replay flags of the profile setup.
+func (s ProfileSetup) args() []string {
+	var a []string
+	if s.Profile != "" {
+		a = append(a, "--profile", s.Profile)
+	}
+	if s.Seed != 0 {
+		a = append(a, "--seed", strconv.FormatUint(s.Seed, 10))
+	}
+	for _, f := range []struct{ flag, v string }{
+		{"--filtering", s.Filtering}, {"--udp-timeout", s.UDPTimeout},
+		{"--tcp-established-timeout", s.TCPEstablished}, {"--tcp-transitory-timeout", s.TCPTransitory},
+	} {
+		if f.v != "" {
+			a = append(a, f.flag, f.v)
+		}
+	}
+	if s.NoInboundRefresh {
+		a = append(a, "--inbound-refresh=false")
+	}
+	return a
+}
+
+// profile builds the profile: the named one's defaults with the
+// parameters set.
+func (s ProfileSetup) profile() (reference.Profile, error) {
+	p, err := reference.ProfileByName(s.Profile)
+	if err != nil {
+		return p, err
+	}
+	rfcOnly := s.Filtering != "" || s.UDPTimeout != "" || s.TCPEstablished != "" || s.TCPTransitory != "" || s.NoInboundRefresh
+	switch {
+	case rfcOnly && p.Name != reference.NameRFC:
+		return p, fmt.Errorf("profile %s: filtering, udp_timeout, tcp_*_timeout and no_inbound_refresh are the rfc profile's", p.Name)
+	case s.Seed != 0 && p.Name != reference.NameAzureNATGW && p.Name != reference.NameLinux:
+		return p, fmt.Errorf("profile %s: seed applies to azure-natgw or linux (its choices are not random)", p.Name)
+	}
+	if s.Seed != 0 {
+		p.Seed = s.Seed
+	}
+	if s.Filtering != "" {
+		if p.Filtering, err = reference.ParseFiltering(s.Filtering); err != nil {
+			return p, err
+		}
+	}
+	for _, d := range []struct {
+		name, v string
+		to      *time.Duration
+	}{{"udp_timeout", s.UDPTimeout, &p.RFC.UDP}, {"tcp_established_timeout", s.TCPEstablished, &p.RFC.TCPEstablished},
+		{"tcp_transitory_timeout", s.TCPTransitory, &p.RFC.TCPTransitory}} {
+		if d.v == "" {
+			continue
+		}
+		if *d.to, err = time.ParseDuration(d.v); err != nil {
+			return p, fmt.Errorf("%s: %w", d.name, err)
+		}
+	}
+	if s.NoInboundRefresh {
+		p.RFC.InboundRefresh = false
+	}
+	return p, nil
 }
 
 // Args returns the natcheck replay flags that give this setup, in a fixed
@@ -72,7 +156,7 @@ func (s Setup) Args() []string {
 	if s.Drain {
 		a = append(a, "--drain")
 	}
-	return a
+	return append(a, s.ProfileSetup.args()...)
 }
 
 // Config returns the replay configuration of the setup (one worker: the
@@ -92,7 +176,11 @@ func (s Setup) Config() (replay.Config, error) {
 			return replay.Config{}, fmt.Errorf("idle timeout: %w", err)
 		}
 	}
-	return replay.Config{Engine: reference.Config{Frontends: s.Frontends, PortsPerInstance: s.PortsPerInstance, IdleTimeout: idle,
+	prof, err := s.profile()
+	if err != nil {
+		return replay.Config{}, err
+	}
+	return replay.Config{Engine: reference.Config{Profile: prof, Frontends: s.Frontends, PortsPerInstance: s.PortsPerInstance, IdleTimeout: idle,
 		Protocols: protos, Strict: s.Strict, TCPResetOnIdle: s.TCPResetOnIdle}, Backends: specs, PoolSize: s.PoolSize, Workers: 1, Drain: s.Drain}, nil
 }
 
@@ -276,7 +364,7 @@ func (e *Expectation) Check() ([]Difference, error) {
 		return nil, err
 	}
 	defer got.remove()
-	diff := Compare(e.Outcome, got.Outcome)
+	diff := Compare(e.Setup.Profile, e.Outcome, got.Outcome)
 	for i, d := range diff {
 		switch d.Field {
 		case fieldEvents:

@@ -221,3 +221,35 @@ func TestFirstDifference(t *testing.T) {
 		t.Errorf("a change of record 9001 of %d: firstDifference = %d, %q; want the run from 9000", len(many), i, what)
 	}
 }
+
+// TestDifferencesCiteTheProfile: a changed golden of another profile is
+// reported with that profile's items, not azure-lb's: a drop and a
+// release count altered in a linux, an azure-natgw and an rfc scenario's
+// golden.
+func TestDifferencesCiteTheProfile(t *testing.T) {
+	for _, tc := range []struct {
+		file, drop, release string
+	}{
+		{"scenario-linux-udp-timeouts.json", "(L4)", "(L5/L7)"},
+		{"scenario-azure-natgw-holds.json", "(G3)", "(G4/G5)"},
+		{"scenario-rfc-udp-timer.json", "(R3)", "(R4/R5)"},
+		{"scenario-azure-lb-idle-4m.json", "(B9)", "(B12)"},
+	} {
+		e := mustLoad(t, "../captures/expected/"+tc.file)
+		e.Outcome.Drops["exhausted"]++
+		e.Outcome.Instances[0].Releases.Idle++
+		diff, err := copyExpectation(t, e).Check()
+		if !errors.Is(err, ErrMismatch) {
+			t.Fatalf("%s: Check = %v, want ErrMismatch", tc.file, err)
+		}
+		var lines []string
+		for _, d := range diff {
+			lines = append(lines, d.String())
+		}
+		all := strings.Join(lines, "\n")
+		if !strings.Contains(all, "drops.exhausted: expected") || !strings.Contains(all, "drops.exhausted") ||
+			!strings.Contains(lines[0], tc.drop) || !strings.Contains(all, "releases.idle: expected") || !strings.Contains(all, tc.release) {
+			t.Errorf("%s: differences\n%s\nwant drops.exhausted citing %s and releases.idle citing %s", tc.file, all, tc.drop, tc.release)
+		}
+	}
+}

@@ -38,6 +38,9 @@ type item struct {
 	// Filled in by the worker.
 	write   bool
 	comment string
+	// rstBy is the item a Reset verdict cites (B14, G6): the comment of
+	// the RST the NAT sent for it.
+	rstBy reference.Behavior
 	// orig is the packet as recorded and note why the NAT did not
 	// translate it, with Config.BothSides.
 	orig           []byte

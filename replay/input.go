@@ -169,8 +169,37 @@ func firstPass(ins []input, cfg *Config, c *census) (orders []*capture.Order, er
 		order := capture.NewOrderScanner(rd, cfg.ReorderWindow)
 		inOrder := true // until a record comes later than the window: the replay stops there
 		var off int64
+		if c == nil {
+			// Only the order: the scanner reads headers alone.
+			var base int64
+			stop := false
+			err := order.Scan(rd, stopEvery, func() bool {
+				if stopped(cfg.Stop) {
+					stop = true
+					return false
+				}
+				if at := rd.Offset(); cfg.Progress != nil && done+at-base-last > 1<<20 {
+					done, base = done+at-base, at
+					last = done
+					cfg.Progress(Progress{Phase: phase, Done: done, Total: total})
+				}
+				return true
+			})
+			done += rd.Offset() - base
+			rd.Close()
+			if stop {
+				// The replay, which stops at once too, does without the
+				// order (a Reorder).
+				return make([]*capture.Order, len(ins)), nil
+			}
+			if err != nil && first == nil {
+				first = fmt.Errorf("replay: %w", err)
+			}
+			orders[i] = order.Order()
+			continue
+		}
 		var par *parallelCensus
-		if c != nil && rd.Stable() && cfg.Workers != 1 && runtime.GOMAXPROCS(0) > 1 {
+		if rd.Stable() && cfg.Workers != 1 && runtime.GOMAXPROCS(0) > 1 {
 			// The census decodes on a second core while this one reads
 			// and checks the order (the records' bytes stay put).
 			par = newParallelCensus(c)
@@ -179,11 +208,6 @@ func firstPass(ins []input, cfg *Config, c *census) (orders []*capture.Order, er
 			if n%stopEvery == 0 && stopped(cfg.Stop) {
 				par.wait()
 				rd.Close()
-				if c == nil {
-					// Only the order was being learned: the replay, which
-					// stops at once too, does without it (a Reorder).
-					return make([]*capture.Order, len(ins)), nil
-				}
 				return nil, fmt.Errorf("replay: detecting backend instances: %w", ErrInterrupted)
 			}
 			rec, err := rd.Next()
@@ -198,10 +222,8 @@ func firstPass(ins []input, cfg *Config, c *census) (orders []*capture.Order, er
 			}
 			if par != nil {
 				par.record(rec)
-			} else if c != nil {
+			} else {
 				c.record(rec)
-			} else if !inOrder {
-				break
 			}
 			done += rec.Offset - off
 			off = rec.Offset

@@ -131,7 +131,7 @@ func (o *output) atom(a *atom, events []byte) error {
 		return err
 	}
 	if write {
-		o.err = o.writeRST(time.Unix(0, a.t).UTC(), a.tuple)
+		o.err = o.writeRST(time.Unix(0, a.t).UTC(), a.tuple, reference.B14)
 	}
 	return o.err
 }
@@ -166,7 +166,7 @@ func (o *output) item(it *item, data, events []byte) error {
 		if p.Dir != reference.Outbound || p.Tuple.Proto != reference.TCP {
 			continue // a RST toward the inside is not part of the outside view
 		}
-		if o.err = o.writeRST(p.Time, p.Tuple); o.err != nil {
+		if o.err = o.writeRST(p.Time, p.Tuple, it.rstBy); o.err != nil {
 			return o.err
 		}
 	}
@@ -234,9 +234,9 @@ func (o *output) record(it *item, side int, data []byte, comment string) error {
 	return nil
 }
 
-// writeRST writes a RST the NAT sent toward a server (B14), as a raw IPv4
+// writeRST writes a RST the NAT sent toward a server (B14, G6: by), as a raw IPv4
 // packet.
-func (o *output) writeRST(t time.Time, tu reference.Tuple) error {
+func (o *output) writeRST(t time.Time, tu reference.Tuple, by reference.Behavior) error {
 	var err error
 	if o.rst, err = frame.AppendRST(o.rst[:0], tu, 0, true, 0); err != nil {
 		return nil // not an IPv4 TCP tuple: nothing to write
@@ -246,11 +246,20 @@ func (o *output) writeRST(t time.Time, tu reference.Tuple) error {
 		return fmt.Errorf("replay: write %s: %w", o.path, err)
 	}
 	if err := o.w.Write(capture.Record{Time: t, Interface: idx, Data: o.rst,
-		Comments: []string{"B14 RST sent by the NAT (tcpResetOnIdle)"}}); err != nil {
+		Comments: []string{rstComment(by)}}); err != nil {
 		return fmt.Errorf("replay: write %s: %w", o.path, err)
 	}
 	o.res.Counts.Written++
 	return nil
+}
+
+// rstComment is the comment of a RST the NAT sent, naming the item that
+// sent it.
+func rstComment(by reference.Behavior) string {
+	if by == reference.B14 || by == reference.NoBehavior {
+		return "B14 RST sent by the NAT (tcpResetOnIdle)"
+	}
+	return by.String() + " RST sent by the NAT (" + by.Title() + ")"
 }
 
 // iface returns the interface of link type lt on a side of the NAT,

@@ -438,6 +438,9 @@ func (w *worker) verdict(it *item, data []byte, v reference.Verdict, snat netip.
 		w.counts.Translated++
 	case reference.Reset:
 		w.counts.Reset++
+		it.rstBy = v.Behavior
+	case reference.Hairpinned:
+		w.counts.Translated++ // translated twice, and never on the outside
 	default:
 		w.counts.Dropped++
 	}
@@ -509,6 +512,9 @@ func (w *worker) keep(data []byte) []byte {
 // dropNote is the comment of a packet the NAT did not translate: what it
 // did, why, and the behaviour that says so.
 func dropNote(v reference.Verdict) string {
+	if v.Action == reference.Hairpinned {
+		return "hairpinned by the NAT (R7: " + reference.R7.Title() + "): delivered to " + v.Tuple.Dst.String() + " from " + v.Tuple.Src.String()
+	}
 	what := "dropped by the NAT: "
 	if v.Action == reference.Reset {
 		what = "answered with a RST by the NAT: "

@@ -11,7 +11,7 @@ import (
 
 // The azure-lb scenarios. Every one has one instance, 10.0.0.1, sending;
 // the SNAT ports are C3's (lowest free first), from 1024 (C1).
-var all = []*Scenario{
+var azureLB = []*Scenario{
 	{
 		Name: "azure-lb-exhaustion-pool-50", Profile: "azure-lb", Behaviors: []reference.Behavior{reference.B9, reference.B3, reference.B6},
 		Title: "1,025 concurrent flows to one destination from one instance of a pool of 50: the 1,025th is refused, a flow to another destination is not",
@@ -98,7 +98,7 @@ func exhaustion(b *builder, n int) {
 		b.out(time.Duration(i)*ms, tcp, inside(uint16(10001+i)), dst, syn)
 	}
 	b.claim(Claim{Packet: 1, Verdict: "opened", Behavior: reference.B6, Why: "a new flow takes a free port"})
-	b.claim(Claim{Packet: n, Verdict: "opened", OtherPortThan: 1, Behavior: reference.B3,
+	b.claim(Claim{Packet: n, Verdict: "opened", OtherPortThan: []int{1}, Behavior: reference.B3,
 		Why: fmt.Sprintf("the %dth flow to %v takes the last of the instance's %d ports (B3)", n, dst, n)})
 	p := b.out(time.Duration(n)*ms, tcp, inside(uint16(10001+n)), dst, syn)
 	b.claim(Claim{Packet: p, Verdict: "exhausted", Behavior: reference.B9,
@@ -118,7 +118,7 @@ func eight(b *builder, proto reference.Proto, dst netip.AddrPort) {
 		}
 		b.out(time.Duration(i)*ms, proto, inside(uint16(10001+i)), dst, flags)
 	}
-	b.claim(Claim{Packet: 8, Verdict: "opened", OtherPortThan: 1, Behavior: reference.B6, Why: "the 8th flow takes the last port"})
+	b.claim(Claim{Packet: 8, Verdict: "opened", OtherPortThan: []int{1}, Behavior: reference.B6, Why: "the 8th flow takes the last port"})
 }
 
 // boundary claims the two sides of a release at t of the port packet 1's
@@ -209,7 +209,7 @@ func udpCone(b *builder) {
 	b.claim(Claim{Packet: p, Verdict: "opened", SamePortAs: p1, Behavior: reference.B7,
 		Why: "a mapping toward another destination IP may share the port (B7), the lowest that can (C3)"})
 	p = b.out(30*ms, udp, c, server(10, 53), 0)
-	b.claim(Claim{Packet: p, Verdict: "opened", OtherPortThan: p1, Behavior: reference.B7,
+	b.claim(Claim{Packet: p, Verdict: "opened", OtherPortThan: []int{p1}, Behavior: reference.B7,
 		Why: "port 1024 already carries a mapping toward 198.51.100.10: another inside endpoint needs another port"})
 	p = b.reply(40*ms, udp, server(10, 53), a, 0)
 	b.claim(Claim{Packet: p, Verdict: "translated", SamePortAs: p1, Behavior: reference.B8, Why: "a reply from an IP:port the mapping sent to"})

@@ -41,13 +41,29 @@ type Claim struct {
 	Packet int
 	// Verdict is "opened" (translated, opening a new flow or mapping),
 	// "translated" (on a flow that exists), "exhausted" (B9), "reset"
-	// (answered with a RST, B14) or "dropped:REASON" with a drop reason of
-	// the events file ("dropped:unsolicited", ...).
+	// (answered with a RST toward its sender only, B14, G6), "hairpinned"
+	// (sent back in to a mapped inside endpoint, R7) or "dropped:REASON"
+	// with a drop reason of the events file ("dropped:unsolicited", ...).
 	Verdict string
 	// SamePortAs, if not 0, is a packet whose SNAT endpoint this one must
-	// use too; OtherPortThan one whose endpoint it must not use.
-	SamePortAs, OtherPortThan int
-	Behavior                  reference.Behavior
+	// use too; OtherPortThan are packets whose endpoints it must not use.
+	SamePortAs    int
+	OtherPortThan []int
+	// SameIPAs, if not 0, is a packet whose SNAT IP this one must use too.
+	SameIPAs int
+	// KeepsPort: the SNAT port is the packet's inside port (L2, R3).
+	KeepsPort bool
+	// PortIn, if not zero, is the range [lo, hi] the SNAT port must lie
+	// in, where a profile chooses at random (L2, G1).
+	PortIn [2]uint16
+	// SameParity: the SNAT port has the inside port's parity and lies in
+	// its range, 1–1023 or 1024–65535 (R3).
+	SameParity bool
+	// DeliveredTo and DeliveredFrom are, for a hairpinned packet, the
+	// inside endpoint it reaches and the public endpoint it comes from
+	// (R7).
+	DeliveredTo, DeliveredFrom netip.AddrPort
+	Behavior                   reference.Behavior
 	// Why says, from SEMANTICS.md, why this is the verdict.
 	Why string
 }
@@ -60,6 +76,8 @@ type EventClaim struct {
 	// Kind is the events file's kind ("released", "reset-sent"); Release
 	// the release reason for a release ("fin", "rst", "idle").
 	Kind, Release string
+	// Cites, if set, is the behaviour the event must cite.
+	Cites reference.Behavior
 	// Absent claims that no such event happens at At.
 	Absent bool
 	// Inside is the flow's inside endpoint.
@@ -95,8 +113,13 @@ var start = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 // The addresses of the scenarios: instances inside (10.0.0.0/24),
 // servers outside (198.51.100.0/24), the frontend IP (203.0.113.1).
 var (
-	frontend = netip.MustParseAddr("203.0.113.1")
-	inst0    = netip.MustParseAddr("10.0.0.1")
+	frontend  = netip.MustParseAddr("203.0.113.1")
+	frontend2 = netip.MustParseAddr("203.0.113.2")
+	inst0     = netip.MustParseAddr("10.0.0.1")
+	inst1     = netip.MustParseAddr("10.0.0.2")
+	// insideNet holds every inside address: none may appear as a source
+	// on the outside (L11).
+	insideNet = netip.MustParsePrefix("10.0.0.0/8")
 )
 
 func server(last byte, port uint16) netip.AddrPort {
@@ -104,6 +127,8 @@ func server(last byte, port uint16) netip.AddrPort {
 }
 
 func inside(port uint16) netip.AddrPort { return netip.AddrPortFrom(inst0, port) }
+
+func inside1(port uint16) netip.AddrPort { return netip.AddrPortFrom(inst1, port) }
 
 func snat(port uint16) netip.AddrPort { return netip.AddrPortFrom(frontend, port) }
 
@@ -141,6 +166,9 @@ func (b *builder) claim(c Claim) { b.Claims = append(b.Claims, c) }
 
 func (b *builder) event(c EventClaim) { b.Events = append(b.Events, c) }
 
+// all is every scenario, by profile.
+var all = slices.Concat(azureLB, linux, natgw, rfc)
+
 // All returns every scenario, in the order natcheck gen --list shows.
 func All() []*Scenario { return slices.Clone(all) }
 
@@ -169,7 +197,7 @@ const (
 	rst    = reference.RST
 )
 
-var tcp, udp = reference.TCP, reference.UDP
+var tcp, udp, icmp = reference.TCP, reference.UDP, reference.ICMP
 
 func setup(backends string) regress.Setup {
 	return regress.Setup{Frontends: []netip.Addr{frontend}, Backends: backends}

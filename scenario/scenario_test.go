@@ -27,26 +27,42 @@ import (
 type observed struct {
 	byPacket map[int][]event
 	timers   []event
+	all      []event // timers' and packets' events
 	outside  map[time.Time][]outsidePacket
 }
 
 type event struct {
-	Packet  int       `json:"packet"`
-	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"`
-	Inside  string    `json:"inside"`
-	Release string    `json:"release"`
-	Drop    string    `json:"drop"`
+	Packet   int       `json:"packet"`
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"`
+	Inside   string    `json:"inside"`
+	Remote   string    `json:"remote"`
+	SNAT     string    `json:"snat"`
+	Release  string    `json:"release"`
+	Behavior string    `json:"behavior"`
+	Drop     string    `json:"drop"`
 }
 
 type outsidePacket struct {
 	src, dst netip.AddrPort
-	natRST   bool // a RST the NAT sent itself (B14)
+	natRST   bool   // a RST the NAT sent itself (B14, G6)
+	comment  string // its pcapng comment
 }
 
-// replayScenario replays s's capture with its setup, on the engine of
-// profile p (the zero Profile: azure-lb), and reads back what came out.
-func replayScenario(t *testing.T, s *Scenario, p reference.Profile) observed {
+// natRSTTo reports whether the outside view holds, at time at, a RST the
+// NAT sent to to, its comment naming the item by (B14, G6).
+func (o observed) natRSTTo(at time.Time, to netip.AddrPort, by string) bool {
+	for _, op := range o.outside[at] {
+		if op.natRST && op.dst == to && strings.HasPrefix(op.comment, by+" RST") {
+			return true
+		}
+	}
+	return false
+}
+
+// replayScenario replays s's capture with its setup, on the engine of its
+// profile changed by mutate (nil: as it is), and reads back what came out.
+func replayScenario(t *testing.T, s *Scenario, mutate func(*reference.Profile)) observed {
 	t.Helper()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in.pcap"), filepath.Join(dir, "out.pcapng")
@@ -60,7 +76,10 @@ func replayScenario(t *testing.T, s *Scenario, p reference.Profile) observed {
 		t.Fatal(err)
 	}
 	var ev bytes.Buffer
-	cfg.Engine.Profile, cfg.Events, cfg.Output = p, &ev, out
+	if mutate != nil {
+		mutate(&cfg.Engine.Profile)
+	}
+	cfg.Events, cfg.Output = &ev, out
 	if _, err := replay.Run([]string{in}, cfg); err != nil {
 		t.Fatalf("%s: %v", s.Name, err)
 	}
@@ -71,6 +90,7 @@ func replayScenario(t *testing.T, s *Scenario, p reference.Profile) observed {
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatal(err)
 		}
+		o.all = append(o.all, e)
 		if e.Packet == 0 {
 			o.timers = append(o.timers, e)
 		} else {
@@ -95,7 +115,11 @@ func replayScenario(t *testing.T, s *Scenario, p reference.Profile) observed {
 			t.Fatal(err)
 		}
 		tu := fr.Tuple()
-		op := outsidePacket{src: tu.Src, dst: tu.Dst, natRST: len(rec.Comments) > 0 && strings.HasPrefix(rec.Comments[0], "B14 RST")}
+		op := outsidePacket{src: tu.Src, dst: tu.Dst}
+		if len(rec.Comments) > 0 {
+			op.comment = rec.Comments[0]
+			op.natRST = strings.Contains(op.comment, "RST sent by the NAT")
+		}
 		o.outside[rec.Time] = append(o.outside[rec.Time], op)
 	}
 	return o
@@ -142,7 +166,30 @@ func check(s *Scenario, b Built, o observed) []string {
 		case c.Verdict == "exhausted":
 			ok = has("exhausted", "") && !translated
 		case c.Verdict == "reset":
-			ok = has("reset-sent", "") && !translated
+			// The RST goes toward the packet's sender only: on the outside
+			// when a server sent it, never there when an inside host did.
+			p := b.Packets[c.Packet-1]
+			by := ""
+			for _, e := range evs {
+				if e.Kind == "reset-sent" {
+					by = e.Behavior
+				}
+			}
+			ok = by != "" && !translated && o.natRSTTo(p.Time, p.Tuple.Src, by) == (p.Dir == reference.Inbound)
+			if p.Dir == reference.Outbound {
+				for _, op := range o.outside[p.Time] {
+					ok = ok && !op.natRST
+				}
+			}
+		case c.Verdict == "hairpinned":
+			// Sent back in: never on the outside, delivered to the inside
+			// endpoint from the sender's public endpoint.
+			ok = !translated
+			found := false
+			for _, e := range evs {
+				found = found || e.Kind == "hairpinned" && e.Remote == c.DeliveredTo.String() && e.SNAT == c.DeliveredFrom.String()
+			}
+			ok = ok && found
 		case strings.HasPrefix(c.Verdict, "dropped:"):
 			ok = has("dropped", strings.TrimPrefix(c.Verdict, "dropped:")) && !translated
 		default:
@@ -158,17 +205,41 @@ func check(s *Scenario, b Built, o observed) []string {
 				fail("packet %d: SNAT %v, want packet %d's, %v (%s: %s)", c.Packet, snat, c.SamePortAs, other, c.Behavior, c.Why)
 			}
 		}
-		if c.OtherPortThan != 0 {
-			if other, ok := o.snatOf(b, c.OtherPortThan); !ok || other == snat {
-				fail("packet %d: SNAT %v, want another than packet %d's (%s: %s)", c.Packet, snat, c.OtherPortThan, c.Behavior, c.Why)
+		for _, n := range c.OtherPortThan {
+			if other, ok := o.snatOf(b, n); !ok || other == snat {
+				fail("packet %d: SNAT %v, want another than packet %d's (%s: %s)", c.Packet, snat, n, c.Behavior, c.Why)
+			}
+		}
+		if c.SameIPAs != 0 {
+			if other, ok := o.snatOf(b, c.SameIPAs); !ok || other.Addr() != snat.Addr() {
+				fail("packet %d: SNAT IP %v, want packet %d's, %v (%s: %s)", c.Packet, snat.Addr(), c.SameIPAs, other.Addr(), c.Behavior, c.Why)
+			}
+		}
+		in := b.Packets[c.Packet-1].Tuple.Src.Port()
+		switch {
+		case c.KeepsPort && snat.Port() != in:
+			fail("packet %d: SNAT port %d, want the inside port %d kept (%s: %s)", c.Packet, snat.Port(), in, c.Behavior, c.Why)
+		case c.PortIn != [2]uint16{} && (snat.Port() < c.PortIn[0] || snat.Port() > c.PortIn[1]):
+			fail("packet %d: SNAT port %d, want one in %d–%d (%s: %s)", c.Packet, snat.Port(), c.PortIn[0], c.PortIn[1], c.Behavior, c.Why)
+		case c.SameParity && (snat.Port()%2 != in%2 || (snat.Port() < 1024) != (in < 1024)):
+			fail("packet %d: SNAT port %d, want the parity and range of the inside port %d (%s: %s)", c.Packet, snat.Port(), in, c.Behavior, c.Why)
+		}
+	}
+	// L11, and every profile's premise: no packet leaves on the outside
+	// with an inside source address.
+	for at, ops := range o.outside {
+		for _, op := range ops {
+			if insideNet.Contains(op.src.Addr()) {
+				fail("at +%v: %v > %v on the outside, from an inside address (L11)", at.Sub(b.Start), op.src, op.dst)
 			}
 		}
 	}
 	for _, c := range b.Events {
 		at := b.Start.Add(c.At)
 		found := false
-		for _, e := range o.timers {
-			if e.Time.Equal(at) && e.Kind == c.Kind && e.Release == c.Release && e.Inside == c.Inside.String() {
+		for _, e := range o.all {
+			if e.Time.Equal(at) && e.Kind == c.Kind && e.Release == c.Release && e.Inside == c.Inside.String() &&
+				(c.Cites == reference.NoBehavior || e.Behavior == c.Cites.String()) {
 				found = true
 			}
 		}
@@ -188,17 +259,26 @@ func TestClaims(t *testing.T) {
 		if len(b.Claims) < 3 {
 			t.Errorf("%s: %d claims, want a scenario that shows something", s.Name, len(b.Claims))
 		}
-		for _, line := range check(s, b, replayScenario(t, s, reference.Profile{})) {
+		for _, line := range check(s, b, replayScenario(t, s, nil)) {
 			t.Error(line)
 		}
 	}
 }
 
-// TestClaimsFailOnBrokenEngines: each timer and quota scenario's claims
-// fail on an engine whose profile breaks the behaviour it shows: a RST
-// hold of 14 s or 16 s, a FIN hold of 239 s, a default idle timeout of
-// 5 minutes, 1,032 ports in the smallest tier.
+// TestClaimsFailOnBrokenEngines: every scenario's claims fail on at least
+// one engine whose profile breaks what it shows: azure-lb with a RST hold
+// of 14 s or 16 s, a FIN hold of 239 s, a default idle timeout of 5
+// minutes, UDP on a fixed 4 minutes, 1,032 ports in the smallest tier,
+// UDP mappings per 5-tuple, linux's port choice; linux choosing the lowest
+// free port or keying UDP by destination IP, with a 59 s SYN_RECV, a 121 s
+// TIME_WAIT, an 11 s CLOSE, a 31 s UDP timeout, a stream after 1.999 s,
+// no tcp_loose, rfc's timers, a 29 s ICMP timeout; azure-natgw with ports 512–1023, 64 s FIN and 17 s RST holds,
+// a 31 s half-open close, UDP on the TCP idle timeout, no RSTs for
+// unknown TCP, address filtering; rfc with 5-tuple mappings, random ports,
+// another filtering mode, a timer 1 ms longer, inbound refresh switched,
+// no hairpinning.
 func TestClaimsFailOnBrokenEngines(t *testing.T) {
+	covered := map[string]bool{}
 	for _, tc := range []struct {
 		scenario string
 		mutate   func(*reference.Profile)
@@ -208,18 +288,57 @@ func TestClaimsFailOnBrokenEngines(t *testing.T) {
 		{"azure-lb-unsolicited-inbound", func(p *reference.Profile) { p.RSTHold = 15*time.Second + time.Millisecond }},
 		{"azure-lb-fin-240s", func(p *reference.Profile) { p.FINHold = 239 * time.Second }},
 		{"azure-lb-idle-4m", func(p *reference.Profile) { p.IdleDefault = 5 * time.Minute }},
+		{"azure-lb-idle-30m", func(p *reference.Profile) { p.Gateway.UDPIdle = 4 * time.Minute }},
 		{"azure-lb-b14-rsts", func(p *reference.Profile) { p.IdleDefault = 5 * time.Minute }},
 		{"azure-lb-exhaustion-pool-50", func(p *reference.Profile) { p.Tiers[0].Ports, p.MaxInstancePorts = 1032, 1032 }},
 		{"azure-lb-exhaustion-pool-51", func(p *reference.Profile) { p.Tiers[0].MaxPool = 51 }},
+		{"azure-lb-udp-port-restricted-cone", func(p *reference.Profile) { p.Mapping = reference.MappingFiveTuple }},
+		{"azure-lb-tcp-reuse-dst-ports", func(p *reference.Profile) { p.PortChoice = reference.PortPreserve }},
+		{"linux-port-preserve", func(p *reference.Profile) { p.PortChoice = reference.PortLowestFree }},
+		{"linux-port-preserve", func(p *reference.Profile) { p.Mapping = reference.MappingPerDestination }},
+		{"linux-tcp-state-timeouts", func(p *reference.Profile) { p.Conntrack.SynRecv = 59 * time.Second }},
+		{"linux-tcp-state-timeouts", func(p *reference.Profile) { p.Conntrack.TimeWait = 121 * time.Second }},
+		{"linux-tcp-rst", func(p *reference.Profile) { p.Conntrack.Close = 11 * time.Second }},
+		{"linux-udp-timeouts", func(p *reference.Profile) { p.Conntrack.UDP = 31 * time.Second }},
+		{"linux-udp-timeouts", func(p *reference.Profile) { p.Conntrack.StreamAfter = 2*time.Second - time.Millisecond }},
+		{"linux-pickup-invalid", func(p *reference.Profile) { p.Conntrack.Loose = false }},
+		{"linux-strict-invalid", func(p *reference.Profile) { p.Timers, p.RFC = reference.TimersRFC, reference.RFC().RFC }},
+		{"linux-icmp-echo", func(p *reference.Profile) { p.Conntrack.ICMP = 29 * time.Second }},
+		{"azure-natgw-reuse", func(p *reference.Profile) { p.FirstPort, p.PortsPerIP = 512, 512 }},
+		{"azure-natgw-holds", func(p *reference.Profile) { p.FINHold = 64 * time.Second }},
+		{"azure-natgw-holds", func(p *reference.Profile) { p.RSTHold = 17 * time.Second }},
+		{"azure-natgw-holds", func(p *reference.Profile) { p.Gateway.HalfOpen = 31 * time.Second }},
+		{"azure-natgw-idle", func(p *reference.Profile) { p.Gateway.UDPIdle = 0 }},
+		{"azure-natgw-rst-unknown", func(p *reference.Profile) { p.ResetUnknown = false }},
+		{"azure-natgw-inbound", func(p *reference.Profile) { p.ICMPEcho = true }},
+		{"azure-natgw-inbound", func(p *reference.Profile) { p.Mapping = reference.MappingPerDestination }},
+		{"rfc-endpoint-independent-mapping", func(p *reference.Profile) { p.Mapping = reference.MappingFiveTuple }},
+		{"rfc-paired-pooling", func(p *reference.Profile) { p.PortChoice = reference.PortRandom }},
+		{"rfc-filtering-endpoint-independent", func(p *reference.Profile) { p.Filtering = reference.FilterAddressAndPort }},
+		{"rfc-filtering-address", func(p *reference.Profile) { p.Filtering = reference.FilterEndpointIndependent }},
+		{"rfc-filtering-address-and-port", func(p *reference.Profile) { p.Filtering = reference.FilterAddress }},
+		{"rfc-udp-timer", func(p *reference.Profile) { p.RFC.InboundRefresh = false }},
+		{"rfc-udp-timer", func(p *reference.Profile) { p.RFC.UDP += time.Millisecond }},
+		{"rfc-udp-timer-2m-outbound-only", func(p *reference.Profile) { p.RFC.InboundRefresh = true }},
+		{"rfc-tcp-timers", func(p *reference.Profile) { p.RFC.TCPTransitory += time.Millisecond }},
+		{"rfc-tcp-timers", func(p *reference.Profile) { p.RFC.TCPEstablished += time.Millisecond }},
+		{"rfc-hairpin", func(p *reference.Profile) { p.Hairpin = false }},
 	} {
-		s, _ := Lookup(tc.scenario)
-		p := reference.AzureLB()
-		tc.mutate(&p)
+		s, ok := Lookup(tc.scenario)
+		if !ok {
+			t.Fatalf("no scenario %q", tc.scenario)
+		}
+		covered[tc.scenario] = true
 		b := s.Build()
-		if bad := check(s, b, replayScenario(t, s, p)); len(bad) == 0 {
+		if bad := check(s, b, replayScenario(t, s, tc.mutate)); len(bad) == 0 {
 			t.Errorf("%s: every claim holds on a broken engine", tc.scenario)
 		} else {
 			t.Logf("broken engine: %s", bad[0])
+		}
+	}
+	for _, s := range All() {
+		if !covered[s.Name] {
+			t.Errorf("%s: no broken engine shows its claims can fail", s.Name)
 		}
 	}
 }

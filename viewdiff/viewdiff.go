@@ -44,7 +44,11 @@ type Packet struct {
 	Src, Dst netip.AddrPort
 	Flags    reference.TCPFlags
 	Comment  string
-	shape    [32]byte
+	// Via is the SNAT endpoint the packet's comment names ("… via
+	// 203.0.113.1:1024", as natcheck replay writes on a packet that opens
+	// a flow), if any.
+	Via   netip.AddrPort
+	shape [32]byte
 }
 
 // String renders the packet in one line: "packet 12 at 2025-…: tcp
@@ -78,6 +82,7 @@ func Read(path string) ([]Packet, error) {
 		p := Packet{Number: rec.Number, Time: rec.Time}
 		if len(rec.Comments) > 0 {
 			p.Comment = strings.Join(rec.Comments, "; ")
+			p.Via = via(p.Comment)
 		}
 		h := sha256.New()
 		var head [12]byte
@@ -102,6 +107,19 @@ func Read(path string) ([]Packet, error) {
 		h.Sum(p.shape[:0])
 		out = append(out, p)
 	}
+}
+
+// via returns the SNAT endpoint a natcheck comment names after " via ".
+func via(comment string) netip.AddrPort {
+	_, rest, ok := strings.Cut(comment, " via ")
+	if !ok {
+		return netip.AddrPort{}
+	}
+	if i := strings.IndexAny(rest, "; "); i >= 0 {
+		rest = rest[:i]
+	}
+	ap, _ := netip.ParseAddrPort(rest)
+	return ap
 }
 
 // payloadStart is the offset of the transport payload.
@@ -146,8 +164,15 @@ func (d Difference) String() string {
 // Result is the comparison of two views.
 type Result struct {
 	PacketsA, PacketsB, Paired int
-	// SNATIPsA and SNATIPsB are the SNAT IPs each view uses, as found.
+	// SNATIPsA and SNATIPsB are the SNAT IPs each view uses, as found:
+	// named by natcheck's comments ("via 203.0.113.1:1024"), or the side of
+	// a paired packet whose endpoint differs between the views. Both are
+	// empty when neither view has such comments and every pair has the
+	// same endpoints (Identical).
 	SNATIPsA, SNATIPsB []netip.Addr
+	// Identical: every packet of each view is paired, with the same
+	// endpoints in both views; nothing needed renaming.
+	Identical bool
 	// Endpoints is the renaming found: every SNAT endpoint of A with B's,
 	// in the order A first used them; Renamed counts those that differ.
 	Endpoints []Rename
@@ -176,6 +201,16 @@ func Compare(a, b []Packet) *Result {
 	slices.SortStableFunc(b, byTime)
 	pairs, onlyA, onlyB := pair(a, b, nil, nil)
 	snatA, snatB := map[netip.Addr]bool{}, map[netip.Addr]bool{}
+	for _, v := range []struct {
+		view []Packet
+		snat map[netip.Addr]bool
+	}{{a, snatA}, {b, snatB}} {
+		for _, p := range v.view {
+			if p.Via.IsValid() {
+				v.snat[p.Via.Addr()] = true
+			}
+		}
+	}
 	for _, pr := range pairs {
 		pa, pb := pr[0], pr[1]
 		if pa.Src != pb.Src && pa.Dst == pb.Dst {
@@ -185,12 +220,29 @@ func Compare(a, b []Packet) *Result {
 			snatA[pa.Dst.Addr()], snatB[pb.Dst.Addr()] = true, true
 		}
 	}
-	if len(snatA) > 0 {
+	// A SNAT IP one view's comments name is one in the other view too
+	// where a pair has the same endpoints in both (a device's recording,
+	// with no comments, against a replay).
+	for _, pr := range pairs {
+		pa, pb := pr[0], pr[1]
+		if pa.Src == pb.Src && pa.Dst == pb.Dst {
+			for _, ip := range []netip.Addr{pa.Src.Addr(), pa.Dst.Addr()} {
+				if snatA[ip] || snatB[ip] {
+					snatA[ip], snatB[ip] = true, true
+				}
+			}
+		}
+	}
+	if len(snatA) > 0 || len(snatB) > 0 {
 		// With the SNAT sides known, pair again with the server endpoint
 		// in the shape: packets at one time with one shape are told apart.
 		pairs, onlyA, onlyB = pair(a, b, snatA, snatB)
 	}
 	res.Paired = len(pairs)
+	res.Identical = len(onlyA) == 0 && len(onlyB) == 0
+	for _, pr := range pairs {
+		res.Identical = res.Identical && pr[0].Src == pr[1].Src && pr[0].Dst == pr[1].Dst
+	}
 	res.SNATIPsA, res.SNATIPsB = sortedAddrs(snatA), sortedAddrs(snatB)
 	type key struct {
 		proto reference.Proto

@@ -3,6 +3,7 @@ package viewdiff
 import (
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +207,55 @@ func TestServerEndpointMustMatch(t *testing.T) {
 	r := Compare(a, b)
 	if len(r.Differences) != 1 || !strings.Contains(r.Differences[0].What, "server endpoint differs") {
 		t.Fatalf("differences = %v, want one naming the server endpoint", r.Differences)
+	}
+}
+
+// TestIdenticalViews: a view against itself names its SNAT IPs, found in
+// natcheck's comments ("… via 203.0.113.1:1024") though no endpoint
+// differs, counts its SNAT endpoints, and is identical; without comments
+// (a device's recording) no SNAT IP can be found and the result says the
+// views are identical endpoint for endpoint; one commented view lends its
+// SNAT IPs to the other where their packets have the same endpoints.
+func TestIdenticalViews(t *testing.T) {
+	ref := view(t, vpn, "10.0.0.227", reference.Config{PortsPerInstance: 8})
+	bare := make([]Packet, len(ref))
+	for i, p := range ref {
+		p.Comment, p.Via = "", netip.AddrPort{}
+		bare[i] = p
+	}
+	one := addrs("203.0.113.1")
+	other := view(t, vpn, "10.9.9.9,10.0.0.227", reference.Config{Frontends: addrs("192.0.2.1"), PortsPerInstance: 8})
+	for _, tc := range []struct {
+		name           string
+		a, b           []Packet
+		ipsA, ipsB     []netip.Addr
+		identical      bool
+		endpoints, ren int
+	}{
+		{"itself", ref, ref, one, one, true, 11, 0},
+		{"itself, no comments", bare, bare, nil, nil, true, 0, 0},
+		{"commented against bare", ref, bare, one, one, true, 11, 0},
+		{"bare against commented", bare, ref, one, one, true, 11, 0},
+		{"bare against another placement", bare, other, one, addrs("192.0.2.1"), false, 11, 11},
+	} {
+		r := Compare(tc.a, tc.b)
+		if !r.Equivalent() || r.Identical != tc.identical || !slices.Equal(r.SNATIPsA, tc.ipsA) || !slices.Equal(r.SNATIPsB, tc.ipsB) ||
+			len(r.Endpoints) != tc.endpoints || r.Renamed != tc.ren || r.Paired != len(ref) {
+			t.Errorf("%s: equivalent %v, identical %v, SNAT IPs %v and %v, %d endpoints, %d renamed, %d paired; want true, %v, %v and %v, %d, %d, %d; first difference %v",
+				tc.name, r.Equivalent(), r.Identical, r.SNATIPsA, r.SNATIPsB, len(r.Endpoints), r.Renamed, r.Paired,
+				tc.identical, tc.ipsA, tc.ipsB, tc.endpoints, tc.ren, len(ref), first(r))
+		}
+	}
+	// A view with one packet moved to another port is neither identical
+	// nor equivalent, commented or not.
+	moved := slices.Clone(bare)
+	for i, p := range moved {
+		if p.Src.Addr() == one[0] {
+			moved[i].Src = netip.AddrPortFrom(one[0], 60000)
+			break
+		}
+	}
+	if r := Compare(bare, moved); r.Equivalent() || r.Identical {
+		t.Errorf("a view against itself with one packet moved: equivalent %v, identical %v", r.Equivalent(), r.Identical)
 	}
 }

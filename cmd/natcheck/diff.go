@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/natcheck/natcheck/viewdiff"
@@ -39,8 +40,17 @@ read.`,
 			}
 			r := viewdiff.Compare(views[0], views[1])
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "A = %s: %d packets, SNAT IPs %v\nB = %s: %d packets, SNAT IPs %v\n%d packets paired; %d SNAT endpoints, %d of them renamed\n",
-				files[0], r.PacketsA, r.SNATIPsA, files[1], r.PacketsB, r.SNATIPsB, r.Paired, len(r.Endpoints), r.Renamed)
+			fmt.Fprintf(w, "A = %s: %d packets, %s\nB = %s: %d packets, %s\n",
+				files[0], r.PacketsA, snatIPs(r.SNATIPsA), files[1], r.PacketsB, snatIPs(r.SNATIPsB))
+			if len(r.SNATIPsA)+len(r.SNATIPsB) == 0 {
+				fmt.Fprintf(w, "%d packets paired; no SNAT IP found: no natcheck comment names one (\"… via IP:port\") and no paired packet's endpoints differ\n", r.Paired)
+			} else {
+				fmt.Fprintf(w, "%d packets paired; %d SNAT endpoints, %d of them renamed\n", r.Paired, len(r.Endpoints), r.Renamed)
+			}
+			if r.Equivalent() && r.Identical {
+				fmt.Fprintln(w, "equivalent: identical, every packet with the same endpoints in both views (nothing renamed)")
+				return nil
+			}
 			if r.Equivalent() {
 				fmt.Fprintln(w, "equivalent: the same structure up to a renaming of SNAT endpoints")
 				var ex []string
@@ -63,4 +73,12 @@ read.`,
 	}
 	cmd.Flags().IntVar(&show, "show", 10, "how many differences to show")
 	return cmd
+}
+
+// snatIPs says which SNAT IPs a view was found to use.
+func snatIPs(ips []netip.Addr) string {
+	if len(ips) == 0 {
+		return "SNAT IPs not found"
+	}
+	return fmt.Sprintf("SNAT IPs %v", ips)
 }

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/natcheck/natcheck/replay"
+	"github.com/natcheck/natcheck/scenario"
 )
 
 // altered copies an expectation file of the repository into dir with its
@@ -132,7 +135,8 @@ func TestGenCommand(t *testing.T) {
 
 // TestDiffCommand: two replays that place the instance differently are
 // equivalent (exit 0); 8 against 16 ports differ (exit 1) at the first
-// refused flow; an unreadable view is bad input (exit 3).
+// refused flow; a view against itself names its SNAT IP and endpoints and
+// says it is identical; an unreadable view is bad input (exit 3).
 func TestDiffCommand(t *testing.T) {
 	dir := t.TempDir()
 	a, b, c := filepath.Join(dir, "a.pcapng"), filepath.Join(dir, "b.pcapng"), filepath.Join(dir, "c.pcapng")
@@ -151,6 +155,10 @@ func TestDiffCommand(t *testing.T) {
 	if out, code := runOut(t, "diff", a, c); code != exitFailed || !strings.Contains(out, "DIFFERENT: 16 differences") ||
 		!strings.Contains(out, "only in B") || !strings.Contains(out, "2019-09-28T16:14:27.481295Z: udp 203.0.113.1:1032 > 75.75.75.75:53") {
 		t.Errorf("natcheck diff (8 vs 16 ports): exit %d\n%s", code, out)
+	}
+	if out, code := runOut(t, "diff", a, a); code != exitOK || !strings.Contains(out, "packets, SNAT IPs [203.0.113.1]\nB = ") ||
+		!strings.Contains(out, "11 SNAT endpoints, 0 of them renamed") || !strings.Contains(out, "equivalent: identical") {
+		t.Errorf("natcheck diff of a view with itself: exit %d\n%s", code, out)
 	}
 	if out, code := runOut(t, "diff", a, vpn+".missing"); code != exitInput {
 		t.Errorf("natcheck diff of a missing file: exit %d\n%s", code, out)
@@ -181,5 +189,45 @@ func TestReplayShardCommand(t *testing.T) {
 	}
 	if out, code := runOut(t, "replay", "--shard", "0/2", "-w", filepath.Join(dir, "o.pcapng"), vpn); code != exitUsage || !strings.Contains(out, "one shard's instances only") {
 		t.Errorf("--shard with -w: exit %d\n%s", code, out)
+	}
+}
+
+// TestGenReplayCommandIsTheSetup: for every scenario, the natcheck replay
+// command gen prints (its setup as flags: --profile, --seed, --filtering,
+// …) gives the --json report and the events (which name every SNAT port)
+// that the setup's configuration gives, the one its expectation file is
+// checked with, byte for byte.
+func TestGenReplayCommandIsTheSetup(t *testing.T) {
+	dir := t.TempDir()
+	for _, s := range scenario.All() {
+		pc, ev := filepath.Join(dir, s.Name+".pcap"), filepath.Join(dir, s.Name+".jsonl")
+		if out, code := runOut(t, "gen", s.Name, "-o", pc); code != exitOK {
+			t.Fatalf("natcheck gen %s: exit %d\n%s", s.Name, code, out)
+		}
+		r := run(t, append(append([]string{"replay", "--json", "--events", ev}, s.Setup.Args()...), pc)...)
+		if r.code != exitOK {
+			t.Errorf("%s: natcheck replay %v: exit %d\n%s", s.Name, s.Setup.Args(), r.code, r.stderr)
+			continue
+		}
+		cfg, err := s.Setup.Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want, wantEv bytes.Buffer
+		cfg.Events = &wantEv
+		res, err := replay.Run([]string{pc}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := replay.WriteJSON(&want, res); err != nil {
+			t.Fatal(err)
+		}
+		gotEv, err := os.ReadFile(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.stdout != want.String() || !bytes.Equal(gotEv, wantEv.Bytes()) {
+			t.Errorf("%s: natcheck replay %s gives another report or other events than the setup's configuration", s.Name, strings.Join(s.Setup.Args(), " "))
+		}
 	}
 }

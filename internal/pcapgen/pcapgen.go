@@ -15,7 +15,8 @@ import (
 )
 
 // Frame serializes p into buf as an Ethernet frame carrying IPv4 and p's
-// TCP (with p.Flags), UDP or ICMP echo header, then payload, with valid
+// TCP (with p.Flags), UDP or ICMP echo header (a request, or a reply
+// when p is inbound; the inside port is its identifier), then payload, with valid
 // lengths and checksums; a fragment has More Fragments set. The result
 // aliases buf.
 func Frame(buf gopacket.SerializeBuffer, p reference.Packet, payload []byte) ([]byte, error) {
@@ -42,7 +43,13 @@ func Frame(buf gopacket.SerializeBuffer, p reference.Packet, payload []byte) ([]
 		}
 		l4 = u
 	default:
-		l4 = &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0)}
+		// An echo request carries the pinging side's source port as its
+		// identifier; an inbound packet is the echo reply, to that port.
+		icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: p.Tuple.Src.Port()}
+		if p.Dir == reference.Inbound {
+			icmp.TypeCode, icmp.Id = layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0), p.Tuple.Dst.Port()
+		}
+		l4 = icmp
 	}
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	if err := gopacket.SerializeLayers(buf, opts, eth, ip, l4, gopacket.Payload(payload)); err != nil {

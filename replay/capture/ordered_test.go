@@ -267,3 +267,43 @@ func TestOpenScanFileShrinks(t *testing.T) {
 		t.Fatal("reading past the new end did not fault")
 	}
 }
+
+// TestOrderScanAgreesWithAdd: OrderScanner.Scan, which reads a classic
+// pcap file's headers alone, learns the Order that Add learns from every
+// Record, on the files of TestOrderedAgreesWithReorder (the replay of each
+// from both is the same stream), and stops when tick says so.
+func TestOrderScanAgreesWithAdd(t *testing.T) {
+	size := func(i int) int { return 40 + i%90 }
+	files := map[string][]byte{
+		"in order":     pcapNano(genRecords(1, 20000, time.Microsecond, 0, size)),
+		"late":         pcapNano(genRecords(2, 20000, time.Microsecond, 1500, size)),
+		"ties":         pcapNano(genRecords(3, 20000, time.Millisecond, 3, size)),
+		"beyond":       pcapNano(genRecords(6, 5000, time.Millisecond, 30, size)),
+		"cut":          func() []byte { b := pcapNano(genRecords(7, 5000, time.Microsecond, 100, size)); return b[:len(b)-30] }(),
+		"pcapng, late": ngNano(genRecords(8, 5000, time.Microsecond, 200, size)),
+	}
+	for name, file := range files {
+		t.Run(name, func(t *testing.T) {
+			for _, w := range []time.Duration{time.Millisecond, 25 * time.Millisecond} {
+				rd := mustReader(t, file)
+				s := NewOrderScanner(rd, w)
+				scanErr := s.Scan(rd, 256, func() bool { return true })
+				want, wantErr := scanOrder(mustReader(t, file), w, nil)
+				if !reflect.DeepEqual(scanErr, wantErr) {
+					t.Fatalf("window %v: Scan error %v, want %v", w, scanErr, wantErr)
+				}
+				got := s.Order()
+				if got.Late() != want.Late() || !reflect.DeepEqual(got.tooLate, want.tooLate) {
+					t.Fatalf("window %v: %d late, too late %v; want %d, %v", w, got.Late(), got.tooLate, want.Late(), want.tooLate)
+				}
+				sameStream(t, NewOrdered(mustReader(t, file), bytes.NewReader(file), got), NewOrdered(mustReader(t, file), bytes.NewReader(file), want))
+			}
+		})
+	}
+	rd := mustReader(t, files["in order"])
+	s := NewOrderScanner(rd, time.Millisecond)
+	ticks := 0
+	if err := s.Scan(rd, 100, func() bool { ticks++; return ticks < 3 }); err != nil || rd.n != 299 {
+		t.Fatalf("Scan stopped after %d records (%v), want 299", rd.n, err)
+	}
+}

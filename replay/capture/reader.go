@@ -211,6 +211,14 @@ const (
 	pageSize     = 64 << 10
 )
 
+// Offset returns how far into the file the Reader has read, in bytes.
+func (r *Reader) Offset() int64 {
+	if r.ng != nil {
+		return r.pos()
+	}
+	return r.off
+}
+
 // Stable reports whether the Data of the records Next returns stay valid
 // until Close (a mapped file, OpenScan), rather than until the next call.
 func (r *Reader) Stable() bool { return r.mapped }

@@ -1,4 +1,4 @@
-package fuzz
+package profilecheck
 
 import (
 	"fmt"
@@ -151,6 +151,40 @@ func (s *profileShadow) verdict(pk reference.Packet, v reference.Verdict) error 
 	return nil
 }
 
+// Invariants runs the engine of profile p on the operations
+// data decodes to (Run) and checks profileShadow's invariants after
+// every one; it runs the input twice and compares the event logs.
+func Invariants(p reference.Profile, data []byte) error {
+	var logs [2]string
+	for run := range logs {
+		s := &profileShadow{prof: p}
+		err := Run(p, data, s.observe, func(cfg reference.Config, e *reference.Engine) (Hooks, error) {
+			s.cfg, s.plan = cfg, e.Plan()
+			return Hooks{
+				Packet: func(pk reference.Packet, v reference.Verdict, emit []reference.Packet) error {
+					fmt.Fprintf(&s.log, "%v %v %v -> %v %v %v %v\n", pk.Dir, pk.Tuple, pk.Flags, v.Action, v.Behavior, v.Tuple, emit)
+					if err := s.verdict(pk, v); err != nil {
+						return err
+					}
+					return s.check(e)
+				},
+				Advance: func(t time.Time, emit []reference.Packet) error {
+					s.gone = s.gone[:0]
+					return s.check(e)
+				},
+			}, nil
+		})
+		if err != nil {
+			return err
+		}
+		logs[run] = s.log.String()
+	}
+	if logs[0] != logs[1] {
+		return fmt.Errorf("two runs of one input gave different events")
+	}
+	return nil
+}
+
 // icmpErrorVerdict checks a translated ICMP error (R6, L10): it quotes a
 // packet of a flow live before it, and leaves with that flow's addresses:
 // inbound, to the inside endpoint, the quoted source rewritten to it;
@@ -175,40 +209,6 @@ func icmpErrorVerdict(cfg reference.Config, all []liveFlow, pk reference.Packet,
 	}
 	if !slices.ContainsFunc(all, func(f liveFlow) bool { return f.proto == q.Proto && f.inside == q.Dst && f.snat == got.Dst }) {
 		return fmt.Errorf("ICMP error quoting %v left from %v, which no live flow of it holds", q, got.Dst)
-	}
-	return nil
-}
-
-// CheckProfileInvariants runs the engine of profile p on the operations
-// data decodes to (runProfile) and checks profileShadow's invariants after
-// every one; it runs the input twice and compares the event logs.
-func CheckProfileInvariants(p reference.Profile, data []byte) error {
-	var logs [2]string
-	for run := range logs {
-		s := &profileShadow{prof: p}
-		err := runProfile(p, data, s.observe, func(cfg reference.Config, e *reference.Engine) (profileHooks, error) {
-			s.cfg, s.plan = cfg, e.Plan()
-			return profileHooks{
-				packet: func(pk reference.Packet, v reference.Verdict, emit []reference.Packet) error {
-					fmt.Fprintf(&s.log, "%v %v %v -> %v %v %v %v\n", pk.Dir, pk.Tuple, pk.Flags, v.Action, v.Behavior, v.Tuple, emit)
-					if err := s.verdict(pk, v); err != nil {
-						return err
-					}
-					return s.check(e)
-				},
-				advance: func(t time.Time, emit []reference.Packet) error {
-					s.gone = s.gone[:0]
-					return s.check(e)
-				},
-			}, nil
-		})
-		if err != nil {
-			return err
-		}
-		logs[run] = s.log.String()
-	}
-	if logs[0] != logs[1] {
-		return fmt.Errorf("two runs of one input gave different events")
 	}
 	return nil
 }
