@@ -198,7 +198,9 @@ func linuxTimerChecks() []Check {
 			packetsOf: func(pr reference.Profile) []tp {
 				return []tp{{0, out, ack}, {pr.Conntrack.Unacknowledged / 3, out, ack | psh}}
 			},
-			release: func(pr reference.Profile) time.Duration { return pr.Conntrack.Unacknowledged/3 + pr.Conntrack.Unacknowledged }},
+			release: func(pr reference.Profile) time.Duration {
+				return pr.Conntrack.Unacknowledged/3 + pr.Conntrack.Unacknowledged
+			}},
 		{id: L5, title: "a retransmitted SYN with no answer does not restart SYN_SENT's timer (nf_conntrack_proto_tcp.c): released syn_sent after the first SYN", proto: tcp,
 			packetsOf: func(pr reference.Profile) []tp {
 				return []tp{{0, out, syn}, {pr.Conntrack.SynSent / 4, out, syn}}
