@@ -31,7 +31,7 @@ test:
 # folder: about 11 GB, the 20,000,000-packet one 7 GB).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -cpu 1 ./reference/
-	$(GO) test -run '^$$' -bench 'ReplayEndToEnd|ReplayPeakRSS|ReplayLength' -benchmem -benchtime 2x -cpu 1,2 ./replay/
+	$(GO) test -run '^$$' -bench 'ReplayEndToEnd|ReplayPeakRSS|ReplayLength|ReplayOrder' -benchmem -benchtime 2x -cpu 1,2 ./replay/
 
 # natcheck replay against tshark, tcpdump and tcprewrite on the best-case
 # capture and issue 11's busy subnet, with the issue's goals as ratios of

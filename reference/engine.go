@@ -57,7 +57,25 @@ const timeMargin = 1 << 56
 var (
 	EarliestTime = time.Unix(0, math.MinInt64+timeMargin).UTC()
 	LatestTime   = time.Unix(0, math.MaxInt64-timeMargin).UTC()
+
+	// earliestSec and latestSec are the bounds' Unix seconds (InRange).
+	earliestSec, latestSec = EarliestTime.Unix(), LatestTime.Unix()
 )
+
+// InRange reports whether t is within [EarliestTime, LatestTime], the
+// times the engine takes (a call with another time is a *RangeError). A
+// time whose Unix second lies strictly between the bounds' seconds is in
+// range: two compares instead of time.Time's Before and After, two
+// calls; only a time in one of the bounds' own seconds takes the exact
+// comparisons.
+func InRange(t time.Time) bool {
+	if s := t.Unix(); s > earliestSec && s < latestSec {
+		return true
+	}
+	return inRangeExact(t)
+}
+
+func inRangeExact(t time.Time) bool { return !t.Before(EarliestTime) && !t.After(LatestTime) }
 
 // Flow states, as bits of flow.state.
 const (
@@ -367,10 +385,16 @@ func (e *Engine) Flows() int { return e.live }
 // setTime moves the engine's clock to t and fires every timer due at or
 // before t (B13: a flow whose release time is T is gone for a packet at T).
 func (e *Engine) setTime(t time.Time) (int64, error) {
-	if t.Before(EarliestTime) || t.After(LatestTime) {
+	// InRange, inlined by hand (it is too large for the compiler to
+	// inline), with UnixNano from the second it reads.
+	var ns int64
+	if s := t.Unix(); s > earliestSec && s < latestSec {
+		ns = s*1e9 + int64(t.Nanosecond())
+	} else if !inRangeExact(t) {
 		return 0, &RangeError{Got: t}
+	} else {
+		ns = t.UnixNano()
 	}
-	ns := t.UnixNano()
 	if e.started && ns < e.now {
 		return ns, &TimeError{Now: utc(e.now), Got: t}
 	}
@@ -499,7 +523,9 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 		Tuple: Tuple{Proto: f.proto, Src: e.snat(f), Dst: tu.Dst}}
 	var st step
 	if h := e.hold; h != nil { // direct: no wrapper frame on the hot path
-		st = h.touch(e, f, id, t, p.Flags, stOut)
+		if !h.refresh(f, t, p.Flags, stOut) {
+			st = h.touch(e, f, id, t, p.Flags, stOut)
+		}
 	} else {
 		st = e.life.touch(e, f, id, t, p.Flags, stOut)
 	}
@@ -591,7 +617,9 @@ func (e *Engine) newFlow(p *Packet, t int64, k key, h uint64, inIP uint32) Verdi
 		snatIP: ip, snatPort: port, slot: slot, inst: uint32(inst), proto: tu.Proto, state: stLive}, h, t)
 	var st step
 	if h := e.hold; h != nil {
-		st = h.touch(e, f, id, t, p.Flags, stOut)
+		if !h.refresh(f, t, p.Flags, stOut) {
+			st = h.touch(e, f, id, t, p.Flags, stOut)
+		}
 	} else {
 		st = e.life.touch(e, f, id, t, p.Flags, stOut)
 	}
@@ -755,7 +783,9 @@ func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 		Tuple: Tuple{Proto: f.proto, Src: tu.Src, Dst: netip.AddrPortFrom(addr4(f.inIP), f.inPort)}}
 	var st step
 	if h := e.hold; h != nil {
-		st = h.touch(e, f, id, t, p.Flags, stIn)
+		if !h.refresh(f, t, p.Flags, stIn) {
+			st = h.touch(e, f, id, t, p.Flags, stIn)
+		}
 	} else {
 		st = e.life.touch(e, f, id, t, p.Flags, stIn)
 	}

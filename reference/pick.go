@@ -20,8 +20,14 @@ func (e *Engine) taken(ip, port uint16, dstIP uint32, dport uint16, proto Proto)
 
 // slotAddr returns the frontend IP index and port of slot s of instance
 // in (its ports in C3 order).
+// A slot in the first block, the common case (slot 0 unless the
+// destination is contended, C3), needs no division.
 func (e *Engine) slotAddr(in *instance, s int) (uint16, uint16) {
 	bs := e.prof.BlockSize
+	if s < bs {
+		b := in.blocks[0]
+		return b.ip, e.prof.FirstPort + b.idx*uint16(bs) + uint16(s)
+	}
 	b := in.blocks[s/bs]
 	return b.ip, e.prof.FirstPort + b.idx*uint16(bs) + uint16(s%bs)
 }

@@ -229,6 +229,9 @@ type Expectation struct {
 	Scenario string  `json:"scenario,omitempty"`
 	Setup    Setup   `json:"setup"`
 	Outcome  Outcome `json:"outcome"`
+	// Device, if set, is a live device's recording of the capture, and
+	// how its outside view compares with the replay's.
+	Device *Device `json:"device,omitempty"`
 
 	path string
 }
@@ -256,6 +259,9 @@ func Load(path string) (*Expectation, error) {
 	if e.Capture == "" {
 		return nil, fmt.Errorf("load expectation %s: %w: no capture named", path, ErrExpectation)
 	}
+	if e.Device != nil && e.Device.Recording == "" {
+		return nil, fmt.Errorf("load expectation %s: %w: device: no recording named", path, ErrExpectation)
+	}
 	e.path = path
 	return &e, nil
 }
@@ -272,11 +278,15 @@ func (e *Expectation) Path() string { return e.path }
 
 // CapturePath is the capture's path: Capture itself if absolute, else
 // relative to the expectation file.
-func (e *Expectation) CapturePath() string {
-	if filepath.IsAbs(e.Capture) {
-		return e.Capture
+func (e *Expectation) CapturePath() string { return e.relative(e.Capture) }
+
+// relative returns p if absolute, else p relative to the expectation
+// file's folder.
+func (e *Expectation) relative(p string) string {
+	if filepath.IsAbs(p) {
+		return p
 	}
-	return filepath.Join(filepath.Dir(e.path), e.Capture)
+	return filepath.Join(filepath.Dir(e.path), p)
 }
 
 // Run replays the capture with the expectation's setup and returns what
@@ -373,6 +383,13 @@ func (e *Expectation) Check() ([]Difference, error) {
 			diff[i] = explainOutside(d, e.Outcome.Outside, got.Outside, got.outside, e.CapturePath(), got.start)
 		}
 	}
+	if e.Device != nil {
+		dev, err := e.compareDevice(got.outside)
+		if err != nil {
+			return nil, err
+		}
+		diff = append(diff, e.checkDevice(dev)...)
+	}
 	if len(diff) > 0 {
 		return diff, fmt.Errorf("regress %s: %w (%d differences)", e.path, ErrMismatch, len(diff))
 	}
@@ -380,12 +397,22 @@ func (e *Expectation) Check() ([]Difference, error) {
 }
 
 // Update runs the expectation and writes what came out as its outcome.
+// With a device recording, the device's differences are recorded too,
+// each keeping its hand-written predicted_by when it is the same.
 func (e *Expectation) Update() error {
-	got, err := e.Run()
+	got, err := e.run()
 	if err != nil {
 		return err
 	}
-	return e.Record(got)
+	defer got.remove()
+	if e.Device != nil {
+		dev, err := e.compareDevice(got.outside)
+		if err != nil {
+			return err
+		}
+		e.Device.Differences = e.updateDevice(dev)
+	}
+	return e.Record(got.Outcome)
 }
 
 // Record writes got as the expectation's outcome, to its file: the only

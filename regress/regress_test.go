@@ -48,6 +48,14 @@ func copyExpectation(t *testing.T, e *Expectation) *Expectation {
 	}
 	c := *e
 	c.Capture = abs
+	if e.Device != nil {
+		d := *e.Device
+		if d.Recording, err = filepath.Abs(e.RecordingPath()); err != nil {
+			t.Fatal(err)
+		}
+		d.Differences = slices.Clone(d.Differences)
+		c.Device = &d
+	}
 	b, _ := json.MarshalIndent(&c, "", "  ")
 	p := filepath.Join(t.TempDir(), filepath.Base(e.path))
 	if err := os.WriteFile(p, b, 0o644); err != nil {

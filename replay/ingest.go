@@ -272,7 +272,7 @@ func (in *ingest) packet(file string, rec *capture.Record) error {
 	if ts.IsZero() { // a pcapng simple packet block has no time
 		ts = res.End
 	}
-	if ts.Before(reference.EarliestTime) || ts.After(reference.LatestTime) {
+	if !reference.InRange(ts) {
 		return fmt.Errorf("replay: %s packet %d: %w", file, rec.Number, &reference.RangeError{Got: ts})
 	}
 	n.Packets++

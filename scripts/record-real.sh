@@ -5,24 +5,29 @@
 # the inside view, client 10.1.0.2 and server 198.51.100.10, and natcheck
 # replay puts its model NAT between them.
 #
-#   sudo scripts/record-real.sh [OUTDIR]     (default captures/real)
+#   sudo scripts/record-real.sh [OUTDIR [NAME...]]   (default captures/real, all four)
 #
-# Needs root, iproute2, tcpdump, curl and python3. It records four
-# captures, each on the client's interface, with nanosecond timestamps and
-# the first 200 bytes of each packet (headers whole, payload cut):
+# Needs root, iproute2, ethtool, tcpdump, curl and python3. It records
+# four captures, each on the client's interface, with nanosecond
+# timestamps, whole packets and valid checksums (checksum offload off), so
+# that a live NAT can replay them (natcheck record; scripts/record-device.sh):
 #   real-http-curl.pcap         curl fetching a small file three times (python3 -m http.server)
 #   real-dns-udp.pcap           DNS-like UDP exchanges: 5 queries from 5 source ports, one socket to two server ports
 #   real-aborted-transfer.pcap  curl aborting a rate-limited download after 1 s (the client's stack resets it)
 #   real-idle-keepalive.pcap    one HTTP/1.1 keep-alive connection, idle IDLE seconds (default 250, past the
 #                               4-minute idle timeout) between two requests
-# and writes one provenance line per capture to OUTDIR/PROVENANCE.txt.
+# and writes one provenance line per capture to OUTDIR/PROVENANCE.txt
+# (replacing the line of a capture recorded again). NAMEs (e.g.
+# real-dns-udp) record only those.
 set -euo pipefail
 out=${1:-captures/real}
+shift || true
+only=" $* "
 idle=${IDLE:-250}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-for tool in ip tcpdump curl python3; do
-	command -v "$tool" >/dev/null || { echo "record-real.sh: $tool is missing (apt-get install iproute2 tcpdump curl python3)" >&2; exit 2; }
+for tool in ip ethtool tcpdump curl python3; do
+	command -v "$tool" >/dev/null || { echo "record-real.sh: $tool is missing (apt-get install iproute2 ethtool tcpdump curl python3)" >&2; exit 2; }
 done
 py=$(command -v python3)
 
@@ -55,11 +60,14 @@ ip -n "$c" route add 198.51.100.0/24 dev ncrec-c
 ip -n "$s" route add 10.1.0.0/24 dev ncrec-s
 # A small receive buffer on the client keeps the aborted download short.
 ip netns exec "$c" sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536"
-# No TCP/UDP offload: the capture holds the packets as they are on the wire.
-ip netns exec "$c" ethtool -K ncrec-c tso off gso off gro off 2>/dev/null || true
-ip netns exec "$s" ethtool -K ncrec-s tso off gso off gro off 2>/dev/null || true
+# No offload: the capture holds the packets as they are on the wire, with
+# their checksums computed (with tx checksum offload on, a veth leaves
+# them to a NIC there is none of, and a real NAT's connection tracking
+# drops such packets as invalid).
+ip netns exec "$c" ethtool -K ncrec-c tx off rx off tso off gso off gro off >/dev/null
+ip netns exec "$s" ethtool -K ncrec-s tx off rx off tso off gso off gro off >/dev/null
 
-rm -f "$out/PROVENANCE.txt"
+touch "$out/PROVENANCE.txt"
 
 # The server: an HTTP server (HTTP/1.1, keep-alive) and a DNS-like UDP
 # responder on ports 53 and 5353 that answers each query with it and 16
@@ -93,9 +101,11 @@ done
 record() {
 	local name=$1
 	shift
+	[ "$only" = "  " ] || [[ "$only" == *" $name "* ]] || return 0
+	sed -i "/^$name.pcap: /d" "$out/PROVENANCE.txt"
 	local f="$out/$name.pcap"
 	: >"$work/tcpdump.log"
-	ip netns exec "$c" tcpdump -i ncrec-c -n -U -s 200 -Z root --time-stamp-precision=nano -w "$f" 2>"$work/tcpdump.log" &
+	ip netns exec "$c" tcpdump -i ncrec-c -n -U -s 0 -Z root --time-stamp-precision=nano -w "$f" 2>"$work/tcpdump.log" &
 	local tp=$!
 	for _ in $(seq 50); do grep -q "listening on" "$work/tcpdump.log" && break; sleep 0.1; done
 	sleep 1
@@ -126,7 +136,7 @@ s.recvfrom(2048)
 EOF
 record real-dns-udp "$py" "$work/dns.py"
 
-record real-aborted-transfer sh -c 'curl -s -o /dev/null --limit-rate 200k --max-time 1 http://198.51.100.10/large.bin; true'
+record real-aborted-transfer sh -c 'curl -s -o /dev/null --limit-rate 40k --max-time 1 http://198.51.100.10/large.bin; true'
 
 cat >"$work/keepalive.py" <<EOF
 import socket, time

@@ -63,6 +63,15 @@ func (p Packet) String() string {
 
 // Read reads the packets of a view. Packets that are not IPv4 have
 // nothing to rename and take part with their bytes as shape.
+//
+// A live device's recording (natcheck record: a pcapng file whose
+// interfaces are named "inside" and "outside") is read as its outside
+// view: the packets of the outside interface only, each at the capture
+// time its comment names ("FILE packet N at TIME"), so that it pairs with
+// a replay's outside view of the same input, or with another recording of
+// it, made at another time or speed. A frame of the outside link that
+// translates no replayed packet keeps the time it was recorded at (and so
+// pairs with nothing).
 func Read(path string) ([]Packet, error) {
 	rd, err := capture.Open(path)
 	if err != nil {
@@ -84,9 +93,17 @@ func Read(path string) ([]Packet, error) {
 			p.Comment = strings.Join(rec.Comments, "; ")
 			p.Via = via(p.Comment)
 		}
+		if isRecording(rd) {
+			if rd.InterfaceName(rec.Interface) != "outside" {
+				continue
+			}
+			if t, ok := recordedTime(rec.Comments); ok {
+				p.Time = t
+			}
+		}
 		h := sha256.New()
 		var head [12]byte
-		binary.BigEndian.PutUint64(head[0:], uint64(rec.Time.UnixNano()))
+		binary.BigEndian.PutUint64(head[0:], uint64(p.Time.UnixNano()))
 		if err := frame.Decode(rec.LinkType, rec.Data, &f); err != nil || f.Network != frame.IPv4 {
 			h.Write(head[:8])
 			h.Write(rec.Data)
@@ -107,6 +124,28 @@ func Read(path string) ([]Packet, error) {
 		h.Sum(p.shape[:0])
 		out = append(out, p)
 	}
+}
+
+// isRecording reports whether rd reads a live device's recording: its
+// first two interfaces are named "inside" and "outside", as natcheck
+// record writes them.
+func isRecording(rd *capture.Reader) bool {
+	return rd.InterfaceName(0) == "inside" && rd.InterfaceName(1) == "outside"
+}
+
+// recordedTime returns the capture time a recording's comment names for
+// its packet ("FILE packet N at 2025-01-01T00:00:00.5Z").
+func recordedTime(comments []string) (time.Time, bool) {
+	for _, c := range comments {
+		i := strings.LastIndex(c, " at ")
+		if i < 0 || !strings.Contains(c[:i], " packet ") {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, c[i+len(" at "):]); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // via returns the SNAT endpoint a natcheck comment names after " via ".

@@ -119,9 +119,11 @@ func newRecordCmd() *cobra.Command {
 		Long: `record replays captures through a live NAT, as "natcheck replay --device"
 does, and writes every frame put on its links and every frame that came out
 — the inside and the outside interface of one pcapng file, with the
-kernel's timestamps and a comment naming each replayed packet's file and
-number — then prints a one-line summary. The recording shows what the
-device did, for the regression corpus.`,
+kernel's timestamps and a comment naming each replayed packet's file,
+number and capture time — then prints a one-line summary. The recording
+shows what the device did, for the regression corpus: "natcheck diff"
+compares its outside link with another recording or a replay's outside
+view (-w).`,
 		Example: `  natcheck record --device linux-nft --speed 10 captures/public/ndpi__anyconnect-vpn.pcap -o both.pcapng`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {

@@ -338,7 +338,7 @@ func (r *run) writeCapture(path string) error {
 		rec := capture.Record{Time: f.at, Interface: f.iface, LinkType: layers.LinkTypeEthernet, Data: f.data}
 		if f.pkt >= 0 {
 			p, o := &r.in.packets[f.pkt], r.outcomes[f.pkt]
-			rec.Comments = []string{fmt.Sprintf("%s packet %d", r.in.files[p.file], p.number)}
+			rec.Comments = []string{fmt.Sprintf("%s packet %d at %s", r.in.files[p.file], p.number, p.at.Format(time.RFC3339Nano))}
 			if o.state != stForwarded {
 				rec.Comments = append(rec.Comments, "nothing came out of the device for it")
 			}

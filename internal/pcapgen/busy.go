@@ -45,7 +45,18 @@ type BusySubnet struct {
 	Gap      time.Duration // time between packets
 	Start    time.Time     // first packet's time
 	Seed     uint64
+	// Late is the fraction of packets recorded out of order: each is
+	// written after the packets of the next LateBy packets' time (so it
+	// comes LateBy·Gap late, within the replay's 1 s re-ordering window),
+	// as in a capture merged from several interfaces' buffers. Which
+	// packets are late is drawn from a stream of its own: the packets and
+	// their times are those of the same BusySubnet with Late 0.
+	Late float64
 }
+
+// LateBy is how many packets' time a late packet of a BusySubnet is
+// recorded after its own (1 ms at a 1 µs gap).
+const LateBy = 1000
 
 // Issue11 is the class issue 11 names: 2,000,000 packets over 200,000
 // flows (70 % TCP), 20,000 hosts, 1 µs apart. Change Packets for longer
@@ -72,10 +83,11 @@ type busyFlow struct {
 
 // Write writes the capture as a microsecond pcap of Ethernet frames.
 func (c BusySubnet) Write(w io.Writer) error {
-	if c.Packets < 0 || c.Flows <= 0 || c.Hosts <= 0 || c.Hosts > 20_000 || c.TCPShare < 0 || c.TCPShare > 1 {
-		return fmt.Errorf("pcapgen: BusySubnet %+v: want Flows > 0, 0 < Hosts ≤ 20000, 0 ≤ TCPShare ≤ 1", c)
+	if c.Packets < 0 || c.Flows <= 0 || c.Hosts <= 0 || c.Hosts > 20_000 || c.TCPShare < 0 || c.TCPShare > 1 || c.Late < 0 || c.Late > 1 {
+		return fmt.Errorf("pcapgen: BusySubnet %+v: want Flows > 0, 0 < Hosts ≤ 20000, 0 ≤ TCPShare ≤ 1, 0 ≤ Late ≤ 1", c)
 	}
-	r := rand.New(rand.NewPCG(c.Seed, 0x6e6174636865636b)) // "natcheck"
+	r := rand.New(rand.NewPCG(c.Seed, 0x6e6174636865636b))    // "natcheck"
+	late := rand.New(rand.NewPCG(c.Seed, 0x6c61746520726563)) // "late rec"
 	servers := make([]netip.Addr, 50_000)
 	for i := range servers {
 		servers[i] = publicAddr(r)
@@ -113,6 +125,24 @@ func (c BusySubnet) Write(w io.Writer) error {
 	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
 		return fmt.Errorf("pcapgen: %w", err)
 	}
+	// held are the late packets not written yet, in the order they are
+	// due (packet i is due after packet i+LateBy).
+	type heldPacket struct {
+		due  int
+		ci   gopacket.CaptureInfo
+		data []byte
+	}
+	var held []heldPacket
+	flush := func(upTo int) error {
+		n := 0
+		for ; n < len(held) && held[n].due <= upTo; n++ {
+			if err := pw.WritePacket(held[n].ci, held[n].data); err != nil {
+				return err
+			}
+		}
+		held = held[n:]
+		return nil
+	}
 	buf := gopacket.NewSerializeBuffer()
 	payload := make([]byte, 1514)
 	for i := range c.Packets {
@@ -146,9 +176,17 @@ func (c BusySubnet) Write(w io.Writer) error {
 			return fmt.Errorf("pcapgen: packet %d: %w", i+1, err)
 		}
 		ci := gopacket.CaptureInfo{Timestamp: c.Start.Add(time.Duration(i) * c.Gap), CaptureLength: len(data), Length: len(data)}
-		if err := pw.WritePacket(ci, data); err != nil {
+		if c.Late > 0 && late.Float64() < c.Late {
+			held = append(held, heldPacket{due: i + LateBy, ci: ci, data: append([]byte(nil), data...)})
+		} else if err := pw.WritePacket(ci, data); err != nil {
 			return fmt.Errorf("pcapgen: packet %d: %w", i+1, err)
 		}
+		if err := flush(i); err != nil {
+			return fmt.Errorf("pcapgen: packet %d: %w", i+1, err)
+		}
+	}
+	if err := flush(c.Packets + LateBy); err != nil {
+		return fmt.Errorf("pcapgen: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("pcapgen: %w", err)

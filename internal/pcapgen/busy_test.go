@@ -2,9 +2,11 @@ package pcapgen
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"io"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -174,4 +176,60 @@ func sum16(b []byte, s uint32) uint16 {
 		s = s&0xffff + s>>16
 	}
 	return uint16(s)
+}
+
+// TestBusySubnetLate: with Late set, the capture holds the same records
+// as with Late 0 (same times, same bytes), a fraction Late of them
+// written after records up to LateBy packets later; Late 0 writes every
+// record in time order (TestBusySubnet checks the spacing).
+func TestBusySubnetLate(t *testing.T) {
+	type rec struct {
+		at   int64
+		data string
+	}
+	read := func(late float64) (recs []rec, lateN int, maxLate int64) {
+		c := Issue11()
+		c.Packets, c.Flows, c.Hosts, c.Late = 20_000, 1_000, 100, late
+		var b bytes.Buffer
+		if err := c.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		rd, err := pcapgo.NewReader(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var newest int64
+		for {
+			data, ci, err := rd.ReadPacketData()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := ci.Timestamp.UnixNano()
+			if at < newest {
+				lateN++
+				maxLate = max(maxLate, newest-at)
+			}
+			newest = max(newest, at)
+			recs = append(recs, rec{at, string(data)})
+		}
+		return recs, lateN, maxLate
+	}
+	inOrder, n0, _ := read(0)
+	if n0 != 0 {
+		t.Fatalf("Late 0: %d records out of order", n0)
+	}
+	shuffled, n, maxLate := read(0.1)
+	if n < 1_600 || n > 2_400 {
+		t.Errorf("Late 0.1: %d of 20,000 records late, want about 2,000", n)
+	}
+	if lim := int64(LateBy) * Issue11().Gap.Nanoseconds(); maxLate > lim || maxLate < lim/2 {
+		t.Errorf("Late 0.1: a record %d ns late, want up to %d ns", maxLate, lim)
+	}
+	slices.SortStableFunc(shuffled, func(a, b rec) int { return cmp.Compare(a.at, b.at) })
+	if !slices.Equal(inOrder, shuffled) {
+		t.Error("Late 0.1: the records put back in time order differ from Late 0's")
+	}
 }

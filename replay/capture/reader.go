@@ -324,6 +324,20 @@ func (r *Reader) openPCAPNG() error {
 // Format returns the container format of the file.
 func (r *Reader) Format() Format { return r.format }
 
+// InterfaceName returns the if_name option of the pcapng interface i of
+// the current section ("" when it has none, for classic pcap, and for an
+// interface not yet described).
+func (r *Reader) InterfaceName(i int) string {
+	if r.ng == nil {
+		return ""
+	}
+	iface, err := r.ng.Interface(i)
+	if err != nil {
+		return ""
+	}
+	return iface.Name
+}
+
 // Close closes the file opened by Open. It does nothing for a Reader made
 // by NewReader.
 func (r *Reader) Close() error {

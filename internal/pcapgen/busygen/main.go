@@ -5,6 +5,7 @@
 // bytes for the same packet count.
 //
 //	go run ./internal/pcapgen/busygen -packets 2000000 -o busy.pcap
+//	go run ./internal/pcapgen/busygen -packets 2000000 -late 0.1 -o late.pcap
 package main
 
 import (
@@ -18,10 +19,11 @@ import (
 func main() {
 	c := pcapgen.Issue11()
 	flag.IntVar(&c.Packets, "packets", c.Packets, "packets in the capture")
+	flag.Float64Var(&c.Late, "late", 0, "fraction of the records written 1 ms late (out of time order)")
 	out := flag.String("o", "", "the pcap file to write")
 	flag.Parse()
 	if *out == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: busygen [-packets N] -o FILE")
+		fmt.Fprintln(os.Stderr, "usage: busygen [-packets N] [-late F] -o FILE")
 		os.Exit(2)
 	}
 	if err := c.WriteFile(*out); err != nil {
