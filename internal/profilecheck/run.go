@@ -77,8 +77,8 @@ func ShortConntrack() reference.Conntrack {
 // bytes of an input: one or two frontend IPs, one to three backends,
 // and the profile's own knobs (linux: ports per instance, strict mode and
 // one run in four ShortConntrack; azure-natgw: the TCP idle timeout and one
-// run in four a small inventory; rfc: the filtering behaviour and inbound
-// refresh).
+// run in four a small inventory; rfc: the filtering behaviour, inbound
+// refresh and one run in four strict mode, R5).
 func Config(p reference.Profile, b0, b1, b2 byte) reference.Config {
 	cfg := reference.Config{
 		Profile:   p,
@@ -103,6 +103,7 @@ func Config(p reference.Profile, b0, b1, b2 byte) reference.Config {
 	case reference.NameRFC:
 		cfg.Profile.Filtering = reference.Filtering(int(b1) % 3)
 		cfg.Profile.RFC.InboundRefresh = b1>>2&1 == 0
+		cfg.Strict = b1>>3&3 == 0
 		cfg.Strict = b1>>3&7 == 0
 	}
 	return cfg
