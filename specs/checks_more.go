@@ -19,6 +19,7 @@ func protocolChecks() []Check {
 				back := reference.Tuple{Proto: reference.ICMP, Src: server(0, 0), Dst: ep(r.IP, 0)}
 				p.G.Expect(s.Send(reference.Packet{Time: Origin, Dir: in, Tuple: back})).To(BeDropped())
 			}},
+		icmpErrorChecks(reference.B15),
 		{ID: reference.B15, Title: "IP fragments are dropped, TCP and UDP, outbound and inbound, even of a live flow", Needs: CapFragments,
 			Run: func(p *Probe) {
 				s := p.Open(config(1, 1, 0))
