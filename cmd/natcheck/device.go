@@ -28,7 +28,9 @@ func withDevice(verify *cobra.Command) *cobra.Command {
 	x.register(verify)
 	f := verify.Flags()
 	f.StringVar(&device, "device", "", "check a live device instead: linux-nft (Linux nftables SNAT in network namespaces natcheck makes)")
-	f.IntVar(&scale, "time-scale", 10, "with --device: run profile time K times faster than the wall clock (conntrack timers divided by K); with --inside, the NAT's timers are K times shorter than the profile's (default 1)")
+	// The default depends on the device, so the flag's own is 0 (not
+	// printed) and the help says both.
+	f.IntVar(&scale, "time-scale", 0, "with --device: run profile time K times faster than the wall clock (conntrack timers divided by K; default 10); with --inside, the NAT's timers are K times shorter than the profile's (default 1)")
 	f.IntVar(&parallel, "parallel", 0, "with --device: checks run at once, each on its own topology (0: 4 per CPU)")
 	f.IntVar(&attempts, "attempts", 3, "with --device: runs of a check that ends in a harness error (a packet sent too late for its schedule on a busy machine), at most")
 	if f.Lookup("profile") == nil {
@@ -53,6 +55,9 @@ func withDevice(verify *cobra.Command) *cobra.Command {
 		}
 		if device != linuxnft.Name {
 			return usageErr(fmt.Errorf("verify: --device %q: want %s", device, linuxnft.Name))
+		}
+		if !cmd.Flags().Changed("time-scale") {
+			scale = 10
 		}
 		if scale < 1 {
 			return usageErr(fmt.Errorf("verify: --time-scale %d: want 1 or more", scale))
