@@ -822,3 +822,295 @@ func TestWarmChangesNothing(t *testing.T) {
 		t.Errorf("warming changed the verdicts")
 	}
 }
+
+// TestL4ProbeRounds pins linux's probe for a new flow whose source port
+// it cannot keep (L2, L4), restated here from SEMANTICS.md: rounds of
+// min(n, 128), 64, 32, 16 and 8 consecutive slots (mod the instance's n
+// slots), each from the offset Engine.probe gives that round, the first
+// free slot taken; after a round as long as the range, or of fewer than
+// 16 slots, the flow is refused. 1,100 flows to one server from ports
+// outside the instance's range fill instances of 1,024, 24 and 8 ports:
+// every choice and every refusal must match, and the 1,024-port instance
+// refuses flows while ports are free.
+func TestL4ProbeRounds(t *testing.T) {
+	for _, n := range []int{1024, 24, 8} {
+		h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
+			Backends: []netip.Addr{ip("10.0.0.1")}, PortsPerInstance: n})
+		taken := make([]bool, n)
+		refused, took := 0, 0
+		for j := range 1100 {
+			src := netip.AddrPortFrom(ip("10.0.0.1"), uint16(3000+j))
+			k := packKey(v4(src.Addr()), src.Port(), v4(ip("198.51.100.1")), 443, TCP)
+			want := -1
+			attempts := min(n, 128)
+		rounds:
+			for round := 0; ; round++ {
+				off := int(h.e.probe(k, round) & 0xffff)
+				for i := 0; i < attempts; i++ {
+					if s := (off + i) % n; !taken[s] {
+						want = s
+						break rounds
+					}
+				}
+				if attempts == n || attempts < 16 {
+					break
+				}
+				attempts /= 2
+			}
+			v := h.out(time.Duration(j)*time.Microsecond, TCP, src.String(), "198.51.100.1:443", SYN)
+			if want < 0 {
+				if took < n {
+					refused++ // with ports free
+				}
+				if v.Action != Dropped || v.Reason != DropExhausted {
+					t.Fatalf("n=%d, flow %d: %v, want refused (every probe round found its slots taken)", n, j, v)
+				}
+				continue
+			}
+			took++
+			taken[want] = true
+			if v.Action != Translated || v.Tuple.Src != netip.AddrPortFrom(ip("203.0.113.1"), uint16(1024+want)) {
+				t.Fatalf("n=%d, flow %d: %v, want translated from port %d (slot %d)", n, j, v, 1024+want, want)
+			}
+		}
+		switch {
+		case took != n:
+			t.Errorf("n=%d: %d flows took ports, want every port", n, took)
+		case n > 128 && refused == 0:
+			t.Errorf("n=%d: no flow refused while ports were free (L4)", n)
+		case n <= 128 && refused > 0:
+			t.Errorf("n=%d: %d flows refused while ports were free: one round covers the range", n, refused)
+		}
+	}
+}
+
+// gatewayChoice restates azure-natgw's port choice (G2, G3) for the test:
+// up to 64 draws (public IP = hash mod IPs, port = 1024 + hash>>24 mod
+// ports, from Engine.probe's hash of each round) of an endpoint with no
+// flow to the destination on an IP under the cap; then a scan from the
+// 65th draw: IPs from its IP onward, ports from its port onward, wrapping.
+// It returns the endpoint (invalid: refused) and whether the scan found it.
+func gatewayChoice(e *Engine, k key, fronts []netip.Addr, ports, limit int,
+	taken map[netip.AddrPort]bool, perIP map[netip.Addr]int) (netip.AddrPort, bool) {
+	nIP, n := uint64(len(fronts)), uint64(ports)
+	at := func(hash, i, j uint64) netip.AddrPort {
+		return netip.AddrPortFrom(fronts[(hash+i)%nIP], uint16(1024+(hash>>24+j)%n))
+	}
+	for round := range 64 {
+		if a := at(e.probe(k, round), 0, 0); perIP[a.Addr()] < limit && !taken[a] {
+			return a, false
+		}
+	}
+	hash := e.probe(k, 64)
+	for i := range nIP {
+		if perIP[at(hash, i, 0).Addr()] >= limit {
+			continue
+		}
+		for j := range n {
+			if a := at(hash, i, j); !taken[a] {
+				return a, true
+			}
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// TestG2RandomThenScan pins azure-natgw's port choice (gatewayChoice).
+// Flows to one server through 3 IPs of 256 ports, with a cap of 250 and
+// of 256 flows per IP, fill every IP to the cap: late flows find their
+// port only by the scan, the last 20 none. Then, on 3 IPs of 8 ports, the
+// first IP is filled and the two others left with one port each; a flow
+// whose draws all miss and whose scan starts on the full IP must move on
+// to the next IP in order, not the one before.
+func TestG2RandomThenScan(t *testing.T) {
+	fronts := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2"), ip("203.0.113.3")}
+	srv := ip("198.51.100.1")
+	keyOf := func(port uint16) key { return packKey(v4(ip("10.0.0.1")), port, v4(srv), 443, TCP) }
+	gateway := func(ports, limit int) *harness {
+		p := AzureNATGW()
+		p.PortsPerIP, p.Gateway.MaxPerDestination = ports, limit
+		return newHarness(t, Config{Profile: p, Frontends: fronts, Backends: []netip.Addr{ip("10.0.0.1")}})
+	}
+	send := func(h *harness, port uint16, want netip.AddrPort) {
+		t.Helper()
+		v := h.out(time.Millisecond, TCP, netip.AddrPortFrom(ip("10.0.0.1"), port).String(), "198.51.100.1:443", SYN)
+		switch {
+		case !want.IsValid() && (v.Action != Dropped || v.Reason != DropExhausted):
+			t.Fatalf("from port %d: %v, want refused", port, v)
+		case want.IsValid() && (v.Action != Translated || v.Tuple.Src != want):
+			t.Fatalf("from port %d: %v, want translated from %v", port, v, want)
+		}
+	}
+	for _, limit := range []int{250, 256} {
+		h := gateway(256, limit)
+		taken, perIP := map[netip.AddrPort]bool{}, map[netip.Addr]int{}
+		scanned, refused := 0, 0
+		for j := range 3*limit + 20 {
+			want, scan := gatewayChoice(h.e, keyOf(uint16(3000+j)), fronts, 256, limit, taken, perIP)
+			send(h, uint16(3000+j), want)
+			if !want.IsValid() {
+				refused++
+				continue
+			}
+			if scan {
+				scanned++
+			}
+			taken[want] = true
+			perIP[want.Addr()]++
+		}
+		if scanned == 0 || refused != 20 {
+			t.Errorf("cap %d: %d flows found their port by the scan, %d refused: want some, and 20", limit, scanned, refused)
+		}
+	}
+
+	// The directed case: inside ports are chosen (by the restatement) so
+	// that the first IP fills, then the others keep one port each.
+	h := gateway(8, 8)
+	taken, perIP := map[netip.AddrPort]bool{}, map[netip.Addr]int{}
+	port := uint16(3000)
+	next := func(ok func(p uint16, a netip.AddrPort, scan bool) bool) (uint16, netip.AddrPort) {
+		t.Helper()
+		for ; port < 60000; port++ {
+			if a, scan := gatewayChoice(h.e, keyOf(port), fronts, 8, 8, taken, perIP); a.IsValid() && ok(port, a, scan) {
+				port++
+				return port - 1, a
+			}
+		}
+		t.Fatal("no inside port gives the wanted choice")
+		return 0, netip.AddrPort{}
+	}
+	for perIP[fronts[0]] < 8 || perIP[fronts[1]] < 7 || perIP[fronts[2]] < 7 {
+		p, a := next(func(_ uint16, a netip.AddrPort, _ bool) bool { return a.Addr() == fronts[0] || perIP[a.Addr()] < 7 })
+		send(h, p, a)
+		taken[a] = true
+		perIP[a.Addr()]++
+	}
+	// A scan from the full first IP: the next one in order is the second.
+	p, a := next(func(p uint16, a netip.AddrPort, scan bool) bool { return scan && h.e.probe(keyOf(p), 64)%3 == 0 })
+	if a.Addr() != fronts[1] {
+		t.Fatalf("restated choice %v, want the second IP", a)
+	}
+	send(h, p, a)
+}
+
+// TestPortBitsLowest pins portBits.lowest, rfc's search for a free port
+// (R3): the lowest port in [lo, hi] not in the set, of the wanted parity
+// or of any; ports below lo in lo's word and a free port past hi do not
+// count; the range's last word is searched.
+func TestPortBitsLowest(t *testing.T) {
+	except := func(free ...int) *portBits {
+		var b portBits
+		for i := range b {
+			b[i] = ^uint64(0)
+		}
+		for _, p := range free {
+			b.clear(p)
+		}
+		return &b
+	}
+	for _, tc := range []struct {
+		name         string
+		b            *portBits
+		lo, hi, want int
+		any          bool
+		got          int
+	}{
+		{"empty, low range, odd", &portBits{}, 1, 1023, 1001, false, 1},
+		{"empty, low range, even", &portBits{}, 1, 1023, 1000, false, 2},
+		{"empty, low range, any", &portBits{}, 1, 1023, 1000, true, 1},
+		{"empty, high range, even", &portBits{}, 1024, 65535, 40000, false, 1024},
+		{"empty, high range, odd", &portBits{}, 1024, 65535, 40001, false, 1025},
+		{"lo inside a word, odd", &portBits{}, 1027, 65535, 1, false, 1027},
+		{"lo inside a word, even", &portBits{}, 1027, 65535, 2, false, 1028},
+		{"lo inside a word, any", &portBits{}, 1027, 65535, 2, true, 1027},
+		{"free below lo only", except(1024, 1025, 1026), 1027, 65535, 2, true, -1},
+		{"the range's last port", except(65535), 1024, 65535, 1, false, 65535},
+		{"the range's last port, even wanted", except(65535), 1024, 65535, 2, false, -1},
+		{"the range's last port, any", except(65535), 1024, 65535, 2, true, 65535},
+		{"the last word's first port", except(65472), 1024, 65535, 2, false, 65472},
+		{"free past hi only", except(1024), 1, 1023, 2, false, -1},
+		{"free past hi in hi's word", except(1031), 1024, 1030, 1, false, -1},
+		{"hi itself", except(1023, 1024), 1, 1023, 1, false, 1023},
+		{"the next word", except(1088, 1089), 1024, 65535, 1, false, 1089},
+		{"parity, then none", except(1090), 1024, 65535, 1, false, -1},
+		{"any parity", except(1090), 1024, 65535, 1, true, 1090},
+	} {
+		if got := tc.b.lowest(tc.lo, tc.hi, tc.want, tc.any); got != tc.got {
+			t.Errorf("%s: lowest(%d, %d, %d, %v) = %d, want %d", tc.name, tc.lo, tc.hi, tc.want, tc.any, got, tc.got)
+		}
+	}
+}
+
+// TestL7StreamAfterBoundary: a replied UDP flow gets the stream timeout
+// (120 s) only for a packet more than StreamAfter (2 s) after its start
+// (L7): a packet at exactly 2 s leaves it the 30 s timeout, 1 ns later
+// the stream one.
+func TestL7StreamAfterBoundary(t *testing.T) {
+	for _, tc := range []struct {
+		at      time.Duration
+		release time.Duration
+	}{
+		{2 * time.Second, 32 * time.Second},
+		{2*time.Second + 1, 122*time.Second + 1},
+	} {
+		h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
+			Backends: []netip.Addr{ip("10.0.0.1")}})
+		snat := h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+		if v := h.in(time.Second, UDP, "198.51.100.1:53", snat.String(), 0); v.Action != Translated {
+			t.Fatalf("reply: %v", v)
+		}
+		h.mustOut(tc.at, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+		h.advance(tc.release - 1)
+		if h.e.Flows() != 1 {
+			t.Errorf("packet at +%v: the flow is gone before +%v", tc.at, tc.release)
+		}
+		h.advance(tc.release)
+		if h.e.Flows() != 0 {
+			t.Errorf("packet at +%v: the flow is live at +%v, want released", tc.at, tc.release)
+		}
+	}
+}
+
+// TestInUseOutOfRange: InUse counts an instance's ports in use and
+// answers 0, 0 for an instance it does not have, on either side.
+func TestInUseOutOfRange(t *testing.T) {
+	h := newHarness(t, oneIP("10.0.0.1", "10.0.0.2"))
+	h.mustOut(0, TCP, "10.0.0.1:1000", "198.51.100.1:443", SYN)
+	h.mustOut(0, UDP, "10.0.0.1:1000", "198.51.100.1:53", 0)
+	h.mustOut(0, UDP, "10.0.0.2:1000", "198.51.100.1:53", 0)
+	for _, tc := range []struct{ inst, tcp, udp int }{{-1, 0, 0}, {0, 1, 1}, {1, 0, 1}, {2, 0, 0}} {
+		if tcp, udp := h.e.InUse(tc.inst); tcp != tc.tcp || udp != tc.udp {
+			t.Errorf("InUse(%d) = %d, %d, want %d, %d", tc.inst, tcp, udp, tc.tcp, tc.udp)
+		}
+	}
+}
+
+// TestL6InboundSYNOnATimeWaitFlow: on linux, a SYN from the server on a
+// flow in TIME_WAIT (both sides closed it) ends the flow and is dropped
+// as unsolicited, naming no instance (L6, L8): nothing inside asked for
+// the new connection.
+func TestL6InboundSYNOnATimeWaitFlow(t *testing.T) {
+	h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
+		Backends: []netip.Addr{ip("10.0.0.1")}})
+	const in, srv = "10.0.0.1:5000", "198.51.100.1:443"
+	snat := h.mustOut(0, TCP, in, srv, SYN).String()
+	for i, s := range []struct {
+		dir   Dir
+		flags TCPFlags
+	}{{Inbound, SYN | ACK}, {Outbound, ACK}, {Outbound, FIN | ACK}, {Inbound, FIN | ACK}, {Outbound, ACK}} {
+		src, dst := in, srv
+		if s.dir == Inbound {
+			src, dst = srv, snat
+		}
+		if v := h.pkt(time.Duration(i+1)*time.Millisecond, s.dir, TCP, src, dst, s.flags); v.Action != Translated {
+			t.Fatalf("packet %d (%v %v): %v", i+1, s.dir, s.flags, v)
+		}
+	}
+	v := h.in(time.Second, TCP, srv, snat, SYN)
+	if want := (Verdict{Action: Dropped, Reason: DropUnsolicited, Behavior: L8, Instance: -1}); v != want {
+		t.Errorf("a SYN from the server in TIME_WAIT: %v, want %v", v, want)
+	}
+	if h.e.Flows() != 0 {
+		t.Errorf("%d flows live after the SYN, want the TIME_WAIT flow gone", h.e.Flows())
+	}
+}
