@@ -1114,3 +1114,70 @@ func TestL6InboundSYNOnATimeWaitFlow(t *testing.T) {
 		t.Errorf("%d flows live after the SYN, want the TIME_WAIT flow gone", h.e.Flows())
 	}
 }
+
+// TestConntrackPaths drives linux's connection tracking (L5, L6) through
+// the paths of the kernel's table that depend on the last packet's kind
+// and side: a SYN/ACK answering a SYN that an established flow ignored
+// puts it back to SYN_RECV (60 s); a SYN on a flow both sides closed, or
+// closed by a RST from the SYN's own side, opens a new flow, while a
+// RST from the other side leaves the SYN ignored; a simultaneous open is
+// established by the reply side's ACK. Each sequence's last packet's
+// verdict (a new flow or not) and the flow's release time are checked.
+func TestConntrackPaths(t *testing.T) {
+	type pk struct {
+		dir   Dir
+		flags TCPFlags
+	}
+	out := func(f TCPFlags) pk { return pk{Outbound, f} }
+	in := func(f TCPFlags) pk { return pk{Inbound, f} }
+	est := []pk{out(SYN), in(SYN | ACK), out(ACK)}
+	for _, tc := range []struct {
+		name    string
+		seq     []pk
+		newFlow bool          // the last packet's verdict
+		live    time.Duration // the flow is live then (after the last packet, at +1 s)
+		gone    time.Duration // and released by then
+	}{
+		{"SYN/ACK to an ignored SYN", append(est, out(SYN), in(SYN|ACK)), false, 61*time.Second - 1, 61 * time.Second},
+		{"SYN after FINs both ways", append(est, out(FIN|ACK), in(FIN|ACK), out(ACK), out(SYN)), true, 121*time.Second - 1, 121 * time.Second},
+		{"SYN after its own side's RST", append(est, out(RST), out(SYN)), true, 121*time.Second - 1, 121 * time.Second},
+		{"SYN after the other side's RST", append(est, in(RST), out(SYN)), false, 10*time.Second + 4*time.Millisecond - 1, 10*time.Second + 4*time.Millisecond},
+		{"simultaneous open", []pk{out(SYN), in(SYN), out(SYN | ACK), in(ACK)}, false, 200 * time.Second, 432000*time.Second + time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
+				Backends: []netip.Addr{ip("10.0.0.1")}})
+			const inside, srv = "10.0.0.1:5000", "198.51.100.1:443"
+			snat := ""
+			var v Verdict
+			for i, p := range tc.seq {
+				at := time.Duration(i+1) * time.Millisecond
+				if i == len(tc.seq)-1 {
+					at = time.Second
+				}
+				if p.dir == Outbound {
+					v = h.out(at, TCP, inside, srv, p.flags)
+					if v.Action == Translated {
+						snat = v.Tuple.Src.String()
+					}
+				} else {
+					v = h.in(at, TCP, srv, snat, p.flags)
+				}
+				if v.Action != Translated {
+					t.Fatalf("packet %d (%v %v): %v", i+1, p.dir, p.flags, v)
+				}
+			}
+			if v.NewFlow != tc.newFlow {
+				t.Errorf("last packet: new flow %v, want %v", v.NewFlow, tc.newFlow)
+			}
+			h.advance(tc.live)
+			if h.e.Flows() != 1 {
+				t.Errorf("no live flow at +%v", tc.live)
+			}
+			h.advance(tc.gone)
+			if h.e.Flows() != 0 {
+				t.Errorf("the flow is live at +%v, want released", tc.gone)
+			}
+		})
+	}
+}
