@@ -1121,8 +1121,11 @@ func TestL6InboundSYNOnATimeWaitFlow(t *testing.T) {
 // puts it back to SYN_RECV (60 s); a SYN on a flow both sides closed, or
 // closed by a RST from the SYN's own side, opens a new flow, while a
 // RST from the other side leaves the SYN ignored; a simultaneous open is
-// established by the reply side's ACK. Each sequence's last packet's
-// verdict (a new flow or not) and the flow's release time are checked.
+// established by the reply side's ACK; a retransmitted SYN does not
+// restart the timer; an ACK picked up waits 300 s (Unacknowledged), not
+// ESTABLISHED's 5 days; a RST before any reply ends the flow at once.
+// Each sequence's last packet's verdict (a new flow or not) and the
+// flow's release time are checked.
 func TestConntrackPaths(t *testing.T) {
 	type pk struct {
 		dir   Dir
@@ -1143,6 +1146,9 @@ func TestConntrackPaths(t *testing.T) {
 		{"SYN after its own side's RST", append(est, out(RST), out(SYN)), true, 121*time.Second - 1, 121 * time.Second},
 		{"SYN after the other side's RST", append(est, in(RST), out(SYN)), false, 10*time.Second + 4*time.Millisecond - 1, 10*time.Second + 4*time.Millisecond},
 		{"simultaneous open", []pk{out(SYN), in(SYN), out(SYN | ACK), in(ACK)}, false, 200 * time.Second, 432000*time.Second + time.Second},
+		{"retransmitted SYN", []pk{out(SYN), out(SYN)}, false, 120*time.Second + time.Millisecond - 1, 120*time.Second + time.Millisecond},
+		{"picked-up ACK", []pk{out(ACK)}, true, 301*time.Second - 1, 301 * time.Second},
+		{"RST with no reply", []pk{out(SYN), out(RST)}, false, 0, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
@@ -1170,9 +1176,11 @@ func TestConntrackPaths(t *testing.T) {
 			if v.NewFlow != tc.newFlow {
 				t.Errorf("last packet: new flow %v, want %v", v.NewFlow, tc.newFlow)
 			}
-			h.advance(tc.live)
-			if h.e.Flows() != 1 {
-				t.Errorf("no live flow at +%v", tc.live)
+			if tc.live > 0 {
+				h.advance(tc.live)
+				if h.e.Flows() != 1 {
+					t.Errorf("no live flow at +%v", tc.live)
+				}
 			}
 			h.advance(tc.gone)
 			if h.e.Flows() != 0 {
