@@ -1189,3 +1189,27 @@ func TestConntrackPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestFlowIndexGrows: an index made for no entries grows as entries come
+// and keeps every one of them, under its hash, through each growth.
+func TestFlowIndexGrows(t *testing.T) {
+	x := newFlowIndex(0)
+	r := rand.New(rand.NewPCG(3, 4))
+	hs := make([]uint64, 3000)
+	for id := range uint32(len(hs)) {
+		hs[id] = r.Uint64()
+		x.insert(hs[id], id)
+		for j := uint32(0); j <= id; j += 1 + id/8 {
+			found := false
+			for i := uint64(uint32(hs[j])) & x.mask; x.slots[i] != 0; i = (i + 1) & x.mask {
+				found = found || x.slots[i] == uint64(uint32(hs[j]))<<32|uint64(j+1)
+			}
+			if !found {
+				t.Fatalf("after %d inserts (%d slots): entry %d lost", id+1, len(x.slots), j)
+			}
+		}
+	}
+	if x.n != len(hs) || len(x.slots) < len(hs) {
+		t.Errorf("%d entries counted in %d slots, want %d in at least as many", x.n, len(x.slots), len(hs))
+	}
+}
