@@ -1213,3 +1213,26 @@ func TestFlowIndexGrows(t *testing.T) {
 		t.Errorf("%d entries counted in %d slots, want %d in at least as many", x.n, len(x.slots), len(hs))
 	}
 }
+
+// TestFlowIndexRemoveWraps: removing the entry at the table's last slot
+// moves back an entry of the same home that had wrapped to slot 0, so
+// that it is still found from its home, and leaves an entry whose home is
+// slot 0 where it is.
+func TestFlowIndexRemoveWraps(t *testing.T) {
+	x := newFlowIndex(8)
+	last := uint64(len(x.slots) - 1)
+	x.insert(last, 1)         // at the last slot
+	x.insert(last|1<<40, 2)   // same home, wrapped to slot 0
+	x.insert(last-1|2<<40, 3) // home last-1, at last-1
+	x.remove(last, 1)
+	if x.slots[last] != uint64(uint32(last))<<32|3 || x.slots[0] != 0 {
+		t.Errorf("after removing the last slot's entry: slots %v, want entry 2 moved back to slot %d", x.slots, last)
+	}
+	x = newFlowIndex(8)
+	x.insert(last, 1) // at the last slot
+	x.insert(0, 2)    // at its home, slot 0
+	x.remove(last, 1)
+	if x.slots[last] != 0 || x.slots[0] != 3 {
+		t.Errorf("after removing the last slot's entry: slots %v, want entry 2 left at its home, slot 0", x.slots)
+	}
+}
