@@ -413,6 +413,8 @@ func (e *Engine) setTime(t time.Time) (int64, error) {
 // begin starts a call that appends the packets the NAT sends to emit:
 // those SetPool's clock left pending come first.
 func (e *Engine) begin(emit []Packet) {
+	// Equivalent mutant: "> 0" → ">= 0" appends nothing and empties an
+	// empty slice.
 	if len(e.pending) > 0 {
 		emit = append(emit, e.pending...)
 		e.pending = e.pending[:0]
