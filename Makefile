@@ -11,7 +11,7 @@ FUZZMINIMIZE ?= 2s
 BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test bench bench-peers fuzz mutate demo lint clean
+.PHONY: all build test bench bench-peers bench-live fuzz mutate demo lint clean
 
 all: build
 
@@ -38,6 +38,15 @@ bench:
 # one run (see scripts/bench-peers.sh and docs/BENCHMARKS.md).
 bench-peers: build
 	NATCHECK=$(BIN) GO=$(GO) bash scripts/bench-peers.sh
+
+# Live replay through the linux-nft device (learning every mapping, judging
+# every flow) beside tcpreplay --topspeed into the same veth, in one run
+# (docs/BENCHMARKS.md). Needs root; installs tcpreplay with apt-get when it
+# is missing.
+bench-live:
+	command -v tcpreplay >/dev/null || apt-get install -y -qq tcpreplay || { apt-get update -qq && apt-get install -y -qq tcpreplay; }
+	$(GO) test -run '^$$' -bench LiveReplay -benchmem -benchtime 3x ./device/livereplay/
+	$(GO) test -run '^$$' -bench TopologySetup -benchmem -benchtime 30x ./device/topology/
 
 # Fuzz every target of every package for FUZZTIME each (make fuzz FUZZTIME=10m).
 # The fuzzing runs on Go 1.27.3, fetched by the go command from the module

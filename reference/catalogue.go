@@ -191,7 +191,7 @@ var catalogue = [behaviorEnd]struct{ title, text string }{
 	},
 	L10: {
 		title: "ICMP echo and fragments translated",
-		text:  "ICMP echo is translated, its identifier serving as the port. Fragments are reassembled for tracking, translated, and sent on with their original sizes and IP IDs.",
+		text:  "ICMP echo is translated, its identifier serving as the port. An ICMP error quoting a packet of a live flow is translated with it, as conntrack's RELATED (outer address and quoted endpoint both; the flow's timer does not move); one quoting no flow is dropped. Fragments are reassembled for tracking, translated, and sent on with their original sizes and IP IDs.",
 	},
 	L11: {
 		title: "invalid packets never leak",
@@ -255,7 +255,7 @@ var catalogue = [behaviorEnd]struct{ title, text string }{
 	},
 	R6: {
 		title: "ICMP: 60 s queries, errors translated",
-		text:  "ICMP query mappings last 60 s, and ICMP errors about a mapped flow are translated back to it.",
+		text:  "ICMP query mappings last 60 s, and ICMP errors about a mapped flow are translated back to it (outer destination and quoted source; the quoted remote must pass the mapping's filter, the error moves no timer); an error about no mapping is dropped.",
 	},
 	R7: {
 		title: "hairpinning",

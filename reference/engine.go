@@ -506,6 +506,9 @@ func (e *Engine) outbound(p *Packet, t int64) Verdict {
 	if r := e.admit(p); r != NotDropped {
 		return e.drop(p, r, e.admitBehavior(r), -1)
 	}
+	if p.Embedded != nil {
+		return e.icmpError(p)
+	}
 	tu := &p.Tuple
 	inIP, dstIP := v4(tu.Src.Addr()), v4(tu.Dst.Addr())
 	k := packKey(inIP, tu.Src.Port(), e.keyIP(tu.Proto, dstIP), e.keyPort(tu.Proto, tu.Dst.Port()), tu.Proto)
@@ -744,6 +747,9 @@ func (e *Engine) inbound(p *Packet, t int64) Verdict {
 	if r := e.admit(p); r != NotDropped {
 		return e.drop(p, r, e.admitBehavior(r), -1)
 	}
+	if p.Embedded != nil {
+		return e.icmpError(p)
+	}
 	tu := &p.Tuple
 	fi, ok := e.frontIndex(v4(tu.Dst.Addr()))
 	if !ok {
@@ -795,6 +801,61 @@ func (e *Engine) inboundFlow(p *Packet, t int64, id uint32) Verdict {
 		// nothing inside asked for the new one (L6, L8).
 		e.releaseNow(id, t)
 		return e.drop(p, DropUnsolicited, e.ids.unsolicited, -1)
+	}
+	return v
+}
+
+// icmpError handles an ICMP error (p.Embedded set) under a profile that
+// translates ICMP (R6, L10): one whose quoted packet belongs to a live
+// flow goes on translated, and one that matches none is dropped.
+// Inbound, the quoted packet is one the NAT sent (SNAT endpoint → remote):
+// the outer destination and the quoted source go back to the inside
+// endpoint. Outbound, it is one the inside endpoint received (remote →
+// inside endpoint): the outer source and the quoted destination become
+// the SNAT endpoint. Either way the quoted remote must be one the flow's
+// filter lets in (B8, L8, R2), as a packet from it would, and the error's
+// own source is not filtered: routers on the path send errors (RFC 5508).
+// An error changes neither the flow's state nor its timers (RFC 5382
+// REQ-10; conntrack's RELATED packets touch no timer). It allocates the
+// verdict's Embedded, on this path only.
+func (e *Engine) icmpError(p *Packet) Verdict {
+	em := p.Embedded
+	if p.Tuple.Proto != ICMP || (em.Proto != TCP && em.Proto != UDP && em.Proto != ICMP) || !em.Src.Addr().Is4() || !em.Dst.Addr().Is4() {
+		return e.drop(p, DropUnsupported, e.ids.unsupported, -1)
+	}
+	var (
+		id     uint32
+		ok     bool
+		remote netip.AddrPort
+	)
+	if p.Dir == Inbound {
+		remote = em.Dst
+		if fi, isFront := e.frontIndex(v4(em.Src.Addr())); isFront && em.Src.Addr() == p.Tuple.Dst.Addr() {
+			k := packKey(uint32(fi), em.Src.Port(), e.keyIP(em.Proto, v4(remote.Addr())), e.keyPort(em.Proto, remote.Port()), em.Proto)
+			id, ok = e.lookup(&e.in, hashKey(k), k, true)
+		}
+	} else {
+		remote = em.Src
+		if em.Dst.Addr() == p.Tuple.Src.Addr() {
+			k := packKey(v4(em.Dst.Addr()), em.Dst.Port(), e.keyIP(em.Proto, v4(remote.Addr())), e.keyPort(em.Proto, remote.Port()), em.Proto)
+			id, ok = e.lookup(&e.out, hashKey(k), k, false)
+		}
+	}
+	if !ok {
+		return e.drop(p, DropUnsolicited, e.ids.icmpError, -1)
+	}
+	f := &e.flows[id]
+	if ip := v4(remote.Addr()); (f.dstPort != remote.Port() || f.dstIP != ip) && !e.allowed(f, id, ip, remote.Port()) {
+		return e.drop(p, DropUnsolicited, e.ids.icmpError, int(f.inst))
+	}
+	v := Verdict{Action: Translated, Behavior: e.ids.icmpError, Instance: int(f.inst)}
+	if p.Dir == Inbound {
+		inside := netip.AddrPortFrom(addr4(f.inIP), f.inPort)
+		v.Tuple = Tuple{Proto: ICMP, Src: p.Tuple.Src, Dst: netip.AddrPortFrom(inside.Addr(), p.Tuple.Dst.Port())}
+		v.Embedded = &Tuple{Proto: em.Proto, Src: inside, Dst: em.Dst}
+	} else {
+		v.Tuple = Tuple{Proto: ICMP, Src: netip.AddrPortFrom(e.front[f.snatIP], p.Tuple.Src.Port()), Dst: p.Tuple.Dst}
+		v.Embedded = &Tuple{Proto: em.Proto, Src: em.Src, Dst: e.snat(f)}
 	}
 	return v
 }

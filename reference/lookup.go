@@ -48,6 +48,8 @@ func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrP
 	asOut := Packet{Time: p.Time, Dir: Outbound, Tuple: p.Tuple.Reverse(), Flags: p.Flags}
 	if r := e.admit(p); r != NotDropped {
 		v = e.drop(&asOut, r, e.admitBehavior(r), -1)
+	} else if p.Embedded != nil {
+		v, snat = e.replyError(p, &asOut)
 	} else {
 		tu := &p.Tuple
 		k := packKey(v4(tu.Dst.Addr()), tu.Dst.Port(), e.keyIP(tu.Proto, v4(tu.Src.Addr())), e.keyPort(tu.Proto, tu.Src.Port()), tu.Proto)
@@ -65,6 +67,25 @@ func (e *Engine) ProcessReply(reply Packet, emit []Packet) (Verdict, netip.AddrP
 	}
 	emit, e.emit = e.emit, nil
 	return v, snat, emit, nil
+}
+
+// replyError is ProcessReply for an ICMP error as the inside host got it,
+// quoting its own packet (inside endpoint → remote): it reached the NAT
+// at the flow's SNAT address, quoting that packet as the NAT sent it, and
+// is then an inbound error like any other (R6, L10). snat is the flow's
+// SNAT endpoint, the quoted source of the outside view.
+func (e *Engine) replyError(p *Packet, asOut *Packet) (Verdict, netip.AddrPort) {
+	q := p.Embedded
+	if p.Tuple.Proto == ICMP && q.Src.Addr().Is4() && q.Dst.Addr().Is4() && q.Src.Addr() == p.Tuple.Dst.Addr() {
+		k := packKey(v4(q.Src.Addr()), q.Src.Port(), e.keyIP(q.Proto, v4(q.Dst.Addr())), e.keyPort(q.Proto, q.Dst.Port()), q.Proto)
+		if id, ok := e.lookup(&e.out, hashKey(k), k, false); ok {
+			snat := e.snat(&e.flows[id])
+			p.Tuple.Dst = netip.AddrPortFrom(snat.Addr(), p.Tuple.Dst.Port())
+			p.Embedded = &Tuple{Proto: q.Proto, Src: snat, Dst: q.Dst}
+			return e.icmpError(p), snat
+		}
+	}
+	return e.drop(asOut, DropUnsolicited, e.ids.icmpError, -1), netip.AddrPort{}
 }
 
 // Warm reads, without changing anything, the memory that Process will read

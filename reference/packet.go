@@ -120,11 +120,22 @@ type Packet struct {
 	// impossible: the NAT cannot read its ports, so it drops it
 	// (DropMalformed). Tuple then holds the addresses and protocol only.
 	Malformed bool
-	// ICMPOther is set for an ICMP message that is not an echo request or
-	// reply (an error, a timestamp): the engine translates ICMP echo only
-	// (L10, R6), so it drops it as unsupported. ICMP errors of a flow are
-	// not modelled.
+	// ICMPOther is set for an ICMP message that is neither an echo request
+	// or reply nor an error with Embedded (a timestamp, a redirect, an
+	// error whose quoted header cannot be read): the engine drops it as
+	// unsupported.
 	ICMPOther bool
+	// Embedded is set for an ICMP error (destination unreachable, time
+	// exceeded): the 5-tuple of the packet it quotes, as quoted (its ports,
+	// or an echo's identifier, as in Tuple). Inbound, that is a packet the
+	// NAT sent (its source a SNAT endpoint); outbound, one the inside
+	// endpoint received. A profile that translates ICMP (L10, R6) sends an
+	// error about a live flow on to the other side, translated (outer
+	// address and quoted endpoint both), and drops one about no flow;
+	// the others drop every ICMP packet (B15, G8). Nil for every other
+	// packet: a pointer, so that packets without it stay as small as
+	// before (two packets compare equal with == only when they share it).
+	Embedded *Tuple
 }
 
 // Action is what the NAT did with a packet.
@@ -223,6 +234,11 @@ type Verdict struct {
 	Instance int
 	// NewFlow is set when the packet created a flow.
 	NewFlow bool
+	// Embedded is, for a translated ICMP error (Packet.Embedded), the
+	// quoted 5-tuple as it leaves the NAT: inbound, its source is the
+	// inside endpoint; outbound, its destination the SNAT endpoint (R6,
+	// L10). Nil otherwise.
+	Embedded *Tuple
 }
 
 // String formats the verdict for logs and test failures: "L2 translated
@@ -232,6 +248,9 @@ func (v Verdict) String() string {
 	s := fmt.Sprintf("%v %v inst=%d", v.Behavior, v.Action, v.Instance)
 	if v.Action == Translated || v.Action == Hairpinned {
 		s += " " + v.Tuple.String()
+		if v.Embedded != nil {
+			s += " quoting " + v.Embedded.String()
+		}
 	} else {
 		s += " " + v.Reason.String()
 	}

@@ -2,6 +2,7 @@ package reference_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/natcheck/natcheck/internal/profilecheck"
 	. "github.com/natcheck/natcheck/reference"
@@ -45,6 +46,41 @@ func TestProfileInvariants(t *testing.T) {
 			for seed := range uint64(25) {
 				if err := profilecheck.Invariants(p, profilecheck.Input(seed+1000, 3+4*400)); err != nil {
 					t.Fatalf("seed %d: %v", seed+1000, err)
+				}
+			}
+		})
+	}
+}
+
+// TestProfileRunsReachICMPErrors: the seeded inputs of
+// TestProfilesAgainstModels send ICMP errors both ways, and under linux
+// and rfc some are translated and some dropped, so the comparison of L10's
+// and R6's errors with the models is not vacuous.
+func TestProfileRunsReachICMPErrors(t *testing.T) {
+	for _, p := range []Profile{Linux(DefaultConntrack()), RFC()} {
+		t.Run(p.Name, func(t *testing.T) {
+			counts := map[[2]int]int{} // [direction, action]
+			for seed := range uint64(150) {
+				err := profilecheck.Run(p, profilecheck.Input(seed, 3+4*400), nil, func(Config, *Engine) (profilecheck.Hooks, error) {
+					return profilecheck.Hooks{
+						Packet: func(pk Packet, v Verdict, _ []Packet) error {
+							if pk.Embedded != nil {
+								counts[[2]int{int(pk.Dir), int(v.Action)}]++
+							}
+							return nil
+						},
+						Advance: func(time.Time, []Packet) error { return nil },
+					}, nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, d := range []Dir{Outbound, Inbound} {
+				for _, a := range []Action{Translated, Dropped} {
+					if n := counts[[2]int{int(d), int(a)}]; n < 10 {
+						t.Errorf("%v ICMP errors %v: %d, want at least 10", d, a, n)
+					}
 				}
 			}
 		})

@@ -103,6 +103,8 @@ type filter interface {
 type behaviorIDs struct {
 	out, opened, in                                              [32]Behavior
 	unsolicited, exhausted, unsupported, fragment, notSYN, reuse Behavior
+	// icmpError is the item an ICMP error about a flow cites (L10, R6).
+	icmpError Behavior
 }
 
 func perProto(tcp, udp, icmp Behavior) [32]Behavior {
@@ -116,16 +118,16 @@ func idsFor(name string) behaviorIDs {
 	switch name {
 	case NameLinux:
 		return behaviorIDs{out: perProto(L3, L3, L10), opened: perProto(L2, L2, L10), in: perProto(L8, L8, L10),
-			unsolicited: L8, exhausted: L4, unsupported: L10, fragment: L10, notSYN: L9}
+			unsolicited: L8, exhausted: L4, unsupported: L10, fragment: L10, notSYN: L9, icmpError: L10}
 	case NameAzureNATGW:
 		return behaviorIDs{out: perProto(G3, G3, G8), opened: perProto(G2, G2, G8), in: perProto(G7, G7, G8),
-			unsolicited: G7, exhausted: G3, unsupported: G8, fragment: G8, notSYN: G6}
+			unsolicited: G7, exhausted: G3, unsupported: G8, fragment: G8, notSYN: G6, icmpError: G8}
 	case NameRFC:
 		return behaviorIDs{out: perProto(R1, R1, R1), opened: perProto(R3, R3, R3), in: perProto(R2, R2, R2),
-			unsolicited: R2, exhausted: R3, notSYN: R5, reuse: R1}
+			unsolicited: R2, exhausted: R3, notSYN: R5, reuse: R1, icmpError: R6}
 	}
 	return behaviorIDs{out: perProto(B6, B7, B15), opened: perProto(B6, B7, B15), in: perProto(B8, B8, B15),
-		unsolicited: B8, exhausted: B9, unsupported: B15, fragment: B15, notSYN: C5}
+		unsolicited: B8, exhausted: B9, unsupported: B15, fragment: B15, notSYN: C5, icmpError: B15}
 }
 
 // Cites returns the item of the profile that a packet dropped for reason

@@ -346,6 +346,10 @@ func (in *ingest) packet(file string, rec *capture.Record) error {
 		kind, inst = kindOutside, 0
 		if f.HasPorts() && f.DstPort >= in.firstPort {
 			inst = max(in.owner[fi][f.DstPort], 0)
+		} else if f.Quoted && f.QuotedSrc.Addr() == f.Dst && f.QuotedSrc.Port() >= in.firstPort {
+			// An ICMP error quoting a packet the NAT sent (R6, L10): its
+			// quoted source port names the instance.
+			inst = max(in.owner[fi][f.QuotedSrc.Port()], 0)
 		}
 	case toInst && !fromInst:
 		n.Replies++

@@ -454,6 +454,9 @@ func (w *worker) verdict(it *item, data []byte, v reference.Verdict, snat netip.
 		return nil
 	}
 	it.write = true
+	if v.Embedded != nil {
+		return w.quoted(it, data, v, snat)
+	}
 	switch {
 	case it.kind == kindOutbound:
 		return frame.RewriteSource(data, &w.f, snat)
@@ -463,6 +466,34 @@ func (w *worker) verdict(it *item, data []byte, v reference.Verdict, snat netip.
 		return frame.RewriteDest(data, &w.f, v.Tuple.Dst)
 	}
 	return frame.RewriteDest(data, &w.f, snat)
+}
+
+// quoted rewrites a translated ICMP error (R6, L10) into the outside view,
+// its outer header and the packet it quotes: one from inside leaves from
+// the SNAT address quoting a packet to the SNAT endpoint (v's); a reply
+// recorded inside reached the NAT at the SNAT address quoting a packet
+// from the SNAT endpoint snat; one recorded outside (two-sided) is
+// translated to the inside endpoint.
+func (w *worker) quoted(it *item, data []byte, v reference.Verdict, snat netip.AddrPort) error {
+	f := &w.f
+	switch {
+	case it.kind == kindOutbound:
+		if err := frame.RewriteSource(data, f, v.Tuple.Src); err != nil {
+			return err
+		}
+		return frame.RewriteQuotedDest(data, f, v.Embedded.Dst)
+	case it.kind == kindOutside && w.bothSides:
+		if err := frame.RewriteDest(data, f, v.Tuple.Dst); err != nil {
+			return err
+		}
+		return frame.RewriteQuotedSource(data, f, v.Embedded.Src)
+	case it.kind == kindOutside:
+		return nil // recorded outside: the outside view already
+	}
+	if err := frame.RewriteDest(data, f, netip.AddrPortFrom(snat.Addr(), f.DstPort)); err != nil {
+		return err
+	}
+	return frame.RewriteQuotedSource(data, f, snat)
 }
 
 // keep copies data, the packet as recorded, before it is rewritten: into

@@ -158,6 +158,11 @@ func linuxExhaustionChecks() []Check {
 	}
 }
 
+// pickedUp is the timeout of an ESTABLISHED flow that has seen no reply
+// (a mid-stream pick-up): nf_conntrack_tcp_packet caps the established
+// timeout at the unacknowledged one.
+func pickedUp(c reference.Conntrack) time.Duration { return min(c.Established, c.Unacknowledged) }
+
 // handshake is a flow's opening: SYN, SYN-ACK, ACK, 1 ms apart.
 var handshake = []tp{{0, out, syn}, {time.Millisecond, in, syn | ack}, {2 * time.Millisecond, out, ack}}
 
@@ -192,6 +197,18 @@ func linuxTimerChecks() []Check {
 			packets: then(handshake, tp{10 * sec, out, fin | ack}, tp{20 * sec, in, fin | ack}), release: ct(func(c reference.Conntrack) time.Duration { return c.LastAck }, 20*sec)},
 		{id: L5, title: "the last ACK (TIME_WAIT) releases the flow nf_conntrack_tcp_timeout_time_wait after it", proto: tcp,
 			packets: then(handshake, tp{10 * sec, out, fin | ack}, tp{20 * sec, in, fin | ack}, tp{21 * sec, out, ack}), release: ct(func(c reference.Conntrack) time.Duration { return c.TimeWait }, 21*sec)},
+		{id: L5, title: "a flow picked up mid-stream (a pure ACK under tcp_loose, no reply yet) is released nf_conntrack_tcp_timeout_unacknowledged after it (or the established timeout, when shorter), not the established timeout", proto: tcp,
+			packets: []tp{{0, out, ack}}, release: func(pr reference.Profile) time.Duration { return pickedUp(pr.Conntrack) }},
+		{id: L5, title: "a picked-up flow's later packets, still unanswered, restart that shorter timer: an ACK at a third of it releases a third later", proto: tcp,
+			packetsOf: func(pr reference.Profile) []tp {
+				return []tp{{0, out, ack}, {pickedUp(pr.Conntrack) / 3, out, ack | psh}}
+			},
+			release: func(pr reference.Profile) time.Duration { return pickedUp(pr.Conntrack)/3 + pickedUp(pr.Conntrack) }},
+		{id: L5, title: "a retransmitted SYN with no answer does not restart SYN_SENT's timer (nf_conntrack_proto_tcp.c): released syn_sent after the first SYN", proto: tcp,
+			packetsOf: func(pr reference.Profile) []tp {
+				return []tp{{0, out, syn}, {pr.Conntrack.SynSent / 4, out, syn}}
+			},
+			release: ct(func(c reference.Conntrack) time.Duration { return c.SynSent }, 0)},
 		{id: L6, title: "a RST on a flow that has seen a reply moves it to CLOSE: still translated until nf_conntrack_tcp_timeout_close after the RST", proto: tcp,
 			packets: then(handshake, tp{5 * sec, out, rst}), release: ct(func(c reference.Conntrack) time.Duration { return c.Close }, 5*sec)},
 		{id: L6, title: "a RST from outside on an answered flow: CLOSE too", proto: tcp,
@@ -338,6 +355,7 @@ func linuxProtocolChecks() []Check {
 				back := s.Send(reference.Packet{Time: Origin.Add(sec), Dir: in, Tuple: reference.Tuple{Proto: udp, Src: server(0, 53), Dst: o.SNAT()}, Fragment: true})
 				p.G.Expect(back).To(BeForwardedTo(inside))
 			}},
+		icmpErrorChecks(reference.L10),
 	}
 }
 

@@ -19,6 +19,7 @@ func protocolChecks() []Check {
 				back := reference.Tuple{Proto: reference.ICMP, Src: server(0, 0), Dst: ep(r.IP, 0)}
 				p.G.Expect(s.Send(reference.Packet{Time: Origin, Dir: in, Tuple: back})).To(BeDropped())
 			}},
+		icmpErrorChecks(reference.B15),
 		{ID: reference.B15, Title: "IP fragments are dropped, TCP and UDP, outbound and inbound, even of a live flow", Needs: CapFragments,
 			Run: func(p *Probe) {
 				s := p.Open(config(1, 1, 0))
@@ -57,7 +58,9 @@ func poolChecks() []Check {
 				c := config(1, 50, 0)
 				s := p.Open(c)
 				before := s.Plan()
-				flows := s.Fill(0, tcp, backend(0), 1000, 1024, server(0, 443))
+				// Source ports of the instance's own range: the flows take
+				// every port whatever way the NAT picks them (C3, L2).
+				flows := s.FillFrom(0, tcp, backend(0), ownPorts(before, 0, 1024), server(0, 443))
 				p.G.Expect(flows).To(LieInAllocationOf(before, 0))
 				s.SetPool(sec, backs, 0)
 				after := s.Plan()
@@ -79,10 +82,13 @@ func poolChecks() []Check {
 				for _, f := range lostFlows {
 					p.G.Expect(f.SNAT().Port()).To(BeNumerically(">", maxKept), "the kept blocks are the lower half")
 				}
-				p.G.Expect(s.Out(2*sec, tcp, keptFlows[0].Sent.Tuple.Src, server(0, 443), ack)).To(BeForwarded())
-				p.G.Expect(s.Reply(2*sec, keptFlows[511], ack)).To(BeForwardedTo(keptFlows[511].Sent.Tuple.Src))
-				p.G.Expect(s.Out(2*sec, tcp, lostFlows[0].Sent.Tuple.Src, server(0, 443), ack)).To(BeDropped())
-				p.G.Expect(s.Reply(2*sec, lostFlows[511], ack)).To(BeDropped())
+				// The servers answer (a SYN-ACK: the flows are opening).
+				for _, f := range []Outcome{keptFlows[0], keptFlows[511]} {
+					p.G.Expect(s.Reply(2*sec, f, syn|ack)).To(BeForwardedTo(f.Sent.Tuple.Src), "a flow on a kept port goes on")
+				}
+				for _, f := range []Outcome{lostFlows[0], lostFlows[511]} {
+					p.G.Expect(s.Reply(2*sec, f, syn|ack)).To(BeDropped(), "a flow on a reclaimed port is dropped")
+				}
 				p.G.Expect(s.Out(2*sec, tcp, ep(backend(0), 9000), server(0, 443), syn)).To(BeDropped(), "instance 1 has no 513th port")
 				expectPorts(p, s, 3*sec, 50, 512)
 			}},
@@ -91,11 +97,12 @@ func poolChecks() []Check {
 			Run: func(p *Probe) {
 				c := config(1, 51, 0)
 				s := p.Open(c)
-				flows := s.Fill(0, tcp, backend(0), 1000, 512, server(0, 443))
+				flows := s.FillFrom(0, tcp, backend(0), ownPorts(s.Plan(), 0, 512), server(0, 443))
 				s.SetPool(sec, c.Backends[:50], 0)
 				p.G.Expect(s.Plan().Instances[0].Ports).To(Equal(1024))
-				p.G.Expect(s.Reply(2*sec, flows[0], ack)).To(BeForwardedTo(flows[0].Sent.Tuple.Src))
-				more := s.Fill(2*sec, tcp, backend(0), 3000, 513, server(0, 443))
+				p.G.Expect(s.Reply(2*sec, flows[0], syn|ack)).To(BeForwardedTo(flows[0].Sent.Tuple.Src))
+				// The regained ports as source ports, then one outside them.
+				more := s.FillFrom(2*sec, tcp, backend(0), ownPorts(s.Plan(), 0, 1025)[512:], server(0, 443))
 				p.G.Expect(more).To(BeExhaustedAfter(512))
 				p.G.Expect(append(flows, more[:512]...)).To(UseDistinctSNATPorts())
 			}},

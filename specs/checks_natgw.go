@@ -232,6 +232,7 @@ func natgwInboundChecks() []Check {
 				back := reference.Tuple{Proto: reference.ICMP, Src: server(0, 0), Dst: ep(frontend(0), 7)}
 				p.G.Expect(s.Send(reference.Packet{Time: Origin, Dir: in, Tuple: back})).To(BeDropped())
 			}},
+		icmpErrorChecks(reference.G8),
 		{ID: reference.G8, Title: "IP fragments are dropped, even of a live flow", Needs: CapFragments,
 			Run: func(p *Probe) {
 				s := p.Open(config(1, 1, 0))

@@ -195,6 +195,7 @@ func rfcTimerChecks() []Check {
 					}
 				}
 			}},
+		icmpErrorChecks(reference.R6),
 	)
 	return cs
 }

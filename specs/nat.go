@@ -90,11 +90,15 @@ const (
 	// CapLargeAllocation: the harness can open 64,000 flows from one
 	// instance in reasonable time (B1, B4 edges).
 	CapLargeAllocation
+	// CapICMPErrors: the harness can send ICMP errors quoting a packet
+	// (reference.Packet.Embedded) and read the quoted packet of one the
+	// NAT forwards (R6, L10).
+	CapICMPErrors
 
 	capEnd
 )
 
-var capNames = [...]string{"reset-on-idle", "protocol-rule", "fragments", "icmp", "pool-change", "strict", "large-allocation"}
+var capNames = [...]string{"reset-on-idle", "protocol-rule", "fragments", "icmp", "pool-change", "strict", "large-allocation", "icmp-errors"}
 
 // AllCapabilities is every capability: the reference engine's set.
 const AllCapabilities = capEnd - 1

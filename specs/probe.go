@@ -81,6 +81,9 @@ func pktString(p reference.Packet) string {
 	if p.Tuple.Proto == reference.TCP {
 		s += " " + p.Flags.String()
 	}
+	if p.Embedded != nil {
+		s += " quoting " + p.Embedded.String()
+	}
 	return s
 }
 

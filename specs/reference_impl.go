@@ -112,7 +112,7 @@ func (n *inProcess) Send(_ context.Context, p reference.Packet) (Delivery, error
 	case reference.Translated:
 		d.Forwarded = true
 		d.Packet = p
-		d.Packet.Tuple = v.Tuple
+		d.Packet.Tuple, d.Packet.Embedded = v.Tuple, v.Embedded
 	case reference.Hairpinned:
 		d.Forwarded = true
 		d.Packet = p

@@ -259,3 +259,40 @@ func TestIdenticalViews(t *testing.T) {
 		t.Errorf("a view against itself with one packet moved: equivalent %v, identical %v", r.Equivalent(), r.Identical)
 	}
 }
+
+// TestReadRecording: a live device's recording (natcheck record, both
+// links) is read as its outside link, each packet at the capture time of
+// the input packet its comment names: linux-nft's recording of
+// real-http-curl gives the input's 36 packets, at the input's times, with
+// the frontend IP on the outside, none with an inside address.
+func TestReadRecording(t *testing.T) {
+	v, err := Read("../captures/device/real-http-curl.linux-nft.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := capture.Open("../captures/real/real-http-curl.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var times []time.Time
+	for {
+		rec, err := rd.Next()
+		if err != nil {
+			break
+		}
+		times = append(times, rec.Time)
+	}
+	if len(v) != len(times) || len(v) != 36 {
+		t.Fatalf("%d packets read, want the input's %d (36)", len(v), len(times))
+	}
+	front, inside := netip.MustParseAddr("203.0.113.1"), netip.MustParsePrefix("10.0.0.0/8")
+	for i, p := range v {
+		if !p.Time.Equal(times[i]) {
+			t.Errorf("packet %d at %v, want the input's time %v", p.Number, p.Time, times[i])
+		}
+		if (p.Src.Addr() != front && p.Dst.Addr() != front) || inside.Contains(p.Src.Addr()) || inside.Contains(p.Dst.Addr()) {
+			t.Errorf("packet %d %v > %v: want the outside link only", p.Number, p.Src, p.Dst)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/ti-mo/conntrack"
+
+	"github.com/natcheck/natcheck/replay/capture"
 )
 
 // netnsRefs returns, for every process, the network namespaces it is in
@@ -234,5 +237,89 @@ func TestSIGKILLLeavesNothing(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRecordAndReplayThroughLinuxNFT runs "natcheck record" and "natcheck
+// replay --device linux-nft" as a user would (root, the sandbox entered by
+// re-executing itself) on the AnyConnect capture at speed 10 with 8 ports
+// per instance: record writes both links of the device into one pcapng
+// (frames on the inside and on the outside interface) and says every flow
+// did what the linux profile says; replay prints the report with the live
+// figures, writes the events and exits 0.
+func TestRecordAndReplayThroughLinuxNFT(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED, not passed: the linux-nft device needs root here")
+	}
+	dir := t.TempDir()
+	both := filepath.Join(dir, "both.pcapng")
+	common := []string{"--device", "linux-nft", "--speed", "10", "--profile", "linux", "--ports-per-instance", "8"}
+	r := run(t, append(append([]string{"record"}, common...), vpn, "-o", both)...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "packets put on the links of linux-nft") || !strings.Contains(r.stdout, "38 flows as profile linux says, 0 otherwise") {
+		t.Fatalf("record: %v", r)
+	}
+	rd, err := capture.Open(both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	per := map[int]int{}
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		per[rec.Interface]++
+	}
+	if per[0] < 225 || per[1] == 0 {
+		t.Errorf("%s: frames per interface %v, want the 225 outbound and more on the inside (0), and frames on the outside (1)", both, per)
+	}
+	ev := filepath.Join(dir, "ev.jsonl")
+	r = run(t, append(append([]string{"replay"}, common...), "--events", ev, vpn)...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "live device linux-nft: 411 packets put on its links") || !strings.Contains(r.stdout, "27 confirmed") {
+		t.Fatalf("replay --device: %v", r)
+	}
+	if b, err := os.ReadFile(ev); err != nil || strings.Count(string(b), "\n") != 428 {
+		t.Errorf("--events %s: %v, %d lines, want one per replayed packet (428)", ev, err, strings.Count(string(b), "\n"))
+	}
+}
+
+// TestRootless runs natcheck as an unprivileged user (nobody): the
+// sandbox makes a user namespace in which it is root, and the linux-nft
+// device works there as it does for root (an L8 check conforms). Without
+// the user namespace, the network namespaces cannot be made and natcheck
+// exits 2 naming why.
+func TestRootless(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED, not passed: needs root to run natcheck as another user")
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err != nil || strings.TrimSpace(string(b)) == "0" {
+		t.Skip("SKIPPED, not passed: user namespaces are disabled on this machine")
+	}
+	dir, err := os.MkdirTemp("", "natcheck-rootless-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "natcheck")
+	data, err := os.ReadFile(natcheckBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "verify", "--device", "linux-nft", "--profile", "linux", "--behaviors", "L8")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "conforms: 1 check") {
+		t.Fatalf("natcheck as nobody: %v\n%s", err, out)
 	}
 }

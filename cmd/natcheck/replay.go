@@ -168,7 +168,7 @@ linux and rfc with the identifier the capture's frames give the engine
 				defer events.Close()
 				cfg.Events = events
 			}
-			if live.device != "" {
+			if live.active() {
 				switch {
 				case sh != nil || drain || outPath == "-" || eventsPath == "-":
 					return usageErr(fmt.Errorf("--device: --shard, --drain and - outputs are the offline replay's"))

@@ -285,3 +285,18 @@ func planOf(cfg reference.Config) (reference.Plan, error) {
 	cfg.Profile = reference.Profile{}
 	return reference.PlanFor(cfg)
 }
+
+// Links returns the endpoints on the device's inside and outside links.
+func (d *Device) Links() (in, out *link.Endpoint) { return d.in, d.out }
+
+// AnswerARP answers frame, which came in on e (one of the device's
+// links), when it is an ARP request of the device for an address natcheck
+// stands for, and reports whether frame was ARP: a program that reads the
+// links itself (a live replay) keeps the device's neighbours resolved.
+func (d *Device) AnswerARP(e *link.Endpoint, frame []byte) bool {
+	a, ok := link.ParseARP(frame)
+	if ok {
+		d.answerARP(e, a)
+	}
+	return ok
+}

@@ -168,6 +168,14 @@ func (s *session) Send(ctx context.Context, p reference.Packet) (specs.Delivery,
 	d.ipID++
 	seg := link.Segment{Tuple: w, Flags: p.Flags, ID: d.ipID}
 	s.tcp.Fill(&seg, p.Dir, inside, known)
+	if p.Dir == reference.Inbound && known && seg.Flags.Has(reference.ACK) {
+		// The server acknowledges the client's numbers as they left the
+		// device: shifted by the flow's shift, when the device shifts them
+		// (learnt from the SYN).
+		if sh, ok := s.m.Shift(inside); ok {
+			seg.Ack += sh
+		}
+	}
 	if w.Proto == reference.ICMP {
 		seg.ICMPType = 8
 		if p.Dir == reference.Inbound {

@@ -23,7 +23,6 @@ package learn
 
 import (
 	"cmp"
-	"hash/fnv"
 	"net/netip"
 	"slices"
 	"time"
@@ -64,11 +63,15 @@ type Sent struct {
 }
 
 // Hash is the hash of a transport payload that keys a packet (64-bit
-// FNV-1a).
+// FNV-1a, written out: hash/fnv's would allocate a hasher per packet).
 func Hash(payload []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(payload)
-	return h.Sum64()
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for _, c := range payload {
+		h ^= uint64(c)
+		h *= prime
+	}
+	return h
 }
 
 // key identifies a packet in flight: what a frame that translates it
@@ -115,8 +118,11 @@ type Match struct {
 // It is used by one goroutine at a time. The zero Matcher is not usable:
 // call New.
 type Matcher struct {
-	fields   Fields
-	inflight map[key][]Sent // at most one per key once Collides is heeded
+	fields Fields
+	// inflight holds the packets in flight, one per key; more the others
+	// of a key, when Add was called for a packet that Collides.
+	inflight map[key]Sent
+	more     map[key][]Sent
 	n        int
 	// pending counts the outbound packets in flight by tuple.
 	pending map[reference.Tuple]int
@@ -129,7 +135,7 @@ type Matcher struct {
 
 // New returns a Matcher for a NAT that keeps fields.
 func New(fields Fields) *Matcher {
-	return &Matcher{fields: fields, inflight: map[key][]Sent{}, expired: map[key][]Sent{}, pending: map[reference.Tuple]int{}, flows: map[reference.Tuple]*flow{}, byPublic: map[reference.Tuple]reference.Tuple{}}
+	return &Matcher{fields: fields, inflight: map[key]Sent{}, more: map[key][]Sent{}, expired: map[key][]Sent{}, pending: map[reference.Tuple]int{}, flows: map[reference.Tuple]*flow{}, byPublic: map[reference.Tuple]reference.Tuple{}}
 }
 
 // Fields returns what the Matcher assumes the NAT keeps.
@@ -153,12 +159,19 @@ func (m *Matcher) keyOf(s Sent) key {
 
 // Collides reports whether s's key is that of a packet still in flight:
 // the caller holds s back until that one is matched or expired.
-func (m *Matcher) Collides(s Sent) bool { return len(m.inflight[m.keyOf(s)]) > 0 }
+func (m *Matcher) Collides(s Sent) bool {
+	_, ok := m.inflight[m.keyOf(s)]
+	return ok
+}
 
 // Add records s as sent.
 func (m *Matcher) Add(s Sent) {
 	k := m.keyOf(s)
-	m.inflight[k] = append(m.inflight[k], s)
+	if _, ok := m.inflight[k]; ok {
+		m.more[k] = append(m.more[k], s)
+	} else {
+		m.inflight[k] = s
+	}
 	m.n++
 	if s.Dir == reference.Outbound {
 		m.pending[s.Tuple]++
@@ -204,15 +217,8 @@ func (m *Matcher) Observe(dir reference.Dir, f *frame.Frame, payload uint64, ts 
 	if f.Proto == reference.TCP && !m.fields.SeqShift {
 		k.seq = f.Seq
 	}
-	cands := m.inflight[k]
-	pick := -1
-	for i, s := range cands {
-		if m.fits(s, f) {
-			pick = i
-			break
-		}
-	}
-	if pick < 0 {
+	s, ok := m.take(k, f)
+	if !ok {
 		for i, s := range m.expired[k] {
 			if m.fits(s, f) {
 				m.expired[k] = append(m.expired[k][:i:i], m.expired[k][i+1:]...)
@@ -220,12 +226,6 @@ func (m *Matcher) Observe(dir reference.Dir, f *frame.Frame, payload uint64, ts 
 			}
 		}
 		return Match{}, false
-	}
-	s := cands[pick]
-	if len(cands) == 1 {
-		delete(m.inflight, k)
-	} else {
-		m.inflight[k] = append(cands[:pick:pick], cands[pick+1:]...)
 	}
 	m.n--
 	m.done(s)
@@ -313,22 +313,31 @@ func (m *Matcher) Forget(t reference.Tuple) {
 // is matched as Late (ForgetExpired lets them go).
 func (m *Matcher) Expire(deadline time.Time, dropped []Sent) []Sent {
 	from := len(dropped)
-	for k, cands := range m.inflight {
-		kept := cands[:0]
-		for _, s := range cands {
+	drop := func(k key, s Sent) {
+		dropped = append(dropped, s)
+		m.expired[k] = append(m.expired[k], s)
+		m.n--
+		m.done(s)
+	}
+	for k, extra := range m.more {
+		kept := extra[:0]
+		for _, s := range extra {
 			if s.At.Before(deadline) {
-				dropped = append(dropped, s)
-				m.expired[k] = append(m.expired[k], s)
-				m.n--
-				m.done(s)
+				drop(k, s)
 			} else {
 				kept = append(kept, s)
 			}
 		}
 		if len(kept) == 0 {
-			delete(m.inflight, k)
+			delete(m.more, k)
 		} else {
-			m.inflight[k] = kept
+			m.more[k] = kept
+		}
+	}
+	for k, s := range m.inflight {
+		if s.At.Before(deadline) {
+			drop(k, s)
+			m.promote(k)
 		}
 	}
 	slices.SortFunc(dropped[from:], func(a, b Sent) int { return cmp.Compare(a.ID, b.ID) })
@@ -351,5 +360,42 @@ func (m *Matcher) ForgetExpired(t time.Time) {
 		} else {
 			m.expired[k] = kept
 		}
+	}
+}
+
+// take removes and returns the packet in flight under k that f can
+// translate.
+func (m *Matcher) take(k key, f *frame.Frame) (Sent, bool) {
+	if s, ok := m.inflight[k]; ok && m.fits(s, f) {
+		m.promote(k)
+		return s, true
+	}
+	extra := m.more[k]
+	for i, s := range extra {
+		if m.fits(s, f) {
+			if len(extra) == 1 {
+				delete(m.more, k)
+			} else {
+				m.more[k] = append(extra[:i:i], extra[i+1:]...)
+			}
+			return s, true
+		}
+	}
+	return Sent{}, false
+}
+
+// promote replaces the packet in flight under k by the next of its key,
+// or removes the key.
+func (m *Matcher) promote(k key) {
+	extra := m.more[k]
+	if len(extra) == 0 {
+		delete(m.inflight, k)
+		return
+	}
+	m.inflight[k] = extra[0]
+	if len(extra) == 1 {
+		delete(m.more, k)
+	} else {
+		m.more[k] = extra[1:]
 	}
 }

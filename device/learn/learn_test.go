@@ -1,6 +1,7 @@
 package learn
 
 import (
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"testing"
@@ -153,6 +154,17 @@ func TestInbound(t *testing.T) {
 		}
 		if _, ok := m.Observe(reference.Inbound, &f, Hash(s.Payload), t0); ok != tc.want {
 			t.Errorf("reply delivered to %v: matched %v, want %v", tc.dst, ok, tc.want)
+		}
+	}
+}
+
+// TestHashIsFNV1a: Hash is 64-bit FNV-1a, as hash/fnv computes it.
+func TestHashIsFNV1a(t *testing.T) {
+	for _, in := range []string{"", "a", "natcheck calibration 7", string(make([]byte, 1500))} {
+		h := fnv.New64a()
+		h.Write([]byte(in))
+		if got, want := Hash([]byte(in)), h.Sum64(); got != want {
+			t.Errorf("Hash(%q) = %#x, want %#x", in, got, want)
 		}
 	}
 }

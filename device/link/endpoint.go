@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -25,6 +26,11 @@ type Endpoint struct {
 	buf     []byte
 	oob     []byte
 	closed  bool
+	// The receive call's arguments, kept so that a receive does not
+	// allocate (unix.Recvmsg allocates the sender's address).
+	msg  unix.Msghdr
+	iov  unix.Iovec
+	from unix.RawSockaddrLinklayer
 }
 
 // rcvBuf is each socket's receive buffer: room for a burst of several
@@ -145,21 +151,31 @@ func (e *Endpoint) Drain() {
 	}
 }
 
-// recv reads one frame from fd without waiting: its length (0 when none
-// is queued), its packet type and its kernel timestamp.
-func (e *Endpoint) recv(fd int) (int, uint8, time.Time, error) {
-	n, oobn, _, from, err := unix.Recvmsg(fd, e.buf, e.oob, unix.MSG_DONTWAIT)
-	if err != nil {
-		if errors.Is(err, unix.EAGAIN) {
+// recv reads one frame from fd into e.buf without waiting: its length (0
+// when none is queued), its packet type and its kernel timestamp.
+func (e *Endpoint) recv(fd int) (int, uint8, time.Time, error) { return e.recvInto(fd, e.buf) }
+
+// recvInto reads one frame from fd into b without waiting.
+func (e *Endpoint) recvInto(fd int, b []byte) (int, uint8, time.Time, error) {
+	if len(b) == 0 {
+		return 0, 0, time.Time{}, errors.New("receive: empty buffer")
+	}
+	e.iov.Base = &b[0]
+	e.iov.SetLen(len(b))
+	e.msg.Name = (*byte)(unsafe.Pointer(&e.from))
+	e.msg.Namelen = uint32(unsafe.Sizeof(e.from))
+	e.msg.Iov = &e.iov
+	e.msg.Iovlen = 1
+	e.msg.Control = &e.oob[0]
+	e.msg.SetControllen(len(e.oob))
+	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&e.msg)), unix.MSG_DONTWAIT)
+	if errno != 0 {
+		if errno == unix.EAGAIN {
 			return 0, 0, time.Time{}, nil
 		}
-		return 0, 0, time.Time{}, err
+		return 0, 0, time.Time{}, errno
 	}
-	var pkttype uint8
-	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
-		pkttype = ll.Pkttype
-	}
-	return n, pkttype, timestamp(e.oob[:oobn]), nil
+	return int(n), e.from.Pkttype, timestamp(e.oob[:e.msg.Controllen]), nil
 }
 
 // timestamp finds SCM_TIMESTAMPNS in a control message buffer.
@@ -207,19 +223,16 @@ func (e *Endpoint) Write(frame []byte) error {
 
 // RecvInto copies the next frame that arrived into b (it does not wait)
 // and returns its length and kernel timestamp; n is 0 when none is queued.
+// It does not allocate.
 func (e *Endpoint) RecvInto(b []byte) (n int, ts time.Time, err error) {
 	for {
-		n, oobn, _, from, err := unix.Recvmsg(e.io, b, e.oob, unix.MSG_DONTWAIT)
+		n, pkttype, ts, err := e.recvInto(e.io, b)
 		if err != nil {
-			if errors.Is(err, unix.EAGAIN) {
-				return 0, time.Time{}, nil
-			}
 			return 0, time.Time{}, fmt.Errorf("receive on %s: %w", e.Name, err)
 		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
+		if n == 0 || pkttype != unix.PACKET_OUTGOING {
+			return n, ts, nil
 		}
-		return n, timestamp(e.oob[:oobn]), nil
 	}
 }
 

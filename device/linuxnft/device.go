@@ -76,14 +76,17 @@ const Name = "linux-nft"
 // NAT is one running linux-nft device: a topology with the ruleset of one
 // configuration. It implements specs.NAT.
 type NAT struct {
-	opt   Options
-	topo  *topology.Topology
-	nft   *nftables.Conn
-	cfg   reference.Config
-	plan  reference.Plan
-	ct    *conntrack.Conn
-	clock *pace.Clock
-	tcp   *pace.TCP
+	opt  Options
+	topo *topology.Topology
+	nft  *nftables.Conn
+	cfg  reference.Config
+	plan reference.Plan
+	// planner is natcheck's engine, carrying no traffic: the allocation
+	// plan after a pool change is its (B16).
+	planner *reference.Engine
+	ct      *conntrack.Conn
+	clock   *pace.Clock
+	tcp     *pace.TCP
 	// drops are the drop counters as last read.
 	drops dropCounts
 	// insideOf maps the outside tuple of a forwarded flow (SNAT → server)
@@ -104,15 +107,16 @@ func Open(ctx context.Context, cfg reference.Config, opt Options) (n *NAT, err e
 	if cfg.TCPResetOnIdle {
 		return nil, fmt.Errorf("linux-nft: tcpResetOnIdle: %w", specs.ErrUnsupported)
 	}
-	plan, err := reference.PlanFor(planConfig(cfg))
+	planner, err := reference.New(planConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
+	plan := planner.Plan()
 	topo, err := topology.New()
 	if err != nil {
 		return nil, fmt.Errorf("linux-nft: %w", err)
 	}
-	n = &NAT{opt: opt, topo: topo, cfg: cfg, plan: plan, clock: pace.NewClock(Name, opt.Scale, opt.Tolerance), tcp: pace.NewTCP(), insideOf: map[reference.Tuple]reference.Tuple{}}
+	n = &NAT{opt: opt, topo: topo, cfg: cfg, plan: plan, planner: planner, clock: pace.NewClock(Name, opt.Scale, opt.Tolerance), tcp: pace.NewTCP(), insideOf: map[reference.Tuple]reference.Tuple{}}
 	dev := n
 	defer func() {
 		if err != nil {
@@ -434,10 +438,28 @@ func (n *NAT) Wait(ctx context.Context, t time.Time) ([]reference.Packet, error)
 	return out, nil
 }
 
-// SetPool is not supported: the device's rules follow the plan it was
-// opened with.
-func (n *NAT) SetPool(context.Context, time.Time, []netip.Addr, int) error {
-	return fmt.Errorf("linux-nft: pool change: %w", specs.ErrUnsupported)
+// SetPool changes the pool at profile time t (B16): the allocation plan
+// changes as natcheck's engine changes it (an instance keeps the lower
+// half of its blocks when the pool crosses into a larger tier), and the
+// device's SNAT rules are rewritten from it in one transaction. Flows
+// already tracked keep their translation: conntrack does not look at
+// the rules again.
+func (n *NAT) SetPool(ctx context.Context, t time.Time, backends []netip.Addr, poolSize int) error {
+	if err := n.clock.Until(ctx, t, false); err != nil {
+		return err
+	}
+	if err := n.planner.SetPool(t, backends, poolSize); err != nil {
+		return fmt.Errorf("linux-nft: pool change: %w", err)
+	}
+	n.plan = n.planner.Plan()
+	if err := n.topo.RouteInside(insidePrefixes(n.plan)); err != nil {
+		return fmt.Errorf("linux-nft: pool change: %w", err)
+	}
+	rs := ruleset{inIndex: uint32(n.topo.NATInside.Index), outIndex: uint32(n.topo.NATOutside.Index), frontends: n.cfg.Frontends, plan: n.plan, protocols: n.cfg.Protocols}
+	if err := rs.rewriteSNAT(n.nft); err != nil {
+		return fmt.Errorf("linux-nft: pool change: %w", err)
+	}
+	return nil
 }
 
 // Plan is the allocation the device was configured from.
@@ -477,11 +499,14 @@ func (n *NAT) Settle(context.Context) error { return n.collectLate() }
 type Links struct {
 	In, Out               *link.Endpoint
 	NATInside, NATOutside net.HardwareAddr
+	// Inside is the namespace of In (another program sending into the
+	// device runs there: a benchmark's tcpreplay).
+	Inside *sandbox.Namespace
 }
 
 // Links returns the device's links.
 func (n *NAT) Links() Links {
-	return Links{In: n.topo.In, Out: n.topo.Out, NATInside: n.topo.NATInside.MAC, NATOutside: n.topo.NATOutside.MAC}
+	return Links{In: n.topo.In, Out: n.topo.Out, NATInside: n.topo.NATInside.MAC, NATOutside: n.topo.NATOutside.MAC, Inside: n.topo.Inside}
 }
 
 // Drops returns every drop counter of the device — its rules' and

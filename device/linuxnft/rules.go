@@ -130,6 +130,19 @@ func (rs ruleset) install(conn *nftables.Conn) error {
 			&expr.Lookup{SourceRegister: 1, SetName: fset.Name, SetID: fset.ID, Invert: true}},
 		countDrop(cntUntranslated)))
 
+	rs.snatRules(nat, add)
+	if flushErr == nil {
+		flushErr = conn.Flush()
+	}
+	if flushErr != nil {
+		return fmt.Errorf("nftables: install table %s: %w", tableName, flushErr)
+	}
+	return nil
+}
+
+// snatRules adds the plan's SNAT rules to chain nat: per instance and
+// protocol, its first port range.
+func (rs ruleset) snatRules(nat *nftables.Chain, add func(*nftables.Chain, []expr.Any)) {
 	for _, inst := range rs.plan.Instances {
 		if !inst.Inside.IsValid() || len(inst.Ranges) == 0 {
 			continue // an instance with no address sends nothing; one with no ports gets no rule
@@ -146,11 +159,29 @@ func (rs ruleset) install(conn *nftables.Conn) error {
 			add(nat, cat(ifIndex(expr.MetaKeyOIF, rs.outIndex), saddr(inst.Inside), l4proto(reference.ICMP), snatTo(r.IP, 0, 0, false)))
 		}
 	}
-	if flushErr == nil {
-		flushErr = conn.Flush()
+}
+
+// rewriteSNAT replaces the SNAT rules by the plan's, in batches (one
+// netlink message for a pool's rules overflows the socket): a flow opened
+// meanwhile may find no rule, and is dropped by the guard. The checks
+// send nothing during a pool change.
+func (rs ruleset) rewriteSNAT(conn *nftables.Conn) error {
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: tableName}
+	nat := &nftables.Chain{Name: "snat", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}
+	conn.FlushChain(nat)
+	pending := 0
+	var err error
+	rs.snatRules(nat, func(c *nftables.Chain, e []expr.Any) {
+		conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: e})
+		if pending++; pending == 32 && err == nil {
+			err, pending = conn.Flush(), 0
+		}
+	})
+	if err == nil {
+		err = conn.Flush()
 	}
-	if flushErr != nil {
-		return fmt.Errorf("nftables: install table %s: %w", tableName, flushErr)
+	if err != nil {
+		return fmt.Errorf("nftables: rewrite SNAT rules: %w", err)
 	}
 	return nil
 }

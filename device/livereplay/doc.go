@@ -18,5 +18,12 @@
 // cross-checked against the kernel's conntrack events, and the device's
 // drop counters beside it.
 //
+// The NAT is natcheck's built-in linux-nft, or a third-party device met
+// only through two links (package device/external, Config.Device): then
+// the matching uses the fields its calibration found it keeps, a packet
+// is judged dropped after its calibrated deadline, natcheck answers its
+// ARP requests on both links, and there is no conntrack or drop counter
+// to check against.
+//
 // It imports device packages, reference and replay.
 package livereplay

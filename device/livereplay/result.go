@@ -52,8 +52,40 @@ type Result struct {
 	Late, Others int64
 	// DeviceDrops are the device's drop counters over the run, by reason.
 	DeviceDrops map[string]uint64
+	// Device names the device: linux-nft, or ExternalName. Conntrack is
+	// set when its mappings were checked against its conntrack events
+	// (linux-nft's; a third-party device offers none).
+	Device    string
+	Conntrack bool
 
-	model []reference.Verdict // per replayed packet
+	model []verdict // the profile's, per replayed packet
+}
+
+// verdict is what the model did with a packet, in 4 bytes (a capture may
+// hold millions).
+type verdict struct {
+	action   reference.Action
+	reason   reference.DropReason
+	behavior reference.Behavior
+}
+
+func verdictOf(v reference.Verdict) verdict { return verdict{v.Action, v.Reason, v.Behavior} }
+
+// forwards reports whether the model sent the packet on.
+func (v verdict) forwards() bool {
+	return v.action == reference.Translated || v.action == reference.Hairpinned
+}
+
+// String is the verdict as reports write it: "dropped: exhausted (L4)".
+func (v verdict) String() string {
+	s := v.action.String()
+	if !v.forwards() {
+		s += ": " + v.reason.String()
+	}
+	if v.behavior != reference.NoBehavior {
+		s += " (" + v.behavior.String() + ")"
+	}
+	return s
 }
 
 // Gap is an idle gap of the capture replayed shorter: from At, Length
@@ -167,19 +199,12 @@ func (r *run) finish(res *Result, model *reference.Engine, plan reference.Plan, 
 			order = append(order, inside)
 		}
 		fa.flow.Packets++
-		modelFwd := v.Action == reference.Translated || v.Action == reference.Hairpinned
+		modelFwd := v.forwards()
 		if fa.flow.Differs == nil && o.behind > lateTolerance {
 			fa.flow.Behind = max(fa.flow.Behind, o.behind)
 		}
 		if fa.flow.Differs == nil && modelFwd != (o.state == stForwarded) {
-			prof := v.Action.String()
-			if v.Action != reference.Translated {
-				prof += ": " + v.Reason.String()
-			}
-			if v.Behavior != reference.NoBehavior {
-				prof += " (" + v.Behavior.String() + ")"
-			}
-			fa.flow.Differs = &Difference{File: r.in.files[p.file], Packet: p.number, Live: live, Profile: prof}
+			fa.flow.Differs = &Difference{File: r.in.files[p.file], Packet: p.number, Live: live, Profile: v.String()}
 		}
 	}
 	for _, t := range order {
@@ -374,15 +399,9 @@ func (r *run) writeEvents(w io.Writer, res *Result) error {
 	for i := range r.in.packets {
 		p, o, v := &r.in.packets[i], r.outcomes[i], res.model[i]
 		e := eventLine{File: r.in.files[p.file], Packet: p.number, Time: p.at, Kind: [...]string{"", "outbound", "reply", "outside"}[p.kind], Tuple: p.tuple.String(),
-			Device: [...]string{"not sent", "in flight", "forwarded", "dropped"}[o.state], Profile: v.Action.String()}
+			Device: [...]string{"not sent", "in flight", "forwarded", "dropped"}[o.state], Profile: v.String()}
 		if o.state == stForwarded {
 			e.Out, e.Latency = o.out.String(), o.came.Sub(o.sent).String()
-		}
-		if v.Action != reference.Translated {
-			e.Profile += " " + v.Reason.String()
-		}
-		if v.Behavior != reference.NoBehavior {
-			e.Profile += " " + v.Behavior.String()
 		}
 		if err := enc.Encode(e); err != nil {
 			return fmt.Errorf("live replay: events: %w", err)
@@ -397,21 +416,28 @@ func WriteText(w io.Writer, res *Result, o replay.TextOptions) error {
 	if err := replay.WriteTextOptions(w, res.Result, o); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nlive device linux-nft: %d packets put on its links in %v", res.Injected, res.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "\nlive device %s: %d packets put on its links in %v", res.Device, res.Injected, res.Elapsed.Round(time.Millisecond))
 	if s := res.Elapsed.Seconds(); s > 0 {
 		fmt.Fprintf(w, " (%.0f packets/s)", float64(res.Injected)/s)
 	}
 	fmt.Fprintln(w)
-	if res.Speed > 0 {
+	switch {
+	case res.Speed > 0 && !res.Conntrack:
+		fmt.Fprintf(w, "  timing: the capture's own, %d× faster (the device's timers taken as %d times shorter than the profile's); packets left at most %v late\n", res.Speed, res.Speed, res.MaxLate.Round(time.Microsecond))
+	case res.Speed > 0:
 		fmt.Fprintf(w, "  timing: the capture's own, %d× faster (the device's conntrack timers divided by %d); packets left at most %v late\n", res.Speed, res.Speed, res.MaxLate.Round(time.Microsecond))
-	} else {
+	default:
 		fmt.Fprintln(w, "  timing: as fast as the machine goes (--speed max): the device keeps its own timers, so flows whose fate hangs on time may differ from the profile")
 	}
 	for _, g := range res.Shortened {
 		fmt.Fprintf(w, "  idle gap shortened: %v at %s replayed as %v (longer than every timer of the device)\n", g.Length, g.At.Format(time.RFC3339Nano), g.To)
 	}
 	fmt.Fprintf(w, "  a packet is judged dropped when nothing came out %v after it; %d came out later after all; %d frames came out that translate no packet\n", res.Deadline, res.Late, res.Others)
-	fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; against the device's conntrack events: %d confirmed, %d different, %d not seen", res.Mappings, res.Confirmed, res.Different, res.Unseen)
+	if res.Conntrack {
+		fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; against the device's conntrack events: %d confirmed, %d different, %d not seen", res.Mappings, res.Confirmed, res.Different, res.Unseen)
+	} else {
+		fmt.Fprintf(w, "  mappings learnt (no marker in the packets): %d; not checked against the device's own records (a third-party device: no conntrack events, no drop counters; the per-instance ports in use, their peak, the refusals and the plot come from those, and are not measured)", res.Mappings)
+	}
 	if res.EventsLost != "" {
 		fmt.Fprintf(w, " (events lost: %s)", res.EventsLost)
 	}
@@ -518,7 +544,7 @@ func WriteJSON(w io.Writer, res *Result) error {
 	if err := replay.WriteJSON(&rb, res.Result); err != nil {
 		return err
 	}
-	l := jsonLive{Device: linuxnft.Name, Speed: res.Speed, Deadline: res.Deadline.String(), Injected: res.Injected, Elapsed: res.Elapsed.String(),
+	l := jsonLive{Device: res.Device, Speed: res.Speed, Deadline: res.Deadline.String(), Injected: res.Injected, Elapsed: res.Elapsed.String(),
 		MaxLate: res.MaxLate.String(), Shortened: res.Shortened, Mappings: res.Mappings, Confirmed: res.Confirmed, Different: res.Different,
 		Unseen: res.Unseen, EventsLost: res.EventsLost, Late: res.Late, Others: res.Others, DeviceDrops: res.DeviceDrops,
 		Agree: res.Agree, Differ: res.Differ, Unjudged: res.Unjudged}

@@ -3,15 +3,16 @@ package livereplay
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/natcheck/natcheck/device/external"
 	"github.com/natcheck/natcheck/device/learn"
 	"github.com/natcheck/natcheck/device/link"
 	"github.com/natcheck/natcheck/device/linuxnft"
@@ -20,7 +21,10 @@ import (
 	"github.com/natcheck/natcheck/replay/frame"
 )
 
-// Config says how to replay captures through the built-in device.
+// ExternalName is the Result's Device for a third-party device.
+const ExternalName = "external"
+
+// Config says how to replay captures through a live device.
 type Config struct {
 	// Engine is the NAT's configuration: the profile the flows are judged
 	// against, the frontends, the outbound rule, and the Backends in pool
@@ -39,6 +43,14 @@ type Config struct {
 	Output string
 	// Events, if set, receives one JSON line per replayed packet.
 	Events io.Writer
+	// Device, if set, is a third-party NAT attached with external.Attach
+	// (its links, its link-layer addresses, the fields it keeps and its
+	// latency, calibrated): the capture is replayed through it instead of
+	// the built-in linux-nft, and Engine must state its configuration
+	// (frontends, backends, allocation). Its timers are its own: Speed K
+	// says they are K times shorter than the profile's. There is no
+	// conntrack to check its mappings against, and no drop counters.
+	Device *external.Device
 }
 
 // outcome is what the device did with one replayed packet.
@@ -78,9 +90,11 @@ type run struct {
 	cfg      Config
 	in       *input
 	links    linuxnft.Links
+	ext      *external.Device // a third-party device, or nil
 	m        *learn.Matcher
-	mu       sync.Mutex // guards m, outcomes, frames, others
 	outcomes []outcome
+	batch    *link.Batch // received frames
+	rf       frame.Frame
 	frames   []captured
 	others   int64 // frames that came out and translate no packet
 	lateSeen int64
@@ -113,12 +127,15 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Device != nil {
+		return runExternal(ctx, in, cfg)
+	}
 	dev, err := linuxnft.Open(ctx, cfg.Engine, linuxnft.Options{Scale: max(cfg.Speed, 1)})
 	if err != nil {
 		return nil, fmt.Errorf("live replay: %w", err)
 	}
 	defer dev.Close()
-	r := &run{cfg: cfg, in: in, links: dev.Links(), m: learn.New(learn.Fields{IPID: true}), outcomes: make([]outcome, len(in.packets)), keep: cfg.Output != ""}
+	r := &run{cfg: cfg, in: in, links: dev.Links(), m: learn.New(learn.Fields{IPID: true}), outcomes: make([]outcome, len(in.packets)), keep: cfg.Output != "", batch: link.NewBatch(batchSize, 65536)}
 	for _, e := range []*link.Endpoint{r.links.In, r.links.Out} {
 		e.Drain()
 		if err := e.CloseTap(); err != nil {
@@ -133,46 +150,96 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("live replay: %w", err)
 	}
+	return r.run(ctx, dev.Plan(), ct, dev.Drops, before)
+}
+
+// runExternal replays in through the third-party device cfg.Device.
+func runExternal(ctx context.Context, in *input, cfg Config) (*Result, error) {
+	d := cfg.Device
+	cal := d.Calibration()
+	if cal.Fields.SeqShift {
+		return nil, fmt.Errorf("live replay: the device shifts TCP sequence numbers, and replaying recorded replies through it (their acknowledgements shifted per flow) is not supported yet: %w", errors.ErrUnsupported)
+	}
+	plan, err := reference.PlanFor(cfg.Engine)
+	if err != nil {
+		return nil, fmt.Errorf("live replay: %w", err)
+	}
+	cfg.Deadline = max(cfg.Deadline, cal.Deadline)
+	in0, out0 := d.Links()
+	r := &run{cfg: cfg, in: in, links: linuxnft.Links{In: in0, Out: out0, NATInside: cal.InsideMAC, NATOutside: cal.OutsideMAC}, ext: d,
+		m: learn.New(cal.Fields), outcomes: make([]outcome, len(in.packets)), keep: cfg.Output != "", batch: link.NewBatch(batchSize, 65536)}
+	for _, e := range []*link.Endpoint{in0, out0} {
+		// What is queued: ARP answered, the rest is not the replay's.
+		for {
+			data, _, ok, err := e.Recv()
+			if err != nil {
+				return nil, fmt.Errorf("live replay: %w", err)
+			}
+			if !ok {
+				break
+			}
+			d.AnswerARP(e, data)
+		}
+		if err := e.CloseTap(); err != nil {
+			return nil, fmt.Errorf("live replay: %w", err)
+		}
+	}
+	return r.run(ctx, plan, nil, nil, nil)
+}
+
+// run replays r's packets; ct (nil for a third-party device) listens to
+// the device's conntrack events, drops (nil likewise) reads its drop
+// counters, before is what they were.
+func (r *run) run(ctx context.Context, plan reference.Plan, ct *ctListener, drops func() (map[string]uint64, error), before map[string]uint64) (*Result, error) {
+	cfg := r.cfg
+	in := r.in
 	model, err := reference.New(cfg.Engine)
 	if err != nil {
-		ct.stop()
+		if ct != nil {
+			ct.stop()
+		}
 		return nil, fmt.Errorf("live replay: %w", err)
 	}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, x := range []struct {
-		e   *link.Endpoint
-		dir reference.Dir
-	}{{r.links.Out, reference.Outbound}, {r.links.In, reference.Inbound}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = r.receive(x.e, x.dir, 1-i, stop)
-		}()
+	res := &Result{Speed: cfg.Speed, Deadline: cfg.Deadline, Device: linuxnft.Name, model: make([]verdict, 0, len(in.packets))}
+	if r.ext != nil {
+		res.Device = ExternalName
 	}
-	res := &Result{Speed: cfg.Speed, Deadline: cfg.Deadline}
 	start := time.Now()
 	sendErr := r.send(ctx, res, model)
-	// Everything sent has had its deadline: what is still in flight is
-	// dropped.
-	time.Sleep(cfg.Deadline)
-	r.mu.Lock()
-	r.expire(time.Now())
-	r.mu.Unlock()
-	time.Sleep(cfg.Deadline) // a frame later than that is reported late
-	close(stop)
-	wg.Wait()
 	res.Elapsed = time.Since(start)
-	events, lost := ct.stop()
-	after, derr := dev.Drops()
-	for _, err := range append(errs, sendErr, derr) {
+	// Everything sent has its deadline: what is still in flight then is
+	// dropped, and a frame later than another deadline is reported late.
+	for _, wait := range []time.Duration{cfg.Deadline, cfg.Deadline} {
+		for end := time.Now().Add(wait); time.Now().Before(end); {
+			if _, err := r.links.Out.WaitReadable(time.Millisecond); err != nil && sendErr == nil {
+				sendErr = err
+			}
+			if err := r.drain(); err != nil && sendErr == nil {
+				sendErr = err
+			}
+		}
+		r.expire(time.Now())
+	}
+	var (
+		events []ctEvent
+		lost   error
+		after  map[string]uint64
+		derr   error
+	)
+	if ct != nil {
+		events, lost = ct.stop()
+		res.Conntrack = true
+	}
+	if drops != nil {
+		after, derr = drops()
+	}
+	for _, err := range []error{sendErr, derr} {
 		if err != nil {
 			return nil, fmt.Errorf("live replay: %w", err)
 		}
 	}
-	r.finish(res, model, dev.Plan(), before, after, events, lost)
+	r.finish(res, model, plan, before, after, events, lost)
 	if cfg.Output != "" {
 		if err := r.writeCapture(cfg.Output); err != nil {
 			return res, err
@@ -185,6 +252,9 @@ func Run(ctx context.Context, files []string, cfg Config) (*Result, error) {
 	}
 	return res, nil
 }
+
+// ethZero is room for an Ethernet header.
+var ethZero [14]byte
 
 // ethHeader writes an Ethernet header from src to dst for IPv4 into b[:14].
 func ethHeader(b []byte, src, dst net.HardwareAddr) {
@@ -236,18 +306,22 @@ func (r *run) send(ctx context.Context, res *Result, model *reference.Engine) er
 		if err != nil {
 			return fmt.Errorf("model: %s packet %d: %w", r.in.files[p.file], p.number, err)
 		}
-		res.model = append(res.model, v)
+		res.model = append(res.model, verdictOf(v))
 
 		var sched time.Time
 		if r.cfg.Speed > 0 {
 			sched = wallStart.Add((p.at.Sub(first) - shortened) / time.Duration(r.cfg.Speed))
 			if d := time.Until(sched); d > 2*time.Millisecond {
-				time.Sleep(d)
+				if err := r.drain(); err != nil {
+					return err
+				}
+				r.expire(time.Now())
+				time.Sleep(time.Until(sched))
 			}
 		}
 		// The frame: the recorded IPv4 packet behind a new Ethernet
 		// header; a reply goes to its flow's public endpoint.
-		buf = append(buf[:0], make([]byte, 14)...)
+		buf = append(buf[:0], ethZero[:]...)
 		buf = append(buf, p.ip...)
 		e, dir := r.links.In, reference.Outbound
 		switch p.kind {
@@ -278,7 +352,6 @@ func (r *run) send(ctx context.Context, res *Result, model *reference.Engine) er
 		r.waitCollision(s)
 		now := time.Now()
 		s.At = now
-		r.mu.Lock()
 		r.m.Add(s)
 		r.outcomes[i] = outcome{state: stInFlight, sent: now}
 		if !sched.IsZero() {
@@ -286,16 +359,28 @@ func (r *run) send(ctx context.Context, res *Result, model *reference.Engine) er
 			res.MaxLate = max(res.MaxLate, r.outcomes[i].behind)
 		}
 		if r.keep {
-			r.frames = append(r.frames, captured{at: now, iface: map[reference.Dir]int{reference.Outbound: 0, reference.Inbound: 1}[dir], data: append([]byte(nil), buf...), pkt: i})
+			iface := 0
+			if dir == reference.Inbound {
+				iface = 1
+			}
+			r.frames = append(r.frames, captured{at: now, iface: iface, data: append([]byte(nil), buf...), pkt: i})
 		}
 		if i%64 == 0 {
 			r.expire(now)
 		}
-		r.mu.Unlock()
 		if err := e.Write(buf); err != nil {
 			return err
 		}
 		res.Injected++
+		// veth delivers in the sender's system call (unless the kernel
+		// defers it): what came out is queued on the other link, and read
+		// a batch at a time (before a reply needs its flow's mapping, it
+		// is read at once).
+		if i%(batchSize/2) == 0 {
+			if err := r.drain(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -312,90 +397,110 @@ func (r *run) maxGap() time.Duration {
 	return longest + time.Second
 }
 
-// publicOf waits, until deadline, for the mapping of the flow of inside
-// tuple t to be learnt (its outbound packet may still be in flight).
+// publicOf waits, until deadline, for the outbound packets of the flow of
+// inside tuple t still in flight to come out, and returns the mapping
+// learnt for it: the flow's first packet teaches it, and a later one may
+// change it (the flow expired and was opened again on another port).
 func (r *run) publicOf(t reference.Tuple, deadline time.Time) (netip.AddrPort, bool) {
 	for {
-		r.mu.Lock()
 		pub, ok := r.m.Public(t)
-		pending := r.m.Pending(t)
-		r.mu.Unlock()
-		if ok || !pending || time.Now().After(deadline) {
+		if !r.m.Pending(t) || time.Now().After(deadline) {
 			return pub, ok
 		}
-		time.Sleep(20 * time.Microsecond)
+		if _, err := r.links.Out.WaitReadable(time.Millisecond); err != nil {
+			return pub, false
+		}
+		if r.drainSide(r.links.Out, reference.Outbound, false) != nil {
+			return pub, false
+		}
 	}
 }
 
 // waitCollision holds s back while a packet with its key is in flight.
 func (r *run) waitCollision(s learn.Sent) {
-	for {
-		r.mu.Lock()
-		c := r.m.Collides(s)
-		if c {
-			r.expire(time.Now())
+	for r.m.Collides(s) {
+		e := r.links.Out
+		if s.Dir == reference.Inbound {
+			e = r.links.In
 		}
-		r.mu.Unlock()
-		if !c {
-			return
-		}
-		time.Sleep(20 * time.Microsecond)
+		_, _ = e.WaitReadable(time.Millisecond)
+		_ = r.drain()
+		r.expire(time.Now())
 	}
 }
 
-// expire judges dropped the packets in flight past the deadline. r.mu is
-// held.
+// expire judges dropped the packets in flight past the deadline, once
+// what is queued on the links has been read.
 func (r *run) expire(now time.Time) {
+	_ = r.drain() // an error shows at the next read
 	for _, s := range r.m.Expire(now.Add(-r.cfg.Deadline), nil) {
 		r.outcomes[s.ID].state = stDropped
 	}
 }
 
-// receive reads the frames that come out on e (travelling in dir) until
-// stop, and matches them.
-func (r *run) receive(e *link.Endpoint, dir reference.Dir, iface int, stop <-chan struct{}) error {
-	buf := make([]byte, 65536)
-	var f frame.Frame
+// drain reads what is queued on both links.
+func (r *run) drain() error {
+	if err := r.drainSide(r.links.Out, reference.Outbound, false); err != nil {
+		return err
+	}
+	return r.drainSide(r.links.In, reference.Inbound, false)
+}
+
+// drainSide reads the frames queued on e (travelling in dir: Outbound on
+// the outside link), a batch at a time, until none is left or, with once,
+// after one batch, and matches them.
+func (r *run) drainSide(e *link.Endpoint, dir reference.Dir, once bool) error {
+	iface := 1
+	if dir == reference.Inbound {
+		iface = 0
+	}
 	for {
-		n, ts, err := e.RecvInto(buf)
-		if err != nil {
+		if err := e.RecvBatch(r.batch); err != nil {
 			return err
 		}
-		if n == 0 {
-			select {
-			case <-stop:
-				return nil
-			default:
-			}
-			if _, err := e.WaitReadable(5 * time.Millisecond); err != nil {
-				return err
-			}
-			continue
+		for k, data := range r.batch.Frames {
+			r.frame(data, r.batch.Times[k], dir, iface)
 		}
-		data := buf[:n]
-		if frame.Decode(layers.LinkTypeEthernet, data, &f) != nil || f.Network != frame.IPv4 || (f.Fragment && f.FragOffset != 0) {
-			continue
+		if once || len(r.batch.Frames) < batchSize {
+			return nil
 		}
-		h := learn.Hash(payload(data, &f))
-		r.mu.Lock()
-		m, ok := r.m.Observe(dir, &f, h, ts)
-		pkt := -1
-		switch {
-		case ok && m.Late:
-			o := &r.outcomes[m.Sent.ID]
-			o.late, o.came = true, ts
-			r.lateSeen++
-		case ok:
-			pkt = int(m.Sent.ID)
-			o := &r.outcomes[pkt]
-			o.state, o.out, o.came = stForwarded, m.Out, ts
-		default:
-			r.others++
+	}
+}
+
+// batchSize is how many frames a receive takes at most.
+const batchSize = 64
+
+// frame matches one frame that came out at ts.
+func (r *run) frame(data []byte, ts time.Time, dir reference.Dir, iface int) {
+	if r.ext != nil {
+		e := r.links.Out
+		if iface == 0 {
+			e = r.links.In
 		}
-		if r.keep {
-			r.frames = append(r.frames, captured{at: ts, iface: iface, data: append([]byte(nil), data...), pkt: pkt})
+		if r.ext.AnswerARP(e, data) {
+			return
 		}
-		r.mu.Unlock()
+	}
+	f := &r.rf
+	if frame.Decode(layers.LinkTypeEthernet, data, f) != nil || f.Network != frame.IPv4 || (f.Fragment && f.FragOffset != 0) {
+		return
+	}
+	m, ok := r.m.Observe(dir, f, learn.Hash(payload(data, f)), ts)
+	pkt := -1
+	switch {
+	case ok && m.Late:
+		o := &r.outcomes[m.Sent.ID]
+		o.late, o.came = true, ts
+		r.lateSeen++
+	case ok:
+		pkt = int(m.Sent.ID)
+		o := &r.outcomes[pkt]
+		o.state, o.out, o.came = stForwarded, m.Out, ts
+	default:
+		r.others++
+	}
+	if r.keep {
+		r.frames = append(r.frames, captured{at: ts, iface: iface, data: append([]byte(nil), data...), pkt: pkt})
 	}
 }
 

@@ -77,3 +77,46 @@ func BenchmarkTopologySetup(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/topology")
 }
+
+// TestSendStampsAreTheKernels: what a check's timing is judged from is the
+// kernel's timestamp of the frame as it left in0 (SO_TIMESTAMPNS on the
+// tap socket), not a clock read around the system call. SendAt sends at
+// its wall time or after, never before, and the stamp it returns is no
+// later than the far side's kernel receive stamp of the same frame after
+// the NAT namespace forwarded it, which a clock read after write
+// returned would be (veth delivers within the sender's system call).
+func TestSendStampsAreTheKernels(t *testing.T) {
+	sandboxtest.Require(t, nil)
+	topo, err := topology.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer topo.Close()
+	if err := topo.RouteInside([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	tuple := reference.Tuple{Proto: reference.UDP, Src: netip.MustParseAddrPort("10.0.0.7:5000"), Dst: netip.MustParseAddrPort("198.51.100.1:53")}
+	for i := range 20 {
+		fr := link.AppendFrame(nil, topo.In.MAC, topo.NATInside.MAC, link.Segment{Tuple: tuple, ID: uint16(i), Payload: []byte("x")})
+		at := time.Now().Add(5 * time.Millisecond)
+		var sent time.Time
+		if i%2 == 0 {
+			sent, err = topo.In.SendAt(fr, at)
+		} else {
+			sent, err = topo.In.Send(fr)
+			at = time.Time{}
+		}
+		after := time.Now()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, ok, err := topo.Out.Recv()
+		if err != nil || !ok {
+			t.Fatalf("frame %d: nothing came out on %s (ok %v, err %v)", i, topo.Out.Name, ok, err)
+		}
+		if sent.IsZero() || sent.Before(at) || sent.After(got) || got.After(after) {
+			t.Errorf("frame %d: scheduled %v, stamped sent %v, stamped received on the far side %v, call returned %v: want schedule ≤ sent ≤ received ≤ return",
+				i, at.Format(time.StampNano), sent.Format(time.StampNano), got.Format(time.StampNano), after.Format(time.StampNano))
+		}
+	}
+}

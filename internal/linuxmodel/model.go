@@ -14,8 +14,14 @@
 //
 // Not modelled: sequence numbers and windows (every packet is taken as in
 // window, so the "unacknowledged data" timeout and out-of-window invalid
-// packets of L5 and L11 never arise), retransmission counting, and ICMP
-// errors.
+// packets of L5 and L11 never arise) and retransmission counting.
+//
+// ICMP errors (L10, as conntrack takes them: RELATED to the flow their
+// quoted packet belongs to): an error quoting a packet of a live flow, the
+// exact 5-tuple, goes on translated (inbound: outer destination and
+// quoted source back to the inside endpoint; outbound: outer source and
+// quoted destination to the SNAT endpoint), moving neither the flow's
+// state nor its timer; one quoting no flow is dropped.
 package linuxmodel
 
 import (
@@ -208,7 +214,36 @@ func (m *Model) Check(p reference.Packet, got reference.Verdict) error {
 
 func same(a, b reference.Verdict) bool {
 	return a.Action == b.Action && a.Reason == b.Reason && a.Behavior == b.Behavior && a.Instance == b.Instance &&
-		a.NewFlow == b.NewFlow && (a.Action != reference.Translated || a.Tuple == b.Tuple)
+		a.NewFlow == b.NewFlow && (a.Action != reference.Translated || a.Tuple == b.Tuple) &&
+		(a.Embedded == nil) == (b.Embedded == nil) && (a.Embedded == nil || *a.Embedded == *b.Embedded)
+}
+
+// icmpError is an ICMP error quoting *p.Embedded (L10).
+func (m *Model) icmpError(p reference.Packet) reference.Verdict {
+	q := *p.Embedded
+	if q.Proto != reference.TCP && q.Proto != reference.UDP && q.Proto != reference.ICMP {
+		return drop(reference.DropUnsupported, reference.L10, -1)
+	}
+	var f *flow
+	if p.Dir == reference.Inbound {
+		if q.Src.Addr() == p.Tuple.Dst.Addr() {
+			f = m.find(func(f *flow) bool { return f.proto == q.Proto && f.snat == q.Src && f.remote == q.Dst })
+		}
+	} else if q.Dst.Addr() == p.Tuple.Src.Addr() {
+		f = m.find(func(f *flow) bool { return f.proto == q.Proto && f.inside == q.Dst && f.remote == q.Src })
+	}
+	if f == nil {
+		return drop(reference.DropUnsolicited, reference.L10, -1)
+	}
+	v := reference.Verdict{Action: reference.Translated, Behavior: reference.L10, Instance: f.inst}
+	if p.Dir == reference.Inbound {
+		v.Tuple = reference.Tuple{Proto: reference.ICMP, Src: p.Tuple.Src, Dst: netip.AddrPortFrom(f.inside.Addr(), p.Tuple.Dst.Port())}
+		v.Embedded = &reference.Tuple{Proto: q.Proto, Src: f.inside, Dst: q.Dst}
+	} else {
+		v.Tuple = reference.Tuple{Proto: reference.ICMP, Src: netip.AddrPortFrom(f.snat.Addr(), p.Tuple.Src.Port()), Dst: p.Tuple.Dst}
+		v.Embedded = &reference.Tuple{Proto: q.Proto, Src: q.Src, Dst: f.snat}
+	}
+	return v
 }
 
 func drop(r reference.DropReason, b reference.Behavior, inst int) reference.Verdict {
@@ -221,7 +256,9 @@ func (m *Model) step(p reference.Packet, got *reference.Verdict) (reference.Verd
 	}
 	tu := p.Tuple
 	switch {
-	case tu.Proto == reference.ICMP && p.ICMPOther: // only echo is tracked here
+	case tu.Proto == reference.ICMP && p.Embedded != nil:
+		return m.icmpError(p), nil
+	case tu.Proto == reference.ICMP && p.ICMPOther: // only echo and errors are tracked here
 		return drop(reference.DropUnsupported, reference.L10, -1), nil
 	case tu.Proto == reference.TCP, tu.Proto == reference.UDP, tu.Proto == reference.ICMP:
 	default:

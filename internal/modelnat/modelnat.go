@@ -128,7 +128,7 @@ func (n *nat) Send(_ context.Context, p reference.Packet) (specs.Delivery, error
 	switch v.Action {
 	case reference.Translated:
 		d.Forwarded, d.Packet = true, p
-		d.Packet.Tuple = v.Tuple
+		d.Packet.Tuple, d.Packet.Embedded = v.Tuple, v.Embedded
 	case reference.Hairpinned:
 		d.Forwarded, d.Packet = true, p
 		d.Packet.Dir, d.Packet.Tuple = reference.Inbound, v.Tuple

@@ -53,7 +53,8 @@ func (r rfcCheck) check(p reference.Packet, v reference.Verdict, emit []referenc
 		return fmt.Errorf("rfc sends no packets of its own; the engine sent %v", emit)
 	}
 	if v.Action != want.Action || v.Reason != want.Reason || v.Behavior != want.Behavior || v.Instance != want.Instance ||
-		v.NewFlow != want.NewFlow || ((v.Action == reference.Translated || v.Action == reference.Hairpinned) && v.Tuple != want.Tuple) {
+		v.NewFlow != want.NewFlow || ((v.Action == reference.Translated || v.Action == reference.Hairpinned) && v.Tuple != want.Tuple) ||
+		(v.Embedded == nil) != (want.Embedded == nil) || (v.Embedded != nil && *v.Embedded != *want.Embedded) {
 		return fmt.Errorf("engine %s, model %s", v, want)
 	}
 	return nil

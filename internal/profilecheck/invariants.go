@@ -126,6 +126,9 @@ func (s *profileShadow) check(e *reference.Engine) error {
 func (s *profileShadow) verdict(pk reference.Packet, v reference.Verdict) error {
 	all := append(slices.Clip(s.flows), s.gone...)
 	s.gone = s.gone[:0]
+	if pk.Embedded != nil && v.Action == reference.Translated {
+		return icmpErrorVerdict(s.cfg, all, pk, v)
+	}
 	switch v.Action {
 	case reference.Translated:
 		if pk.Dir == reference.Outbound {
@@ -178,6 +181,34 @@ func Invariants(p reference.Profile, data []byte) error {
 	}
 	if logs[0] != logs[1] {
 		return fmt.Errorf("two runs of one input gave different events")
+	}
+	return nil
+}
+
+// icmpErrorVerdict checks a translated ICMP error (R6, L10): it quotes a
+// packet of a flow live before it, and leaves with that flow's addresses:
+// inbound, to the inside endpoint, the quoted source rewritten to it;
+// outbound, from the SNAT address, the quoted destination rewritten to the
+// SNAT endpoint, so that no inside address leaves (L11).
+func icmpErrorVerdict(cfg reference.Config, all []liveFlow, pk reference.Packet, v reference.Verdict) error {
+	q, got := pk.Embedded, v.Embedded
+	if got == nil || got.Proto != q.Proto {
+		return fmt.Errorf("translated ICMP error quoting %v left quoting %v", q, got)
+	}
+	if pk.Dir == reference.Inbound {
+		if got.Dst != q.Dst || v.Tuple.Src != pk.Tuple.Src || v.Tuple.Dst.Addr() != got.Src.Addr() {
+			return fmt.Errorf("ICMP error %v quoting %v left as %v quoting %v", pk.Tuple, q, v.Tuple, got)
+		}
+		if !slices.ContainsFunc(all, func(f liveFlow) bool { return f.proto == q.Proto && f.snat == q.Src && f.inside == got.Src }) {
+			return fmt.Errorf("ICMP error quoting %v reached %v, which no live flow of it holds", q, got.Src)
+		}
+		return nil
+	}
+	if got.Src != q.Src || v.Tuple.Dst != pk.Tuple.Dst || v.Tuple.Src.Addr() != got.Dst.Addr() || !slices.Contains(cfg.Frontends, got.Dst.Addr()) {
+		return fmt.Errorf("ICMP error %v quoting %v left as %v quoting %v (L11)", pk.Tuple, q, v.Tuple, got)
+	}
+	if !slices.ContainsFunc(all, func(f liveFlow) bool { return f.proto == q.Proto && f.inside == q.Dst && f.snat == got.Dst }) {
+		return fmt.Errorf("ICMP error quoting %v left from %v, which no live flow of it holds", q, got.Dst)
 	}
 	return nil
 }

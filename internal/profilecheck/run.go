@@ -116,6 +116,10 @@ var profileSteps = []time.Duration{0, time.Nanosecond, time.Millisecond, 500 * t
 	10 * time.Second, 16 * time.Second, 30 * time.Second, 65 * time.Second, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute,
 	124 * time.Minute, 432000 * time.Second}
 
+// router sends the ICMP errors of a run: an address on the path, not a
+// flow's remote (errors are not filtered by their source).
+var router = netip.MustParseAddrPort("192.0.2.254:0")
+
 // endpoint is a flow the engine opened: what an inbound packet may be
 // aimed at.
 type endpoint struct {
@@ -145,7 +149,9 @@ type Hooks struct {
 //	      consecutive ports: more than an instance or an IP may hold (L4,
 //	      G3)
 //	7–10  an inbound packet aimed at a flow opened lately: from its remote
-//	      endpoint, or another port or IP of it
+//	      endpoint, or another port or IP of it; or an ICMP error quoting
+//	      a packet of such a flow (or of those variants), from a router
+//	      toward the SNAT address, or from inside toward the remote
 //	11    an unsolicited inbound packet
 //	12–13 a step of time
 //	14–15 a step landing exactly on (or 1 ns before) a release time the
@@ -251,6 +257,14 @@ func Run(p reference.Profile, data []byte, observer reference.Observer,
 			}
 			pk = reference.Packet{Time: now, Dir: reference.Inbound, Tuple: reference.Tuple{Proto: o.proto, Src: src, Dst: o.snat},
 				Flags: FlagTable[int(z)%len(FlagTable)], Fragment: z>>3 == 30}
+			switch z >> 3 {
+			case 28: // an ICMP error from a router, quoting a packet the NAT sent (R6, L10)
+				pk = reference.Packet{Time: now, Dir: reference.Inbound, Tuple: reference.Tuple{Proto: reference.ICMP, Src: router, Dst: netip.AddrPortFrom(o.snat.Addr(), 0)},
+					Embedded: &reference.Tuple{Proto: o.proto, Src: o.snat, Dst: src}}
+			case 29: // an ICMP error from inside, quoting a packet it received
+				pk = reference.Packet{Time: now, Dir: reference.Outbound, Tuple: reference.Tuple{Proto: reference.ICMP, Src: netip.AddrPortFrom(o.inside.Addr(), 0), Dst: netip.AddrPortFrom(src.Addr(), 0)},
+					Embedded: &reference.Tuple{Proto: o.proto, Src: src, Dst: o.inside}}
+			}
 		case k == 11: // unsolicited
 			pk = reference.Packet{Time: now, Dir: reference.Inbound, Tuple: reference.Tuple{Proto: []reference.Proto{reference.TCP, reference.UDP}[int(y)%2],
 				Src: Servers[int(x)%len(Servers)], Dst: netip.AddrPortFrom(cfg.Frontends[int(y>>1)%len(cfg.Frontends)], 1024+uint16(z)%64)},

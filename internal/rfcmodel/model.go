@@ -25,8 +25,14 @@
 //   - R7: a packet from inside to a public endpoint is translated as
 //     outbound (its sender's mapping), then taken as inbound from that
 //     mapping's public endpoint, and filtered.
-//
-// Not modelled: ICMP errors (R6's second half).
+//   - R6's errors: an ICMP error quoting a packet of a live mapping or
+//     connection goes on translated: inbound (quoting public endpoint →
+//     remote) to the inside endpoint, outer destination and quoted source
+//     rewritten; outbound (quoting remote → inside endpoint) from the
+//     public endpoint, outer source and quoted destination rewritten. The
+//     quoted remote must pass the mapping's filter (a connection's remote
+//     must be its own); the outer source is not filtered. The error
+//     moves no timer and no TCP state. Anything else is dropped.
 package rfcmodel
 
 import (
@@ -131,6 +137,9 @@ func (m *Model) Process(p reference.Packet) (reference.Verdict, error) {
 			r = reference.DropFragment
 		}
 		return drop(r, reference.NoBehavior, -1), nil
+	}
+	if p.Embedded != nil {
+		return m.icmpError(p), nil
 	}
 	if p.Dir == reference.Inbound {
 		return m.inbound(p, tu.Src), nil
@@ -338,4 +347,53 @@ func (m *Model) touchConn(c *conn, p reference.Packet, out bool) {
 		d = m.t.TCPEstablished
 	}
 	c.deadline = p.Time.Add(d)
+}
+
+// icmpError is R6's second half: p is an ICMP error quoting *p.Embedded.
+func (m *Model) icmpError(p reference.Packet) reference.Verdict {
+	q := *p.Embedded
+	if p.Tuple.Proto != reference.ICMP || (q.Proto != reference.TCP && q.Proto != reference.UDP && q.Proto != reference.ICMP) {
+		return drop(reference.DropUnsupported, reference.NoBehavior, -1)
+	}
+	// The mapping's side of the quoted packet, and its remote side.
+	mine, remote, outer := q.Src, q.Dst, p.Tuple.Dst
+	if p.Dir == reference.Outbound {
+		mine, remote, outer = q.Dst, q.Src, p.Tuple.Src
+	}
+	if mine.Addr() != outer.Addr() {
+		return drop(reference.DropUnsolicited, reference.R6, -1)
+	}
+	inbound := p.Dir == reference.Inbound
+	var inside, public netip.AddrPort
+	inst, found := -1, false
+	if q.Proto == reference.TCP {
+		for _, c := range m.conns {
+			if c.remote == remote && ((inbound && c.public == mine) || (!inbound && c.inside == mine)) {
+				inside, public, inst, found = c.inside, c.public, c.inst, true
+				break
+			}
+		}
+	} else {
+		for _, x := range m.maps {
+			if x.proto == q.Proto && ((inbound && x.public == mine) || (!inbound && x.inside == mine)) {
+				inst = x.inst
+				if m.allowed(x.peers, remote) {
+					inside, public, found = x.inside, x.public, true
+				}
+				break
+			}
+		}
+	}
+	if !found {
+		return drop(reference.DropUnsolicited, reference.R6, inst)
+	}
+	v := reference.Verdict{Action: reference.Translated, Behavior: reference.R6, Instance: inst}
+	if inbound {
+		v.Tuple = reference.Tuple{Proto: reference.ICMP, Src: p.Tuple.Src, Dst: netip.AddrPortFrom(inside.Addr(), p.Tuple.Dst.Port())}
+		v.Embedded = &reference.Tuple{Proto: q.Proto, Src: inside, Dst: q.Dst}
+	} else {
+		v.Tuple = reference.Tuple{Proto: reference.ICMP, Src: netip.AddrPortFrom(public.Addr(), p.Tuple.Src.Port()), Dst: p.Tuple.Dst}
+		v.Embedded = &reference.Tuple{Proto: q.Proto, Src: q.Src, Dst: public}
+	}
+	return v
 }

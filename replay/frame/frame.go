@@ -163,6 +163,20 @@ type Frame struct {
 	// PayloadLen is the length of the transport payload according to the
 	// IPv4 header (it may be longer than what was captured).
 	PayloadLen int
+
+	// Quoted is set for an ICMP error (destination unreachable, time
+	// exceeded) whose quoted packet was read: its IPv4 header, at QuotedL3,
+	// and the first 8 bytes of its transport header, at QuotedL4, all
+	// captured (RFC 792 guarantees those 8). An error whose quote is cut,
+	// is not IPv4, or is a non-first fragment is no decode error: Quoted
+	// stays false and the engine drops it as other ICMP.
+	Quoted             bool
+	QuotedL3, QuotedL4 int
+	// The quoted packet's protocol and endpoints, ports as for the frame
+	// itself: TCP and UDP ports, an echo's identifier on the side that
+	// pings.
+	QuotedProto          reference.Proto
+	QuotedSrc, QuotedDst netip.AddrPort
 }
 
 // Decode decodes data, a frame of link type lt, into f. It never allocates
@@ -341,16 +355,55 @@ func (f *Frame) ipv4(data []byte, off int) error {
 			f.SrcPort = binary.BigEndian.Uint16(t[4:])
 		case icmpEchoReply:
 			f.DstPort = binary.BigEndian.Uint16(t[4:])
+		case icmpUnreachable, icmpTimeExceeded:
+			if !f.Fragment {
+				f.quoted(data, l4+8, f.End)
+			}
 		}
 	}
 	f.L4, f.Transport = l4, true
 	return nil
 }
 
-// ICMP echo types.
+// quoted reads the packet an ICMP error quotes, from data[off:end].
+func (f *Frame) quoted(data []byte, off, end int) {
+	q := data[off:end]
+	if len(q) < 20 || q[0]>>4 != 4 {
+		return
+	}
+	ihl := int(q[0]&0x0f) * 4
+	if ihl < 20 || len(q) < ihl+8 || binary.BigEndian.Uint16(q[6:])&0x1fff != 0 {
+		return
+	}
+	proto := reference.Proto(q[9])
+	t := q[ihl:]
+	var sp, dp uint16
+	switch proto {
+	case reference.TCP, reference.UDP:
+		sp, dp = binary.BigEndian.Uint16(t[0:]), binary.BigEndian.Uint16(t[2:])
+	case reference.ICMP:
+		switch t[0] {
+		case icmpEchoRequest:
+			sp = binary.BigEndian.Uint16(t[4:])
+		case icmpEchoReply:
+			dp = binary.BigEndian.Uint16(t[4:])
+		default:
+			return // an error about an error, or another query: nothing to map
+		}
+	default:
+		return
+	}
+	f.Quoted, f.QuotedL3, f.QuotedL4, f.QuotedProto = true, off, off+ihl, proto
+	f.QuotedSrc = netip.AddrPortFrom(netip.AddrFrom4([4]byte(q[12:16])), sp)
+	f.QuotedDst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(q[16:20])), dp)
+}
+
+// ICMP types: echo, and the errors that quote a packet of a flow.
 const (
-	icmpEchoReply   = 0
-	icmpEchoRequest = 8
+	icmpEchoReply    = 0
+	icmpUnreachable  = 3
+	icmpEchoRequest  = 8
+	icmpTimeExceeded = 11
 )
 
 // IsEcho reports whether the frame is a decoded ICMP echo request or
@@ -376,12 +429,17 @@ func (f *Frame) Tuple() reference.Tuple {
 }
 
 // Packet returns the engine's input for this frame, seen at ts travelling
-// in direction dir. It is meaningful for IPv4 frames only.
+// in direction dir. It is meaningful for IPv4 frames only. It allocates
+// the packet's Embedded for an ICMP error with a quote (Quoted), and
+// nothing otherwise.
 func (f *Frame) Packet(ts time.Time, dir reference.Dir) reference.Packet {
 	p := reference.Packet{Time: ts, Dir: dir, Tuple: f.Tuple(), Fragment: f.Fragment,
-		ICMPOther: f.Proto == reference.ICMP && !f.IsEcho()}
+		ICMPOther: f.Proto == reference.ICMP && !f.IsEcho() && !f.Quoted}
 	if f.Proto == reference.TCP {
 		p.Flags = f.Flags
+	}
+	if f.Quoted {
+		p.Embedded = &reference.Tuple{Proto: f.QuotedProto, Src: f.QuotedSrc, Dst: f.QuotedDst}
 	}
 	return p
 }

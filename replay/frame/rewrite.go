@@ -106,6 +106,94 @@ func rewrite(data []byte, f *Frame, ap netip.AddrPort, addrOff, portOff int) err
 	return nil
 }
 
+// RewriteQuotedSource sets the source address and port of the packet that
+// the ICMP error f quotes (Frame.Quoted) to src, in place: what a NAT does
+// to an error about a flow besides its outer header (R6, L10). It updates
+// incrementally the quoted IPv4 header checksum, the quoted UDP checksum
+// (when not 0) or TCP checksum (when captured: an error need quote only 8
+// bytes of TCP), a quoted echo's checksum for its identifier, and the ICMP
+// checksum for every word it changed. f is updated to match. It does not
+// allocate unless it returns an error.
+func RewriteQuotedSource(data []byte, f *Frame, src netip.AddrPort) error {
+	if err := rewriteQuoted(data, f, src, 12, 0); err != nil {
+		return fmt.Errorf("rewrite quoted source to %v: %w", src, err)
+	}
+	f.QuotedSrc = src
+	return nil
+}
+
+// RewriteQuotedDest is RewriteQuotedSource for the quoted destination.
+func RewriteQuotedDest(data []byte, f *Frame, dst netip.AddrPort) error {
+	if err := rewriteQuoted(data, f, dst, 16, 2); err != nil {
+		return fmt.Errorf("rewrite quoted destination to %v: %w", dst, err)
+	}
+	f.QuotedDst = dst
+	return nil
+}
+
+// rewriteQuoted writes ap at the address offset addrOff of the quoted IPv4
+// header and the port offset portOff of the quoted transport header.
+func rewriteQuoted(data []byte, f *Frame, ap netip.AddrPort, addrOff, portOff int) error {
+	if !f.Quoted {
+		return fmt.Errorf("%w: not an icmp error with a quoted packet", ErrNoPorts)
+	}
+	if !ap.Addr().Is4() {
+		return ErrNotIPv4
+	}
+	if f.QuotedL4+8 > len(data) || f.L4+4 > len(data) {
+		return fmt.Errorf("%w: frame of %d bytes does not match its decoded headers", ErrShort, len(data))
+	}
+	// A quoted echo's identifier is the port of the pinging side, as in
+	// an echo itself.
+	q, t := data[f.QuotedL3:], data[f.QuotedL4:]
+	echoSide := -1
+	if f.QuotedProto == reference.ICMP {
+		if (t[0] == icmpEchoRequest) == (addrOff == 12) {
+			echoSide = 4
+		} else if ap.Port() != 0 {
+			return fmt.Errorf("%w: quoted echo, port %d on the side without an identifier", ErrNoPorts, ap.Port())
+		}
+	}
+	icmp := f.L4 + 2 // the outer ICMP checksum, over every word below
+	word := func(off int, v uint16) (old uint16) {
+		old = binary.BigEndian.Uint16(data[off:])
+		binary.BigEndian.PutUint16(data[off:], v)
+		binary.BigEndian.PutUint16(data[icmp:], update(binary.BigEndian.Uint16(data[icmp:]), old, v, 0, 0, 0, 0))
+		return old
+	}
+	a4 := ap.Addr().As4()
+	newHi, newLo := binary.BigEndian.Uint16(a4[:]), binary.BigEndian.Uint16(a4[2:])
+	base := f.QuotedL3 + addrOff
+	oldHi, oldLo := word(base, newHi), word(base+2, newLo)
+	word(f.QuotedL3+10, update(binary.BigEndian.Uint16(q[10:]), oldHi, newHi, oldLo, newLo, 0, 0))
+	switch f.QuotedProto {
+	case reference.TCP, reference.UDP:
+		oldPort := word(f.QuotedL4+portOff, ap.Port())
+		csum := f.QuotedL4 + 16
+		if f.QuotedProto == reference.UDP {
+			csum = f.QuotedL4 + 6
+		}
+		if csum+2 > f.End || csum+2 > len(data) {
+			return nil // not quoted: TCP's checksum lies past the 8 bytes an error must carry
+		}
+		c := binary.BigEndian.Uint16(data[csum:])
+		if f.QuotedProto == reference.UDP && c == 0 {
+			return nil // no checksum (RFC 768)
+		}
+		c = update(c, oldHi, newHi, oldLo, newLo, oldPort, ap.Port())
+		if f.QuotedProto == reference.UDP && c == 0 {
+			c = 0xffff
+		}
+		word(csum, c)
+	case reference.ICMP:
+		if echoSide >= 0 {
+			old := word(f.QuotedL4+echoSide, ap.Port())
+			word(f.QuotedL4+2, update(binary.BigEndian.Uint16(t[2:]), old, ap.Port(), 0, 0, 0, 0))
+		}
+	}
+	return nil
+}
+
 // update applies RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), for up to three
 // 16-bit words m changed to m'. Passing 0, 0 for a word changes nothing.
 func update(hc, m1, n1, m2, n2, m3, n3 uint16) uint16 {
