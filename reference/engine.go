@@ -711,6 +711,8 @@ func (e *Engine) allowed(f *flow, id uint32, ip uint32, port uint16) bool {
 // releaseNow releases flow id at t, as its lifecycle names it (L6).
 func (e *Engine) releaseNow(id uint32, t int64) {
 	f := &e.flows[id]
+	// Equivalent mutant: "!= 0" → "== 0" leaves the bit set, and release
+	// clears the whole flow before anything reads it.
 	if f.state&stInDue != 0 {
 		f.state &^= stInDue // its due entry is passed over
 	}

@@ -1236,3 +1236,15 @@ func TestFlowIndexRemoveWraps(t *testing.T) {
 		t.Errorf("after removing the last slot's entry: slots %v, want entry 2 left at its home, slot 0", x.slots)
 	}
 }
+
+// TestWarmHashZeroOnAnEmptySlot: warming a key whose hash has zero low
+// bits, at an empty slot, reads no flow (an empty slot also has zero
+// hash bits: reading its flow would read before the slab).
+func TestWarmHashZeroOnAnEmptySlot(t *testing.T) {
+	h := newHarness(t, oneIP("10.0.0.1"))
+	h.e.warm(&h.e.out, 7<<32)
+	h.e.warm(&h.e.in, 0)
+	if h.e.warmed != 0 {
+		t.Errorf("warmed %d, want nothing read", h.e.warmed)
+	}
+}

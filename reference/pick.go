@@ -218,6 +218,8 @@ func (pp *preservePicker) pick(e *Engine, inst uint32, proto Proto, inside netip
 		for j := 0; j < len(in.blocks); {
 			b := blockRef{in.blocks[j].ip, idx}
 			if at, found := slices.BinarySearchFunc(in.blocks, b, cmpBlock); found && !e.taken(b.ip, sp, dstIP, dport, proto) {
+				// Equivalent mutants of the slot: only azure-lb's lowest-free
+				// picker reads a flow's slot (pool.go's reslot rebuilds it).
 				return b.ip, sp, uint16(at*bs + int(sp-e.prof.FirstPort)%bs), true, true
 			}
 			// on to the instance's next frontend IP
