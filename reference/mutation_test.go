@@ -1248,3 +1248,19 @@ func TestWarmHashZeroOnAnEmptySlot(t *testing.T) {
 		t.Errorf("warmed %d, want nothing read", h.e.warmed)
 	}
 }
+
+// TestStatsFirstExhaustionOnlyWhenExhausted: an instance that never ran
+// out of ports reports no first exhaustion time (the zero time, not the
+// epoch); one that did reports when.
+func TestStatsFirstExhaustionOnlyWhenExhausted(t *testing.T) {
+	h := newHarness(t, Config{Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}, PortsPerInstance: 8})
+	for i := range 9 {
+		h.out(time.Second, TCP, fmt.Sprintf("10.0.0.1:%d", 2000+i), "198.51.100.1:443", SYN)
+	}
+	for _, s := range h.e.Stats() {
+		if exhausted := s.Proto == TCP; s.FirstExhaustion.IsZero() == exhausted ||
+			exhausted && !s.FirstExhaustion.Equal(t0.Add(time.Second)) {
+			t.Errorf("%v: first exhaustion %v (%d drops)", s.Proto, s.FirstExhaustion, s.ExhaustionDrops)
+		}
+	}
+}

@@ -339,6 +339,9 @@ func (g *gatewayPicker) released(e *Engine, id uint32, at int64, r ReleaseReason
 	if f.proto == UDP && r == ReleaseIdle && g.hold > 0 {
 		k := e.inKey(f)
 		g.holds[k] = at + g.hold
+		// Equivalent mutant: "at + g.hold" → "at - g.hold" in the queue
+		// only frees the map entry later or never; held compares the
+		// map's own time.
 		g.queue = append(g.queue, holdEntry{k, at + g.hold})
 	}
 }
