@@ -326,6 +326,13 @@ func (g *gatewayPicker) added(e *Engine, id uint32) {
 func (g *gatewayPicker) released(e *Engine, id uint32, at int64, r ReleaseReason) {
 	f := &e.flows[id]
 	c := destCount{f.snatIP, f.proto, uint64(f.dstIP)<<16 | uint64(f.dstPort)}
+	// Equivalent mutants here only keep map entries longer or for ever,
+	// never change an answer: "<= 0" → "< 0" keeps a zero count (read as
+	// the missing one); "until <= at" → "< at" frees a hold at the next
+	// release; "==" → "!=" never frees one (the entry is always current
+	// when its time comes: a key is held again only after its hold ended,
+	// so after this entry was purged), and held compares the map's own
+	// time; "g.hold > 0" → ">= 0" files holds that end at once.
 	if g.count[c]--; g.count[c] <= 0 {
 		delete(g.count, c)
 	}
