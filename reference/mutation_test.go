@@ -1264,3 +1264,22 @@ func TestStatsFirstExhaustionOnlyWhenExhausted(t *testing.T) {
 		}
 	}
 }
+
+// TestG4UDPHoldDown: on azure-natgw a UDP flow's public endpoint, after
+// its idle release, is held down for that destination for 65 s (G4):
+// with one port, a new flow to the same destination is refused until
+// then, and taken at 65 s.
+func TestG4UDPHoldDown(t *testing.T) {
+	p := AzureNATGW()
+	p.PortsPerIP = 1
+	h := newHarness(t, Config{Profile: p, Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}})
+	h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+	h.advance(4 * time.Minute) // G5: the UDP idle release
+	if h.e.Flows() != 0 {
+		t.Fatalf("%d flows after the idle timeout, want none", h.e.Flows())
+	}
+	if v := h.out(4*time.Minute+65*time.Second-1, UDP, "10.0.0.1:5001", "198.51.100.1:53", 0); v.Action != Dropped || v.Reason != DropExhausted {
+		t.Errorf("1 ns before the hold ends: %v, want refused", v)
+	}
+	h.mustOut(4*time.Minute+65*time.Second, UDP, "10.0.0.1:5002", "198.51.100.1:53", 0)
+}

@@ -236,6 +236,8 @@ func (pp *preservePicker) pick(e *Engine, inst uint32, proto Proto, inside netip
 				return ip, port, uint16(s), true, true
 			}
 		}
+		// Equivalent mutant: "attempts >= n" → "> n": a round as long as
+		// the range has tried every slot, so a further one finds none.
 		if attempts >= n || attempts < 16 {
 			return 0, 0, 0, false, false
 		}
