@@ -1283,3 +1283,23 @@ func TestG4UDPHoldDown(t *testing.T) {
 	}
 	h.mustOut(4*time.Minute+65*time.Second, UDP, "10.0.0.1:5002", "198.51.100.1:53", 0)
 }
+
+// TestL2KeepsTheSourcePort: linux keeps an inside source port that lies in
+// the instance's own ranges (L2), at the top of the range too (an
+// instance whose blocks end near port 64,511).
+func TestL2KeepsTheSourcePort(t *testing.T) {
+	var backs []netip.Addr
+	for i := range 62 {
+		backs = append(backs, netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}))
+	}
+	h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: backs, PortsPerInstance: 1024})
+	in := &h.e.insts[61]
+	_, top := h.e.slotAddr(in, in.ports-1)
+	if top < 62976 {
+		t.Fatalf("the last instance's top port is %d, want one near the range's end", top)
+	}
+	src := netip.AddrPortFrom(backs[61], top).String()
+	if v := h.out(0, TCP, src, "198.51.100.1:443", SYN); v.Action != Translated || v.Tuple.Src.Port() != top {
+		t.Errorf("from port %d, in the instance's range: %v, want the port kept", top, v)
+	}
+}
