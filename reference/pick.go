@@ -182,6 +182,9 @@ func (b bySource) remove(f *flow, id uint32) {
 // the offset of a random probe: random-looking, but the same for the same
 // flow whatever else the engine holds, so that engines splitting the
 // instances between them choose as one engine does (C9).
+// Equivalent mutants of the mix ("round+1" → "round-1"): another
+// offset as random-looking and as deterministic, which the profiles allow
+// (L2's probe, G2's draws).
 func (e *Engine) probe(k key, round int) uint64 {
 	return hashKey(key{k.a ^ e.prof.Seed, k.b ^ uint64(round+1)*0x9e3779b97f4a7c15})
 }
@@ -213,6 +216,8 @@ func (pp *preservePicker) pick(e *Engine, inst uint32, proto Proto, inside netip
 		}
 	}
 	bs := e.prof.BlockSize
+	// Equivalent mutant: "< PortsPerIP" → "<=": the one more port's block
+	// index is past every block, so the search finds none.
 	if sp := inside.Port(); sp >= e.prof.FirstPort && int(sp-e.prof.FirstPort) < e.prof.PortsPerIP {
 		idx := (sp - e.prof.FirstPort) / uint16(bs)
 		for j := 0; j < len(in.blocks); {
