@@ -1303,3 +1303,22 @@ func TestL2KeepsTheSourcePort(t *testing.T) {
 		t.Errorf("from port %d, in the instance's range: %v, want the port kept", top, v)
 	}
 }
+
+// TestL2LatestFlowAfterARelease: linux gives a new flow of an inside
+// endpoint the SNAT endpoint of its latest live flow (L2), also after
+// another flow of that endpoint was released.
+func TestL2LatestFlowAfterARelease(t *testing.T) {
+	h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}})
+	const in = "10.0.0.1:5000"
+	p := h.mustOut(0, TCP, in, "198.51.100.1:443", SYN)
+	if q := h.mustOut(0, TCP, in, "198.51.100.2:443", SYN); q != p {
+		t.Fatalf("second flow from %v, want %v (L2)", q, p)
+	}
+	h.out(time.Second, TCP, in, "198.51.100.2:443", RST) // no reply yet: the flow ends at once (L6)
+	if h.e.Flows() != 1 {
+		t.Fatalf("%d flows after the RST, want 1", h.e.Flows())
+	}
+	if q := h.mustOut(2*time.Second, TCP, in, "198.51.100.3:443", SYN); q != p {
+		t.Errorf("a new flow after the release: from %v, want %v, the live flow's", q, p)
+	}
+}
