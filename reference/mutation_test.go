@@ -1248,3 +1248,77 @@ func TestWarmHashZeroOnAnEmptySlot(t *testing.T) {
 		t.Errorf("warmed %d, want nothing read", h.e.warmed)
 	}
 }
+
+// TestStatsFirstExhaustionOnlyWhenExhausted: an instance that never ran
+// out of ports reports no first exhaustion time (the zero time, not the
+// epoch); one that did reports when.
+func TestStatsFirstExhaustionOnlyWhenExhausted(t *testing.T) {
+	h := newHarness(t, Config{Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}, PortsPerInstance: 8})
+	for i := range 9 {
+		h.out(time.Second, TCP, fmt.Sprintf("10.0.0.1:%d", 2000+i), "198.51.100.1:443", SYN)
+	}
+	for _, s := range h.e.Stats() {
+		if exhausted := s.Proto == TCP; s.FirstExhaustion.IsZero() == exhausted ||
+			exhausted && !s.FirstExhaustion.Equal(t0.Add(time.Second)) {
+			t.Errorf("%v: first exhaustion %v (%d drops)", s.Proto, s.FirstExhaustion, s.ExhaustionDrops)
+		}
+	}
+}
+
+// TestG4UDPHoldDown: on azure-natgw a UDP flow's public endpoint, after
+// its idle release, is held down for that destination for 65 s (G4):
+// with one port, a new flow to the same destination is refused until
+// then, and taken at 65 s.
+func TestG4UDPHoldDown(t *testing.T) {
+	p := AzureNATGW()
+	p.PortsPerIP = 1
+	h := newHarness(t, Config{Profile: p, Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}})
+	h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+	h.advance(4 * time.Minute) // G5: the UDP idle release
+	if h.e.Flows() != 0 {
+		t.Fatalf("%d flows after the idle timeout, want none", h.e.Flows())
+	}
+	if v := h.out(4*time.Minute+65*time.Second-1, UDP, "10.0.0.1:5001", "198.51.100.1:53", 0); v.Action != Dropped || v.Reason != DropExhausted {
+		t.Errorf("1 ns before the hold ends: %v, want refused", v)
+	}
+	h.mustOut(4*time.Minute+65*time.Second, UDP, "10.0.0.1:5002", "198.51.100.1:53", 0)
+}
+
+// TestL2KeepsTheSourcePort: linux keeps an inside source port that lies in
+// the instance's own ranges (L2), at the top of the range too (an
+// instance whose blocks end near port 64,511).
+func TestL2KeepsTheSourcePort(t *testing.T) {
+	var backs []netip.Addr
+	for i := range 62 {
+		backs = append(backs, netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}))
+	}
+	h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: backs, PortsPerInstance: 1024})
+	in := &h.e.insts[61]
+	_, top := h.e.slotAddr(in, in.ports-1)
+	if top < 62976 {
+		t.Fatalf("the last instance's top port is %d, want one near the range's end", top)
+	}
+	src := netip.AddrPortFrom(backs[61], top).String()
+	if v := h.out(0, TCP, src, "198.51.100.1:443", SYN); v.Action != Translated || v.Tuple.Src.Port() != top {
+		t.Errorf("from port %d, in the instance's range: %v, want the port kept", top, v)
+	}
+}
+
+// TestL2LatestFlowAfterARelease: linux gives a new flow of an inside
+// endpoint the SNAT endpoint of its latest live flow (L2), also after
+// another flow of that endpoint was released.
+func TestL2LatestFlowAfterARelease(t *testing.T) {
+	h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}})
+	const in = "10.0.0.1:5000"
+	p := h.mustOut(0, TCP, in, "198.51.100.1:443", SYN)
+	if q := h.mustOut(0, TCP, in, "198.51.100.2:443", SYN); q != p {
+		t.Fatalf("second flow from %v, want %v (L2)", q, p)
+	}
+	h.out(time.Second, TCP, in, "198.51.100.2:443", RST) // no reply yet: the flow ends at once (L6)
+	if h.e.Flows() != 1 {
+		t.Fatalf("%d flows after the RST, want 1", h.e.Flows())
+	}
+	if q := h.mustOut(2*time.Second, TCP, in, "198.51.100.3:443", SYN); q != p {
+		t.Errorf("a new flow after the release: from %v, want %v, the live flow's", q, p)
+	}
+}
