@@ -1286,7 +1286,8 @@ func TestG4UDPHoldDown(t *testing.T) {
 
 // TestL2KeepsTheSourcePort: linux keeps an inside source port that lies in
 // the instance's own ranges (L2), at the top of the range too (an
-// instance whose blocks end near port 64,511).
+// instance whose blocks end near port 64,511), and on the second frontend
+// IP for an instance whose blocks span two.
 func TestL2KeepsTheSourcePort(t *testing.T) {
 	var backs []netip.Addr
 	for i := range 62 {
@@ -1301,6 +1302,16 @@ func TestL2KeepsTheSourcePort(t *testing.T) {
 	src := netip.AddrPortFrom(backs[61], top).String()
 	if v := h.out(0, TCP, src, "198.51.100.1:443", SYN); v.Action != Translated || v.Tuple.Src.Port() != top {
 		t.Errorf("from port %d, in the instance's range: %v, want the port kept", top, v)
+	}
+
+	// With a 63rd instance the first IP runs out: that instance's blocks
+	// span both IPs, and a port of its blocks on the second is kept there.
+	fronts := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2")}
+	backs = append(backs, netip.AddrFrom4([4]byte{10, 0, 1, 62}))
+	h = newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: fronts, Backends: backs, PortsPerInstance: 1024})
+	if v := h.out(0, TCP, netip.AddrPortFrom(backs[62], 1030).String(), "198.51.100.1:443", SYN); v.Action != Translated ||
+		v.Tuple.Src != netip.AddrPortFrom(fronts[1], 1030) {
+		t.Errorf("from port 1030 of the instance spanning both IPs: %v, want it kept on the second IP", v)
 	}
 }
 
