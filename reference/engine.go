@@ -413,6 +413,8 @@ func (e *Engine) setTime(t time.Time) (int64, error) {
 // begin starts a call that appends the packets the NAT sends to emit:
 // those SetPool's clock left pending come first.
 func (e *Engine) begin(emit []Packet) {
+	// Equivalent mutant: "> 0" → ">= 0" appends nothing and empties an
+	// empty slice.
 	if len(e.pending) > 0 {
 		emit = append(emit, e.pending...)
 		e.pending = e.pending[:0]
@@ -709,6 +711,8 @@ func (e *Engine) allowed(f *flow, id uint32, ip uint32, port uint16) bool {
 // releaseNow releases flow id at t, as its lifecycle names it (L6).
 func (e *Engine) releaseNow(id uint32, t int64) {
 	f := &e.flows[id]
+	// Equivalent mutant: "!= 0" → "== 0" leaves the bit set, and release
+	// clears the whole flow before anything reads it.
 	if f.state&stInDue != 0 {
 		f.state &^= stInDue // its due entry is passed over
 	}

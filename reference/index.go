@@ -93,6 +93,9 @@ func (x *flowIndex) remove(h uint64, id uint32) {
 			}
 			home := (s >> 32) & x.mask
 			// Move s back to i unless its home lies cyclically in (i, j].
+			// Equivalent mutants: "j > i" → "j >= i", "j < i" → "j <= i":
+			// j never equals i here (slot i was just emptied, so the scan
+			// returns when it comes back to it).
 			if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
 				x.slots[i] = s
 				i = j

@@ -1114,3 +1114,222 @@ func TestL6InboundSYNOnATimeWaitFlow(t *testing.T) {
 		t.Errorf("%d flows live after the SYN, want the TIME_WAIT flow gone", h.e.Flows())
 	}
 }
+
+// TestConntrackPaths drives linux's connection tracking (L5, L6) through
+// the paths of the kernel's table that depend on the last packet's kind
+// and side: a SYN/ACK answering a SYN that an established flow ignored
+// puts it back to SYN_RECV (60 s); a SYN on a flow both sides closed, or
+// closed by a RST from the SYN's own side, opens a new flow, while a
+// RST from the other side leaves the SYN ignored; a simultaneous open is
+// established by the reply side's ACK; a retransmitted SYN does not
+// restart the timer; an ACK picked up waits 300 s (Unacknowledged), not
+// ESTABLISHED's 5 days; a RST before any reply ends the flow at once.
+// Each sequence's last packet's verdict (a new flow or not) and the
+// flow's release time are checked.
+func TestConntrackPaths(t *testing.T) {
+	type pk struct {
+		dir   Dir
+		flags TCPFlags
+	}
+	out := func(f TCPFlags) pk { return pk{Outbound, f} }
+	in := func(f TCPFlags) pk { return pk{Inbound, f} }
+	est := []pk{out(SYN), in(SYN | ACK), out(ACK)}
+	for _, tc := range []struct {
+		name    string
+		seq     []pk
+		newFlow bool          // the last packet's verdict
+		live    time.Duration // the flow is live then (after the last packet, at +1 s)
+		gone    time.Duration // and released by then
+	}{
+		{"SYN/ACK to an ignored SYN", append(est, out(SYN), in(SYN|ACK)), false, 61*time.Second - 1, 61 * time.Second},
+		{"SYN after FINs both ways", append(est, out(FIN|ACK), in(FIN|ACK), out(ACK), out(SYN)), true, 121*time.Second - 1, 121 * time.Second},
+		{"SYN after its own side's RST", append(est, out(RST), out(SYN)), true, 121*time.Second - 1, 121 * time.Second},
+		{"SYN after the other side's RST", append(est, in(RST), out(SYN)), false, 10*time.Second + 4*time.Millisecond - 1, 10*time.Second + 4*time.Millisecond},
+		{"simultaneous open", []pk{out(SYN), in(SYN), out(SYN | ACK), in(ACK)}, false, 200 * time.Second, 432000*time.Second + time.Second},
+		{"retransmitted SYN", []pk{out(SYN), out(SYN)}, false, 120*time.Second + time.Millisecond - 1, 120*time.Second + time.Millisecond},
+		{"picked-up ACK", []pk{out(ACK)}, true, 301*time.Second - 1, 301 * time.Second},
+		{"RST with no reply", []pk{out(SYN), out(RST)}, false, 0, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")},
+				Backends: []netip.Addr{ip("10.0.0.1")}})
+			const inside, srv = "10.0.0.1:5000", "198.51.100.1:443"
+			snat := ""
+			var v Verdict
+			for i, p := range tc.seq {
+				at := time.Duration(i+1) * time.Millisecond
+				if i == len(tc.seq)-1 {
+					at = time.Second
+				}
+				if p.dir == Outbound {
+					v = h.out(at, TCP, inside, srv, p.flags)
+					if v.Action == Translated {
+						snat = v.Tuple.Src.String()
+					}
+				} else {
+					v = h.in(at, TCP, srv, snat, p.flags)
+				}
+				if v.Action != Translated {
+					t.Fatalf("packet %d (%v %v): %v", i+1, p.dir, p.flags, v)
+				}
+			}
+			if v.NewFlow != tc.newFlow {
+				t.Errorf("last packet: new flow %v, want %v", v.NewFlow, tc.newFlow)
+			}
+			if tc.live > 0 {
+				h.advance(tc.live)
+				if h.e.Flows() != 1 {
+					t.Errorf("no live flow at +%v", tc.live)
+				}
+			}
+			h.advance(tc.gone)
+			if h.e.Flows() != 0 {
+				t.Errorf("the flow is live at +%v, want released", tc.gone)
+			}
+		})
+	}
+}
+
+// TestFlowIndexGrows: an index made for no entries grows as entries come
+// and keeps every one of them, under its hash, through each growth.
+func TestFlowIndexGrows(t *testing.T) {
+	x := newFlowIndex(0)
+	r := rand.New(rand.NewPCG(3, 4))
+	hs := make([]uint64, 3000)
+	for id := range uint32(len(hs)) {
+		hs[id] = r.Uint64()
+		x.insert(hs[id], id)
+		for j := uint32(0); j <= id; j += 1 + id/8 {
+			found := false
+			for i := uint64(uint32(hs[j])) & x.mask; x.slots[i] != 0; i = (i + 1) & x.mask {
+				found = found || x.slots[i] == uint64(uint32(hs[j]))<<32|uint64(j+1)
+			}
+			if !found {
+				t.Fatalf("after %d inserts (%d slots): entry %d lost", id+1, len(x.slots), j)
+			}
+		}
+	}
+	if x.n != len(hs) || len(x.slots) < len(hs) {
+		t.Errorf("%d entries counted in %d slots, want %d in at least as many", x.n, len(x.slots), len(hs))
+	}
+}
+
+// TestFlowIndexRemoveWraps: removing the entry at the table's last slot
+// moves back an entry of the same home that had wrapped to slot 0, so
+// that it is still found from its home, and leaves an entry whose home is
+// slot 0 where it is.
+func TestFlowIndexRemoveWraps(t *testing.T) {
+	x := newFlowIndex(8)
+	last := uint64(len(x.slots) - 1)
+	x.insert(last, 1)         // at the last slot
+	x.insert(last|1<<40, 2)   // same home, wrapped to slot 0
+	x.insert(last-1|2<<40, 3) // home last-1, at last-1
+	x.remove(last, 1)
+	if x.slots[last] != uint64(uint32(last))<<32|3 || x.slots[0] != 0 {
+		t.Errorf("after removing the last slot's entry: slots %v, want entry 2 moved back to slot %d", x.slots, last)
+	}
+	x = newFlowIndex(8)
+	x.insert(last, 1) // at the last slot
+	x.insert(0, 2)    // at its home, slot 0
+	x.remove(last, 1)
+	if x.slots[last] != 0 || x.slots[0] != 3 {
+		t.Errorf("after removing the last slot's entry: slots %v, want entry 2 left at its home, slot 0", x.slots)
+	}
+}
+
+// TestWarmHashZeroOnAnEmptySlot: warming a key whose hash has zero low
+// bits, at an empty slot, reads no flow (an empty slot also has zero
+// hash bits: reading its flow would read before the slab).
+func TestWarmHashZeroOnAnEmptySlot(t *testing.T) {
+	h := newHarness(t, oneIP("10.0.0.1"))
+	h.e.warm(&h.e.out, 7<<32)
+	h.e.warm(&h.e.in, 0)
+	if h.e.warmed != 0 {
+		t.Errorf("warmed %d, want nothing read", h.e.warmed)
+	}
+}
+
+// TestStatsFirstExhaustionOnlyWhenExhausted: an instance that never ran
+// out of ports reports no first exhaustion time (the zero time, not the
+// epoch); one that did reports when.
+func TestStatsFirstExhaustionOnlyWhenExhausted(t *testing.T) {
+	h := newHarness(t, Config{Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}, PortsPerInstance: 8})
+	for i := range 9 {
+		h.out(time.Second, TCP, fmt.Sprintf("10.0.0.1:%d", 2000+i), "198.51.100.1:443", SYN)
+	}
+	for _, s := range h.e.Stats() {
+		if exhausted := s.Proto == TCP; s.FirstExhaustion.IsZero() == exhausted ||
+			exhausted && !s.FirstExhaustion.Equal(t0.Add(time.Second)) {
+			t.Errorf("%v: first exhaustion %v (%d drops)", s.Proto, s.FirstExhaustion, s.ExhaustionDrops)
+		}
+	}
+}
+
+// TestG4UDPHoldDown: on azure-natgw a UDP flow's public endpoint, after
+// its idle release, is held down for that destination for 65 s (G4):
+// with one port, a new flow to the same destination is refused until
+// then, and taken at 65 s.
+func TestG4UDPHoldDown(t *testing.T) {
+	p := AzureNATGW()
+	p.PortsPerIP = 1
+	h := newHarness(t, Config{Profile: p, Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}})
+	h.mustOut(0, UDP, "10.0.0.1:5000", "198.51.100.1:53", 0)
+	h.advance(4 * time.Minute) // G5: the UDP idle release
+	if h.e.Flows() != 0 {
+		t.Fatalf("%d flows after the idle timeout, want none", h.e.Flows())
+	}
+	if v := h.out(4*time.Minute+65*time.Second-1, UDP, "10.0.0.1:5001", "198.51.100.1:53", 0); v.Action != Dropped || v.Reason != DropExhausted {
+		t.Errorf("1 ns before the hold ends: %v, want refused", v)
+	}
+	h.mustOut(4*time.Minute+65*time.Second, UDP, "10.0.0.1:5002", "198.51.100.1:53", 0)
+}
+
+// TestL2KeepsTheSourcePort: linux keeps an inside source port that lies in
+// the instance's own ranges (L2), at the top of the range too (an
+// instance whose blocks end near port 64,511), and on the second frontend
+// IP for an instance whose blocks span two.
+func TestL2KeepsTheSourcePort(t *testing.T) {
+	var backs []netip.Addr
+	for i := range 62 {
+		backs = append(backs, netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}))
+	}
+	h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: backs, PortsPerInstance: 1024})
+	in := &h.e.insts[61]
+	_, top := h.e.slotAddr(in, in.ports-1)
+	if top < 62976 {
+		t.Fatalf("the last instance's top port is %d, want one near the range's end", top)
+	}
+	src := netip.AddrPortFrom(backs[61], top).String()
+	if v := h.out(0, TCP, src, "198.51.100.1:443", SYN); v.Action != Translated || v.Tuple.Src.Port() != top {
+		t.Errorf("from port %d, in the instance's range: %v, want the port kept", top, v)
+	}
+
+	// With a 63rd instance the first IP runs out: that instance's blocks
+	// span both IPs, and a port of its blocks on the second is kept there.
+	fronts := []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2")}
+	backs = append(backs, netip.AddrFrom4([4]byte{10, 0, 1, 62}))
+	h = newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: fronts, Backends: backs, PortsPerInstance: 1024})
+	if v := h.out(0, TCP, netip.AddrPortFrom(backs[62], 1030).String(), "198.51.100.1:443", SYN); v.Action != Translated ||
+		v.Tuple.Src != netip.AddrPortFrom(fronts[1], 1030) {
+		t.Errorf("from port 1030 of the instance spanning both IPs: %v, want it kept on the second IP", v)
+	}
+}
+
+// TestL2LatestFlowAfterARelease: linux gives a new flow of an inside
+// endpoint the SNAT endpoint of its latest live flow (L2), also after
+// another flow of that endpoint was released.
+func TestL2LatestFlowAfterARelease(t *testing.T) {
+	h := newHarness(t, Config{Profile: Linux(DefaultConntrack()), Frontends: []netip.Addr{ip("203.0.113.1")}, Backends: []netip.Addr{ip("10.0.0.1")}})
+	const in = "10.0.0.1:5000"
+	p := h.mustOut(0, TCP, in, "198.51.100.1:443", SYN)
+	if q := h.mustOut(0, TCP, in, "198.51.100.2:443", SYN); q != p {
+		t.Fatalf("second flow from %v, want %v (L2)", q, p)
+	}
+	h.out(time.Second, TCP, in, "198.51.100.2:443", RST) // no reply yet: the flow ends at once (L6)
+	if h.e.Flows() != 1 {
+		t.Fatalf("%d flows after the RST, want 1", h.e.Flows())
+	}
+	if q := h.mustOut(2*time.Second, TCP, in, "198.51.100.3:443", SYN); q != p {
+		t.Errorf("a new flow after the release: from %v, want %v, the live flow's", q, p)
+	}
+}

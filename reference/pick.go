@@ -182,6 +182,9 @@ func (b bySource) remove(f *flow, id uint32) {
 // the offset of a random probe: random-looking, but the same for the same
 // flow whatever else the engine holds, so that engines splitting the
 // instances between them choose as one engine does (C9).
+// Equivalent mutants of the mix ("round+1" → "round-1"): another
+// offset as random-looking and as deterministic, which the profiles allow
+// (L2's probe, G2's draws).
 func (e *Engine) probe(k key, round int) uint64 {
 	return hashKey(key{k.a ^ e.prof.Seed, k.b ^ uint64(round+1)*0x9e3779b97f4a7c15})
 }
@@ -213,11 +216,15 @@ func (pp *preservePicker) pick(e *Engine, inst uint32, proto Proto, inside netip
 		}
 	}
 	bs := e.prof.BlockSize
+	// Equivalent mutant: "< PortsPerIP" → "<=": the one more port's block
+	// index is past every block, so the search finds none.
 	if sp := inside.Port(); sp >= e.prof.FirstPort && int(sp-e.prof.FirstPort) < e.prof.PortsPerIP {
 		idx := (sp - e.prof.FirstPort) / uint16(bs)
 		for j := 0; j < len(in.blocks); {
 			b := blockRef{in.blocks[j].ip, idx}
 			if at, found := slices.BinarySearchFunc(in.blocks, b, cmpBlock); found && !e.taken(b.ip, sp, dstIP, dport, proto) {
+				// Equivalent mutants of the slot: only azure-lb's lowest-free
+				// picker reads a flow's slot (pool.go's reslot rebuilds it).
 				return b.ip, sp, uint16(at*bs + int(sp-e.prof.FirstPort)%bs), true, true
 			}
 			// on to the instance's next frontend IP
@@ -234,6 +241,8 @@ func (pp *preservePicker) pick(e *Engine, inst uint32, proto Proto, inside netip
 				return ip, port, uint16(s), true, true
 			}
 		}
+		// Equivalent mutant: "attempts >= n" → "> n": a round as long as
+		// the range has tried every slot, so a further one finds none.
 		if attempts >= n || attempts < 16 {
 			return 0, 0, 0, false, false
 		}
@@ -324,6 +333,13 @@ func (g *gatewayPicker) added(e *Engine, id uint32) {
 func (g *gatewayPicker) released(e *Engine, id uint32, at int64, r ReleaseReason) {
 	f := &e.flows[id]
 	c := destCount{f.snatIP, f.proto, uint64(f.dstIP)<<16 | uint64(f.dstPort)}
+	// Equivalent mutants here only keep map entries longer or for ever,
+	// never change an answer: "<= 0" → "< 0" keeps a zero count (read as
+	// the missing one); "until <= at" → "< at" frees a hold at the next
+	// release; "==" → "!=" never frees one (the entry is always current
+	// when its time comes: a key is held again only after its hold ended,
+	// so after this entry was purged), and held compares the map's own
+	// time; "g.hold > 0" → ">= 0" files holds that end at once.
 	if g.count[c]--; g.count[c] <= 0 {
 		delete(g.count, c)
 	}
@@ -337,6 +353,9 @@ func (g *gatewayPicker) released(e *Engine, id uint32, at int64, r ReleaseReason
 	if f.proto == UDP && r == ReleaseIdle && g.hold > 0 {
 		k := e.inKey(f)
 		g.holds[k] = at + g.hold
+		// Equivalent mutant: "at + g.hold" → "at - g.hold" in the queue
+		// only frees the map entry later or never; held compares the
+		// map's own time.
 		g.queue = append(g.queue, holdEntry{k, at + g.hold})
 	}
 }

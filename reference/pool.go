@@ -135,6 +135,8 @@ func (e *Engine) reslot(inst uint32) {
 		b := blockRef{f.snatIP, (f.snatPort - e.prof.FirstPort) / uint16(bs)}
 		j, _ := slices.BinarySearchFunc(in.blocks, b, cmpBlock)
 		f.slot = uint16(j*bs + int(f.snatPort-e.prof.FirstPort)%bs)
+		// Equivalent mutant: "++" → "--" gives a lone flow on slot 0 a
+		// record too, which answers as no record does (slot 0 taken).
 		count[destKey{inst, f.dstIP, e.flowKeyPort(f), f.proto}]++
 		ids = append(ids, uint32(id))
 	}
@@ -180,7 +182,7 @@ type IPStats struct {
 // Stats returns, per instance and protocol (TCP, then UDP), the counters
 // of its ports. ICMP echo mappings (L10, R6) are not counted here.
 func (e *Engine) Stats() []InstanceStats {
-	out := make([]InstanceStats, 0, 2*len(e.insts))
+	out := make([]InstanceStats, 0, 2*len(e.insts)) // a capacity hint: mutants of it are equivalent
 	for i := range e.insts {
 		in := &e.insts[i]
 		for _, proto := range [2]Proto{TCP, UDP} {
