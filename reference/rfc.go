@@ -198,9 +198,13 @@ func (pp *parityPicker) pick(e *Engine, inst uint32, proto Proto, inside netip.A
 	if want < 1024 {
 		lo, hi = 1, 1023
 	}
+	// Equivalent mutant: "want >= lo" → "want > lo": for want == lo, free,
+	// lowest below returns lo itself (same parity, first in range).
 	if want >= lo && !b.has(want) {
 		return ip, uint16(want), 0, true, true
 	}
+	// Equivalent mutants: "got < 0" → "got <= 0" (here and below): lowest
+	// never returns port 0 (lo is at least 1).
 	got := b.lowest(lo, hi, want, false)
 	if got < 0 {
 		got = b.lowest(lo, hi, want, true)

@@ -216,7 +216,8 @@ func (e *Engine) strategies() {
 }
 
 // longestTimer is the longest delay a packet can set under the engine's
-// profile, which sizes the timing wheel.
+// profile, which sizes the timing wheel. Equivalent mutants: the wheel's
+// size is a speed choice only (see New).
 func longestTimer(c *Config) time.Duration {
 	p := &c.Profile
 	switch p.Timers {

@@ -35,6 +35,8 @@ func (e *Engine) link(id uint32) {
 // one moves the flow to the bucket of d, unless it is not filed yet (a new
 // flow) or already in the due list.
 func (e *Engine) setDeadline(f *flow, id uint32, d int64) {
+	// Equivalent mutant: "<" → "<=" files an unchanged deadline again in
+	// its own bucket.
 	if d < f.deadline && f.prev != 0 && f.state&stInDue == 0 {
 		e.unlink(id)
 		f.deadline = d
