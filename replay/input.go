@@ -47,6 +47,12 @@ type input struct {
 // to a temporary file, which cleanup removes.
 func inputs(files []string, cfg *Config, twoPasses bool) (ins []input, cleanup func(), err error) {
 	cleanup = func() {}
+	defer func() {
+		if err != nil { // nothing is kept when the inputs are refused
+			cleanup()
+			cleanup = func() {}
+		}
+	}()
 	stdin := 0
 	for _, f := range files {
 		if f != Stdin {
@@ -63,7 +69,7 @@ func inputs(files []string, cfg *Config, twoPasses bool) (ins []input, cleanup f
 			ins = append(ins, input{name: StdinName})
 			continue
 		}
-		tmp, err := os.CreateTemp("", "natcheck-stdin-*.pcap")
+		tmp, err := os.CreateTemp(cfg.TempDir, "natcheck-stdin-*.pcap")
 		if err != nil {
 			return nil, cleanup, fmt.Errorf("replay: keep standard input for two passes: %w", err)
 		}
@@ -73,8 +79,7 @@ func inputs(files []string, cfg *Config, twoPasses bool) (ins []input, cleanup f
 			err = cerr
 		}
 		if err != nil {
-			cleanup()
-			return nil, func() {}, fmt.Errorf("replay: keep standard input for two passes: %w", err)
+			return nil, cleanup, fmt.Errorf("replay: keep standard input for two passes: %w", err)
 		}
 		ins = append(ins, input{name: StdinName, path: tmp.Name()})
 	}

@@ -44,6 +44,11 @@ type Config struct {
 	// detection it is first copied to a temporary file, as detection reads
 	// the input twice.
 	Stdin io.Reader
+	// TempDir is the folder where standard input is kept when the replay
+	// reads its input twice (backend detection, the order check); empty:
+	// the system's. A caller that may end the process at once (a second
+	// Ctrl-C) names a folder of its own and removes it then.
+	TempDir string
 	// Stop, when closed, stops the replay at the next record (Ctrl-C): the
 	// records read before are replayed and written, the outputs end on a
 	// whole event line and a whole pcapng block, and Run returns an error

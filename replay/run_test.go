@@ -360,8 +360,12 @@ func TestReplayStandardInput(t *testing.T) {
 			t.Errorf("backends %q: Run(-) = %v, %+v, %q; want %q, %+v, %q", backends, got.Files, got.Counts, got.Verdicts(), StdinName, want.Counts, want.Verdicts())
 		}
 	}
-	if _, err := Run([]string{Stdin, Stdin}, Config{Engine: oneFrontend(8), Stdin: bytes.NewReader(data)}); err == nil || !strings.Contains(err.Error(), "named twice") {
+	tmp := t.TempDir()
+	if _, err := Run([]string{Stdin, Stdin}, Config{Engine: oneFrontend(8), Stdin: bytes.NewReader(data), TempDir: tmp}); err == nil || !strings.Contains(err.Error(), "named twice") {
 		t.Errorf("Run(-, -) = %v, want an error", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("refused inputs left %v in the temporary folder: the copy of standard input was kept", left)
 	}
 }
 

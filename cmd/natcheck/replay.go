@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -192,7 +193,19 @@ linux and rfc with the identifier the capture's frames give the engine
 			if fd := int(os.Stderr.Fd()); term.IsTerminal(fd) {
 				cfg.Progress = progressBar()
 			}
-			stop, release := interruptible(cmd.ErrOrStderr())
+			// Standard input kept for two passes goes into a folder of
+			// this run's, removed on the way out, a second Ctrl-C included.
+			quit := func() {}
+			if slices.Contains(files, replay.Stdin) {
+				dir, err := os.MkdirTemp("", "natcheck-")
+				if err != nil {
+					return fmt.Errorf("replay: a folder for standard input: %w", err)
+				}
+				cfg.TempDir = dir
+				quit = func() { os.RemoveAll(dir) }
+				defer quit()
+			}
+			stop, release := interruptible(cmd.ErrOrStderr(), quit)
 			defer release()
 			cfg.Stop = stop
 			res, runErr := replay.Run(files, cfg)
@@ -292,8 +305,9 @@ func progressBar() func(replay.Progress) {
 // interruptible catches Ctrl-C (SIGINT) for a replay: the first closes the
 // returned channel, so that the replay stops reading, finishes its files
 // and prints its report marked partial (exit 130); a second ends the
-// process at once, with exit 130. release stops catching.
-func interruptible(stderr io.Writer) (stop <-chan struct{}, release func()) {
+// process at once, with exit 130, after calling quit. release stops
+// catching.
+func interruptible(stderr io.Writer, quit func()) (stop <-chan struct{}, release func()) {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt)
 	ch := make(chan struct{})
@@ -308,6 +322,7 @@ func interruptible(stderr io.Writer) (stop <-chan struct{}, release func()) {
 		fmt.Fprintln(stderr, "\nnatcheck: interrupted: finishing the files written so far and the report (Ctrl-C again to quit at once)")
 		select {
 		case <-sig:
+			quit()
 			os.Exit(exitInterrupted)
 		case <-done:
 		}

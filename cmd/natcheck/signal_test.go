@@ -150,10 +150,15 @@ func TestCtrlC(t *testing.T) {
 }
 
 // TestSecondCtrlCQuitsAtOnce: with the replay blocked on standard input
-// after the first SIGINT, a second one ends the process at once, exit 130.
+// after the first SIGINT, a second one ends the process at once, exit 130,
+// leaving no copy of standard input behind.
 func TestSecondCtrlCQuitsAtOnce(t *testing.T) {
 	data := bigCapture(t, 20000)
-	cmd := exec.Command(natcheckBin, "replay", "--backends", "10.0.0.1", "-")
+	// A prefix: detection reads the input twice, so standard input is
+	// being copied to a file when the second Ctrl-C comes.
+	cmd := exec.Command(natcheckBin, "replay", "--backends", "10.0.0.0/24", "-")
+	tmp := t.TempDir()
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +191,9 @@ func TestSecondCtrlCQuitsAtOnce(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
 		t.Errorf("after a second Ctrl-C: %v, want exit %d", err, exitInterrupted)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("after a second Ctrl-C, %s holds %v: the copy of standard input was left behind", tmp, left)
 	}
 }
 
