@@ -17,6 +17,7 @@ import (
 var natcheckBin string
 
 func TestMain(m *testing.M) {
+	noNetfilterNetlinkChild()
 	dir, err := os.MkdirTemp("", "natcheck-cli-*")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

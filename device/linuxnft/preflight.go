@@ -9,6 +9,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
 
 	"github.com/natcheck/natcheck/device/sandbox"
 	"github.com/natcheck/natcheck/device/topology"
@@ -39,6 +40,22 @@ func Preflight() error {
 	})
 	if err != nil {
 		missing = append(missing, "per-namespace conntrack sysctls (kernel module nf_conntrack): "+err.Error())
+	}
+	// The netlink libraries lose the error of a socket refused inside a
+	// namespace (mdlayher/socket v0.5.1's withNetNS returns no connection
+	// and no error, and nftables.New then panics), so a netfilter netlink
+	// socket is opened here first.
+	err = topo.NAT.Do(func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		if err != nil {
+			return fmt.Errorf("netfilter netlink socket: %w", err)
+		}
+		return unix.Close(fd)
+	})
+	if err != nil {
+		missing = append(missing, "nftables netlink (kernel module nf_tables): "+err.Error(),
+			"conntrack netlink (kernel module nf_conntrack_netlink): "+err.Error())
+		return fmt.Errorf("%w: missing %s", ErrPreflight, strings.Join(missing, "; "))
 	}
 	conn, err := nftables.New(nftables.WithNetNSFd(topo.NAT.Fd()), nftables.AsLasting())
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/natcheck/natcheck/device/link"
 	"github.com/natcheck/natcheck/device/sandbox"
@@ -94,13 +95,14 @@ type Routed struct {
 // must answer for the addresses they stand for.
 func NewRouted(r Routed) (*Topology, error) { return build(&r) }
 
-func build(r *Routed) (t *Topology, err error) {
+func build(r *Routed) (_ *Topology, err error) {
 	start := time.Now()
-	t = &Topology{}
+	// t is not the named result: "return nil, err" must leave it set, so
+	// that what was built is closed.
+	t := &Topology{}
 	defer func() {
 		if err != nil {
 			t.Close()
-			t = nil
 		}
 	}()
 	for _, ns := range []**sandbox.Namespace{&t.Inside, &t.NAT, &t.Outside} {
@@ -117,7 +119,7 @@ func build(r *Routed) (t *Topology, err error) {
 			return nil, fmt.Errorf("topology: %s: %w", name, err)
 		}
 	}
-	if t.NATHandle, err = netlink.NewHandleAt(t.NAT.Handle()); err != nil {
+	if t.NATHandle, err = netlink.NewHandleAt(t.NAT.Handle(), unix.NETLINK_ROUTE); err != nil {
 		return nil, fmt.Errorf("topology: netlink in nat: %w", err)
 	}
 	for _, pair := range []struct {
@@ -131,7 +133,7 @@ func build(r *Routed) (t *Topology, err error) {
 		if err := setUp(t.NATHandle, pair.local); err != nil {
 			return nil, err
 		}
-		h, err := netlink.NewHandleAt(pair.peerNS.Handle())
+		h, err := netlink.NewHandleAt(pair.peerNS.Handle(), unix.NETLINK_ROUTE)
 		if err != nil {
 			return nil, fmt.Errorf("topology: netlink in %s: %w", pair.peerNS.Name, err)
 		}
