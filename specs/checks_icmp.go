@@ -55,45 +55,26 @@ func icmpErrorChecks(id reference.Behavior) Check {
 	case reference.R6:
 		return Check{ID: id, Title: "an ICMP error about a live mapping or connection is translated back (outer destination and quoted source to the inside endpoint); one about no mapping, a remote the filter does not admit, or an expired mapping is dropped", Needs: needs,
 			Run: func(p *Probe) {
-				s := p.Open(config(1, 1, 0))
-				a, b := ep(backend(0), 5000), ep(backend(0), 6000)
-				u := s.Out(0, udp, a, server(0, 53), 0)
-				t := s.Out(0, tcp, b, server(1, 443), syn)
-				p.G.Expect(s.Send(errorAbout(sec, u, netip.AddrPort{}))).To(BeErrorTranslatedTo(a))
-				p.G.Expect(s.Send(errorAbout(sec, t, netip.AddrPort{}))).To(BeErrorTranslatedTo(b))
-				// Another port of the UDP destination: the mapping never sent
-				// there, and address-and-port-dependent filtering (R2) keeps
-				// it out; another TCP destination port is no connection.
-				p.G.Expect(s.Send(errorAbout(sec, u, server(0, 54)))).To(BeDropped())
-				p.G.Expect(s.Send(errorAbout(sec, t, server(1, 444)))).To(BeDropped())
-				// A public port no mapping holds.
-				none := u.Packet.Tuple
-				none.Src = ep(none.Src.Addr(), none.Src.Port()+1)
-				p.G.Expect(s.Send(icmpError(sec, in, router.Addr(), none.Src.Addr(), none))).To(BeDropped())
-				// The UDP mapping expires R4's timer after its last packet,
-				// which the error did not refresh.
-				T := p.Profile().RFC.UDP
-				p.G.Expect(s.Send(errorAbout(T-p.Epsilon(), u, netip.AddrPort{}))).To(BeErrorTranslatedTo(a))
-				p.G.Expect(s.Send(errorAbout(T, u, netip.AddrPort{}))).To(BeDropped())
+				// Another port of the UDP destination: the mapping never
+				// sent there, and address-and-port-dependent filtering (R2)
+				// keeps it out; another TCP destination port is no
+				// connection. The UDP mapping expires R4's timer after its
+				// last packet.
+				errorsTranslatedBack(p, p.Profile().RFC.UDP, func(s *Session, u Outcome) {
+					// A public port no mapping holds.
+					none := u.Packet.Tuple
+					none.Src = ep(none.Src.Addr(), none.Src.Port()+1)
+					p.G.Expect(s.Send(icmpError(sec, in, router.Addr(), none.Src.Addr(), none))).To(BeDropped())
+				})
 			}}
 	case reference.L10:
 		return Check{ID: id, Title: "an ICMP error about a live flow is translated back (outer destination and quoted source to the inside endpoint) without moving its timer; one about no flow (another destination port, an expired flow) is dropped", Needs: needs,
 			Run: func(p *Probe) {
-				s := p.Open(config(1, 1, 0))
-				a, b := ep(backend(0), 5000), ep(backend(0), 6000)
-				u := s.Out(0, udp, a, server(0, 53), 0)
-				t := s.Out(0, tcp, b, server(1, 443), syn)
-				p.G.Expect(s.Send(errorAbout(sec, u, netip.AddrPort{}))).To(BeErrorTranslatedTo(a))
-				p.G.Expect(s.Send(errorAbout(sec, t, netip.AddrPort{}))).To(BeErrorTranslatedTo(b))
 				// L3, L8: flows are per 5-tuple, so another destination port
 				// is no flow, UDP (whose mapping azure-lb would share) too.
-				p.G.Expect(s.Send(errorAbout(sec, u, server(0, 54)))).To(BeDropped())
-				p.G.Expect(s.Send(errorAbout(sec, t, server(1, 444)))).To(BeDropped())
-				// L7: the unanswered UDP flow ends udp_timeout after its last
-				// packet; an error is RELATED and restarts nothing.
-				T := p.Profile().Conntrack.UDP
-				p.G.Expect(s.Send(errorAbout(T-p.Epsilon(), u, netip.AddrPort{}))).To(BeErrorTranslatedTo(a))
-				p.G.Expect(s.Send(errorAbout(T, u, netip.AddrPort{}))).To(BeDropped())
+				// L7: the unanswered UDP flow ends udp_timeout after its
+				// last packet; an error is RELATED and restarts nothing.
+				errorsTranslatedBack(p, p.Profile().Conntrack.UDP, func(*Session, Outcome) {})
 			}}
 	}
 	// B15, G8: ICMP is not translated, errors about a live flow included.
@@ -107,4 +88,24 @@ func icmpErrorChecks(id reference.Behavior) Check {
 				p.G.Expect(s.Send(errorAbout(sec, o, netip.AddrPort{}))).To(BeDropped())
 			}
 		}}
+}
+
+// errorsTranslatedBack checks what R6 and L10 share: from one backend, a
+// UDP flow and a TCP connection; an error about either is translated back
+// to its inside endpoint, one quoting another destination port of it is
+// dropped; more runs; then the UDP flow, which the errors did not
+// refresh, still takes an error just before expiry after its one packet
+// and drops one at expiry.
+func errorsTranslatedBack(p *Probe, expiry time.Duration, more func(s *Session, u Outcome)) {
+	s := p.Open(config(1, 1, 0))
+	a, b := ep(backend(0), 5000), ep(backend(0), 6000)
+	u := s.Out(0, udp, a, server(0, 53), 0)
+	t := s.Out(0, tcp, b, server(1, 443), syn)
+	p.G.Expect(s.Send(errorAbout(sec, u, netip.AddrPort{}))).To(BeErrorTranslatedTo(a))
+	p.G.Expect(s.Send(errorAbout(sec, t, netip.AddrPort{}))).To(BeErrorTranslatedTo(b))
+	p.G.Expect(s.Send(errorAbout(sec, u, server(0, 54)))).To(BeDropped())
+	p.G.Expect(s.Send(errorAbout(sec, t, server(1, 444)))).To(BeDropped())
+	more(s, u)
+	p.G.Expect(s.Send(errorAbout(expiry-p.Epsilon(), u, netip.AddrPort{}))).To(BeErrorTranslatedTo(a))
+	p.G.Expect(s.Send(errorAbout(expiry, u, netip.AddrPort{}))).To(BeDropped())
 }

@@ -103,18 +103,9 @@ func liveReplay(cmd *cobra.Command, l *liveFlags, files []string, cfg replay.Con
 			return nil, usageErr(fmt.Errorf("--speed: %w", err))
 		}
 	}
-	// The instances, as the offline replay finds them.
-	off := cfg
-	off.Output, off.OutputWriter, off.Events, off.BothSides, off.Progress = "", nil, nil, false, nil
-	offRes, err := replay.Run(files, off)
+	ec, offRes, err := liveEngine(files, cfg, speed)
 	if err != nil {
-		return nil, classifyRun(err)
-	}
-	ec := cfg.Engine
-	ec.Backends = offRes.Backends
-	ec.PoolSize = max(cfg.PoolSize, len(offRes.Backends))
-	if speed > 1 && ec.Profile.Name == reference.NameLinux {
-		ec.Profile.Conntrack.StreamAfter *= timeDuration(speed) // the kernel's 2 s is wall clock
+		return nil, err
 	}
 	res, err := livereplay.Run(cmd.Context(), files, livereplay.Config{Engine: ec, Speed: speed, Output: cfg.Output, Events: events})
 	if err != nil {
@@ -128,17 +119,9 @@ func liveReplay(cmd *cobra.Command, l *liveFlags, files []string, cfg replay.Con
 // and --outside, here (not in the sandbox: the interfaces are the
 // user's), its configuration stated by the replay's flags.
 func externalReplay(cmd *cobra.Command, l *liveFlags, gw netip.Addr, speed int, files []string, cfg replay.Config, events io.Writer, report io.Writer, asJSON bool, rows int) (*livereplay.Result, error) {
-	off := cfg
-	off.Output, off.OutputWriter, off.Events, off.BothSides, off.Progress = "", nil, nil, false, nil
-	offRes, err := replay.Run(files, off)
+	ec, offRes, err := liveEngine(files, cfg, speed)
 	if err != nil {
-		return nil, classifyRun(err)
-	}
-	ec := cfg.Engine
-	ec.Backends = offRes.Backends
-	ec.PoolSize = max(cfg.PoolSize, len(offRes.Backends))
-	if speed > 1 && ec.Profile.Name == reference.NameLinux {
-		ec.Profile.Conntrack.StreamAfter *= timeDuration(speed)
+		return nil, err
 	}
 	in, err := link.OpenHere(l.inside)
 	if err != nil {
@@ -244,4 +227,24 @@ view (-w).`,
 	f.IntVar(&perInstance, "ports-per-instance", 0, "outbound rule: SNAT ports per instance, a multiple of 8 (0: the default table, B3)")
 	pf.register(cmd)
 	return cmd
+}
+
+// liveEngine is the engine configuration a live replay judges the device
+// by: the instances as the offline replay finds them (its result is
+// returned too), and, at a speed above 1, linux's StreamAfter scaled, as
+// the kernel's 2 s is wall clock.
+func liveEngine(files []string, cfg replay.Config, speed int) (reference.Config, *replay.Result, error) {
+	off := cfg
+	off.Output, off.OutputWriter, off.Events, off.BothSides, off.Progress = "", nil, nil, false, nil
+	offRes, err := replay.Run(files, off)
+	if err != nil {
+		return reference.Config{}, nil, classifyRun(err)
+	}
+	ec := cfg.Engine
+	ec.Backends = offRes.Backends
+	ec.PoolSize = max(cfg.PoolSize, len(offRes.Backends))
+	if speed > 1 && ec.Profile.Name == reference.NameLinux {
+		ec.Profile.Conntrack.StreamAfter *= timeDuration(speed)
+	}
+	return ec, offRes, nil
 }
