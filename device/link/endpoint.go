@@ -128,12 +128,21 @@ func (e *Endpoint) Recv() (frame []byte, ts time.Time, ok bool, err error) {
 // WaitReadable waits up to d for a frame to arrive.
 func (e *Endpoint) WaitReadable(d time.Duration) (bool, error) {
 	fds := []unix.PollFd{{Fd: int32(e.io), Events: unix.POLLIN}}
-	ms := int(d / time.Millisecond)
-	n, err := unix.Poll(fds, ms)
+	n, err := unix.Poll(fds, pollTimeout(d))
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return false, fmt.Errorf("poll %s: %w", e.Name, err)
 	}
 	return n > 0, nil
+}
+
+// pollTimeout is d in poll(2)'s milliseconds, rounded up: a deadline that
+// passed (d ≤ 0) is 0, never poll's negative "wait forever" (a caller
+// computing time.Until(deadline) just after checking it may get one).
+func pollTimeout(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // Drain discards every queued frame on both sockets.
