@@ -176,10 +176,11 @@ func (w *worker) observe(ev reference.Event) {
 		w.timerEvent(ev)
 		return
 	}
-	m := w.cur.mark
+	m := &w.cur.mark
 	if ev.Kind == reference.Exhausted && ev.Instance >= 0 && ev.Instance < len(w.firstEx) {
 		if p := protoIndex(ev.Proto); w.firstEx[ev.Instance][p] == nil {
-			w.firstEx[ev.Instance][p] = &m
+			first := *m // a copy on the heap for the first exhaustion alone, not for every event
+			w.firstEx[ev.Instance][p] = &first
 		}
 	}
 	if w.outside && (ev.Kind == reference.MappingCreated || ev.Kind == reference.MappingReused || ev.Kind == reference.PickedUp) {
