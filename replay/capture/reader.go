@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -762,4 +763,18 @@ func (s *blockScanner) at(pos int64) int64 {
 		return s.brokenAt
 	}
 	return s.next
+}
+
+// again returns a new Reader of the same file from its first record, for a
+// second cursor over it (Ordered's look-ahead): over the same mapping if r
+// is mapped, which copies nothing, else reading ra.
+func (r *Reader) again(ra io.ReaderAt) (*Reader, error) {
+	if r.mapped {
+		return &Reader{name: r.name, src: &source{}, format: PCAP, mapped: true, buf: r.buf, rd: pcapHeader, wr: len(r.buf),
+			off: pcapHeader, rerr: io.EOF, big: r.big, nanos: r.nanos, linkType: r.linkType, snaplen: r.snaplen}, nil
+	}
+	if ra == nil {
+		return nil, &Error{File: r.name, Err: errors.New("the file cannot be read again at an offset")}
+	}
+	return NewReader(r.name, io.NewSectionReader(ra, 0, math.MaxInt64))
 }
