@@ -450,6 +450,10 @@ func (s *Ordered) pop() lateEntry {
 	return top
 }
 
+// MostHeld returns the most late records the Ordered has held at once
+// (read by its look-ahead, not yet returned): 0 for a file in order.
+func (s *Ordered) MostHeld() int { return s.peak }
+
 // lateBefore reports whether the next late record is due before a record
 // at k read in order (at equal times the one read first goes first: the
 // in-order one).
