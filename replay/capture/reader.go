@@ -170,10 +170,12 @@ func OpenAs(path, name string) (*Reader, error) {
 	return r, nil
 }
 
-// OpenScan opens the capture file at path, named name in errors, for one
-// pass that only reads: a classic pcap file is mapped into memory and its
-// records' Data point into the mapping, so that reading copies nothing
-// (a pcapng file is read as by OpenAs). The file must not shrink while it
+// OpenScan opens the capture file at path, named name in errors, for a
+// pass that only reads the records' bytes: a classic pcap file is mapped
+// into memory, read-only, and its records' Data point into the mapping, so
+// that reading copies nothing (a pcapng file, or a file that cannot be
+// mapped, is read as by OpenAs). The Data of such records must not be
+// written to: copy a record to change it. The file must not shrink while it
 // is read: reading a mapped page past its new end faults (see
 // runtime/debug.SetPanicOnFault). Close unmaps it.
 func OpenScan(path, name string) (*Reader, error) {
