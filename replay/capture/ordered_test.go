@@ -118,6 +118,21 @@ func TestOrderedAgreesWithReorder(t *testing.T) {
 			}
 			n := sameStream(t, got, NewReorder(mustReader(t, tt.file), tt.window))
 			t.Logf("%d records, %d late", n, o.Late())
+			// The same over the file mapped (OpenScan), as the replay reads
+			// it: the look-ahead and the late records read from the mapping.
+			path := filepath.Join(t.TempDir(), "f")
+			if err := os.WriteFile(path, tt.file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rd, err := OpenScan(path, "written")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			if rd.format == PCAP && !rd.mapped {
+				t.Fatal("not mapped")
+			}
+			sameStream(t, NewOrdered(rd, rd.ReaderAt(), o), NewReorder(mustReader(t, tt.file), tt.window))
 		})
 	}
 }

@@ -203,6 +203,7 @@ func OpenScan(path, name string) (*Reader, error) {
 		return nil, err
 	}
 	r.closer = unmapper(mapped)
+	r.at = bytes.NewReader(mapped) // a pcapng file's late records are read again from the mapping
 	return r, nil
 }
 
