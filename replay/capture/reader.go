@@ -192,18 +192,23 @@ func OpenScan(path, name string) (*Reader, error) {
 		return OpenAs(path, name)
 	}
 	r, err := NewReader(name, bytes.NewReader(mapped))
-	if err == nil && r.format == PCAP {
-		// Past the file header the records are read from the mapping.
-		r.buf, r.rd, r.wr, r.rerr = mapped, pcapHeader, len(mapped), io.EOF
-		r.mapped = true
+	if err == nil && r.format != PCAP {
+		// pcapng goes through pcapgo, which copies every block out of
+		// a bufio.Reader anyway, and a mapping read that way would keep
+		// every page it passed resident: read(2) instead.
+		unmapFile(mapped)
+		f.Close()
+		return OpenAs(path, name)
 	}
 	f.Close() // the mapping stays valid
 	if err != nil {
 		unmapFile(mapped)
 		return nil, err
 	}
+	// Past the file header the records are read from the mapping.
+	r.buf, r.rd, r.wr, r.rerr = mapped, pcapHeader, len(mapped), io.EOF
+	r.mapped = true
 	r.closer = unmapper(mapped)
-	r.at = bytes.NewReader(mapped) // a pcapng file's late records are read again from the mapping
 	return r, nil
 }
 
