@@ -213,10 +213,11 @@ func OpenScan(path, name string) (*Reader, error) {
 }
 
 // A mapped file's pages are released from resident memory every
-// releaseEvery bytes read; pageSize aligns the cut (a multiple of the
-// page size of every platform Go maps files on).
+// releaseEvery bytes read, so that at most twice that stays resident (it
+// counts in the process's RSS); pageSize aligns the cut (a multiple of
+// the page size of every platform Go maps files on).
 const (
-	releaseEvery = 16 << 20
+	releaseEvery = 8 << 20
 	pageSize     = 64 << 10
 )
 
