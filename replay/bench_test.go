@@ -241,7 +241,7 @@ func BenchmarkOrdered(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				rd, err := capture.Open(path)
+				rd, err := capture.OpenScan(path, path) // mapped, as the replay reads it
 				if err != nil {
 					b.Fatal(err)
 				}
