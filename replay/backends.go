@@ -1,11 +1,13 @@
 package replay
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 
+	"github.com/gopacket/gopacket/layers"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay/capture"
 	"github.com/natcheck/natcheck/replay/frame"
@@ -60,12 +62,57 @@ func newCensus() *census {
 	return &census{seen: newAddrSet(), openers: newAddrSet()}
 }
 
-// record takes in one record of the first pass.
+// record takes in one record of the first pass: the two addresses of a
+// TCP or UDP packet over IPv4. A plain Ethernet/IPv4 record, the common
+// case, is read at fixed offsets (plainIPv4); any other is decoded in
+// full.
 func (c *census) record(rec capture.Record) {
+	if rec.LinkType == layers.LinkTypeEthernet {
+		if src, dst, count, plain := plainIPv4(rec.Data); plain {
+			if count {
+				c.add(src, dst)
+			}
+			return
+		}
+	}
 	if frame.Decode(rec.LinkType, rec.Data, &c.f) == nil && c.f.Network == frame.IPv4 &&
 		(c.f.Proto == reference.TCP || c.f.Proto == reference.UDP) {
 		c.add(v4(c.f.Src), v4(c.f.Dst))
 	}
+}
+
+// plainIPv4 reads an Ethernet frame d for the census without decoding it:
+// plain reports whether d is IPv4 right after the Ethernet header (no VLAN
+// tag) with a 20-byte header (no options), not a fragment and not cut
+// short, carrying TCP with a whole header and a valid data offset, UDP
+// with a whole header, or another protocol; count whether it is TCP or
+// UDP, and src and dst are then its addresses. For such a frame this is
+// what frame.Decode finds (the census counts a frame that decodes as IPv4
+// TCP or UDP); any other frame the census decodes in full.
+func plainIPv4(d []byte) (src, dst uint32, count, plain bool) {
+	if len(d) < 34 || d[12] != 0x08 || d[13] != 0x00 || d[14] != 0x45 {
+		return 0, 0, false, false
+	}
+	total := int(binary.BigEndian.Uint16(d[16:]))
+	if total < 20 || 14+total > len(d) || binary.BigEndian.Uint16(d[20:])&0x3fff != 0 {
+		return 0, 0, false, false // cut short, a length left to the NIC, or a fragment
+	}
+	switch d[23] {
+	case 6: // TCP: a whole header, its data offset within the packet
+		if total < 40 {
+			return 0, 0, false, false
+		}
+		if off := int(d[46]>>4) * 4; off < 20 || off > total-20 {
+			return 0, 0, false, false
+		}
+	case 17: // UDP: a whole header
+		if total < 28 {
+			return 0, 0, false, false
+		}
+	default:
+		return 0, 0, false, true
+	}
+	return binary.BigEndian.Uint32(d[26:]), binary.BigEndian.Uint32(d[30:]), true, true
 }
 
 func (c *census) add(src, dst uint32) {

@@ -129,6 +129,15 @@ type worker struct {
 	start      time.Time
 	nextSample time.Time
 	sampleStep time.Duration
+	// inUse are the SNAT ports in use of this worker's instances (inUse[j]
+	// is instance idx + j·nw) as of the last sample, and changed the
+	// instances that may have changed since (marked[i] when i is listed):
+	// every port taken or given back comes with an event, which observe
+	// notes, so a sample reads the engine for those alone, not for every
+	// instance (20,000 in issue 11's class).
+	inUse   [][2]int32
+	changed []int32
+	marked  []bool
 
 	// atEnd are the engine's statistics when its clock stopped at the last
 	// record's time; drained is set when the clock then ran on (--drain).
@@ -138,7 +147,8 @@ type worker struct {
 }
 
 func newWorker(ec reference.Config, idx, nw, instances int, outside, bothSides, events bool) (*worker, error) {
-	w := &worker{idx: idx, nw: nw, firstEx: make([][2]*Mark, instances), outside: outside, bothSides: outside && bothSides}
+	w := &worker{idx: idx, nw: nw, firstEx: make([][2]*Mark, instances), outside: outside, bothSides: outside && bothSides,
+		inUse: make([][2]int32, (instances-idx+nw-1)/nw), marked: make([]bool, instances)}
 	if events {
 		w.enc = json.NewEncoder(&w.evbuf)
 	}
@@ -154,14 +164,23 @@ func newWorker(ec reference.Config, idx, nw, instances int, outside, bothSides, 
 func (w *worker) owns(inst int) bool { return inst%w.nw == w.idx }
 
 func (w *worker) observe(ev reference.Event) {
+	// The engine changes an instance's ports in use only with an event
+	// naming it (MappingCreated, MappingReused, Released: the Observer
+	// receives every event); any event of an instance marks it for the
+	// next sample.
+	if i := ev.Instance; i >= 0 && i < len(w.marked) && !w.marked[i] {
+		w.marked[i] = true
+		w.changed = append(w.changed, int32(i))
+	}
 	if w.cur == nil {
 		w.timerEvent(ev)
 		return
 	}
-	m := w.cur.mark
+	m := &w.cur.mark
 	if ev.Kind == reference.Exhausted && ev.Instance >= 0 && ev.Instance < len(w.firstEx) {
 		if p := protoIndex(ev.Proto); w.firstEx[ev.Instance][p] == nil {
-			w.firstEx[ev.Instance][p] = &m
+			first := *m // a copy on the heap for the first exhaustion alone, not for every event
+			w.firstEx[ev.Instance][p] = &first
 		}
 	}
 	if w.outside && (ev.Kind == reference.MappingCreated || ev.Kind == reference.MappingReused || ev.Kind == reference.PickedUp) {
@@ -578,17 +597,24 @@ func (w *worker) coarsen() {
 
 // sampleAt records the SNAT ports in use of this worker's instances at t:
 // InUse[j] is instance idx + j·nw (mergeSamples puts the workers' figures
-// together), so that the samples of n workers cost those of one.
+// together), so that the samples of n workers cost those of one. Only the
+// instances with an event since the last sample are read from the engine;
+// the others keep their figures (w.inUse).
 func (w *worker) sampleAt(t time.Time) {
+	for _, i := range w.changed {
+		w.marked[i] = false
+		if inst := int(i); w.owns(inst) {
+			tcp, udp := w.e.InUse(inst)
+			w.inUse[(inst-w.idx)/w.nw] = [2]int32{int32(tcp), int32(udp)}
+		}
+	}
+	w.changed = w.changed[:0]
 	s := Sample{Time: t}
 	if n := len(w.spare); n > 0 {
 		s.InUse, w.spare = w.spare[n-1], w.spare[:n-1]
 	} else {
-		s.InUse = make([][2]int32, (len(w.firstEx)-w.idx+w.nw-1)/w.nw)
+		s.InUse = make([][2]int32, len(w.inUse))
 	}
-	for j := range s.InUse {
-		tcp, udp := w.e.InUse(w.idx + j*w.nw)
-		s.InUse[j] = [2]int32{int32(tcp), int32(udp)}
-	}
+	copy(s.InUse, w.inUse)
 	w.samples = append(w.samples, s)
 }
