@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -89,5 +90,42 @@ func toPcapng(t *testing.T, from, to string) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReplayFileCutWhileReplayed: the replay reads a classic pcap file
+// mapped into memory; cut short under it (here at the first progress
+// report of the replay pass, 1 MB in), reading the lost pages faults, and
+// the replay ends with an error saying so, not a crash, after replaying
+// the records before, on one worker and on two.
+func TestReplayFileCutWhileReplayed(t *testing.T) {
+	c := pcapgen.Issue11()
+	c.Packets, c.Flows, c.Hosts = 30_000, 2_000, 200
+	for _, workers := range []int{1, 2} {
+		path := filepath.Join(t.TempDir(), "cut.pcap")
+		if err := c.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+		cfg := busyConfig(filepath.Join(t.TempDir(), "out.pcapng"), workers, nil)
+		cut := false
+		cfg.Progress = func(p Progress) {
+			if p.Phase == "replay" && !cut {
+				cut = true
+				if err := os.Truncate(path, 4096); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		res, err := Run([]string{path}, cfg)
+		if !cut {
+			t.Fatal("no progress report in the replay pass: nothing was cut")
+		}
+		if err == nil || !strings.Contains(err.Error(), "cut short while it was read") {
+			t.Fatalf("%d workers: error = %v, want one saying the capture was cut short", workers, err)
+		}
+		if res.Counts.Packets == 0 || res.Counts.Packets >= int64(c.Packets) {
+			t.Errorf("%d workers: %d packets replayed, want those before the cut", workers, res.Counts.Packets)
+		}
+		t.Logf("%d workers: %v after %d packets", workers, err, res.Counts.Packets)
 	}
 }
