@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/natcheck/natcheck/reference"
@@ -77,6 +78,9 @@ type ingest struct {
 	sync bool
 	one  item // the packet being processed, in synchronous mode
 	ev   []byte
+	// scratch holds the packet being processed when the worker rewrites
+	// it (an outside view is written): a copy of the record's bytes.
+	scratch []byte
 
 	// The pipeline: the slice being filled, free slices, and the writer's
 	// queue. failed is the first error of the writer.
@@ -200,7 +204,20 @@ func (in *ingest) run(files []input, drain bool) error {
 	return err
 }
 
-func (in *ingest) read(files []input) error {
+func (in *ingest) read(files []input) (err error) {
+	// Classic pcap files are read mapped into memory (input.open): one
+	// that shrinks meanwhile faults, which this turns into an error after
+	// the records read before.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if _, fault := p.(interface{ Addr() uintptr }); fault {
+				err = fmt.Errorf("replay: a capture was cut short while it was read (%v)", p)
+				return
+			}
+			panic(p)
+		}
+	}()
 	total := totalSize(files)
 	var h mergeHeap
 	for i, f := range files {
@@ -210,7 +227,7 @@ func (in *ingest) read(files []input) error {
 		}
 		defer rd.Close()
 		var src capture.Source
-		if i < len(in.orders) && in.orders[i] != nil && rd.ReaderAt() != nil {
+		if i < len(in.orders) && in.orders[i] != nil && (rd.Stable() || rd.ReaderAt() != nil) {
 			src = capture.NewOrdered(rd, rd.ReaderAt(), in.orders[i])
 		} else {
 			src = capture.NewReorder(rd, in.cfg.ReorderWindow)
@@ -365,11 +382,18 @@ func (in *ingest) packet(file string, rec *capture.Record) error {
 		w := in.workers[0]
 		it := &in.one
 		*it = item{mark: mark, linkType: uint16(rec.LinkType), kind: kind, malformed: malformed, length: rec.Length}
-		ev, err := w.one(it, rec.Data)
+		data := rec.Data
+		if w.outside {
+			// The worker rewrites the packet it translates, in place: not
+			// in the Reader's bytes, which may be a read-only mapping.
+			in.scratch = append(in.scratch[:0], data...)
+			data = in.scratch
+		}
+		ev, err := w.one(it, data)
 		if err != nil {
 			return err
 		}
-		return in.out.item(it, rec.Data, ev)
+		return in.out.item(it, data, ev)
 	}
 	wi := int(inst) % len(in.workers)
 	s := in.cur

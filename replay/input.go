@@ -86,12 +86,15 @@ func inputs(files []string, cfg *Config, twoPasses bool) (ins []input, cleanup f
 	return ins, cleanup, nil
 }
 
-// open opens the input as a capture.
+// open opens the input as a capture: a classic pcap file mapped into
+// memory (capture.OpenScan), its records' Data read-only, not to be
+// rewritten in place; standard input, or a file that cannot be mapped,
+// read with read(2).
 func (in input) open(stdin io.Reader) (*capture.Reader, error) {
 	if in.path == "" {
 		return capture.NewReader(in.name, stdin)
 	}
-	return capture.OpenAs(in.path, in.name)
+	return capture.OpenScan(in.path, in.name)
 }
 
 // size is the input's size in bytes, or -1 when unknown.

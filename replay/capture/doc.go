@@ -13,8 +13,12 @@
 // ErrBadRecord); every record before the fault is returned first.
 //
 // Reorder puts the records of a merged capture back in time order within a
-// window. Writer writes pcapng with nanosecond timestamps and optional
-// per-packet comments.
+// window, holding the window's records. Ordered does the same from a first
+// pass's Order (OrderScanner), holding nothing for a file in order and,
+// for one with late records, only where those within one reach ahead are,
+// found by a look-ahead cursor over the same file. OpenScan maps a classic
+// pcap file into memory, so that reading copies nothing. Writer writes
+// pcapng with nanosecond timestamps and optional per-packet comments.
 //
 // pcapng is parsed by the pure-Go parts of gopacket (pcapgo); classic pcap
 // records are parsed here, straight from the read buffer, as that is the

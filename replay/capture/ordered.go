@@ -5,51 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
+	"math"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
 )
 
 // Order is what one pass over a capture file learned about the order of
-// its records: which arrive late (earlier than a record read before them,
-// within the window) and, if one arrives later than the window allows,
-// that record's OrderError. An Ordered replays the file in time order
-// from it, holding nothing for the records that arrive in order, nearly
-// all of a capture: its memory is proportional to the disorder (about 100
-// bytes a late record), not to the window or the packet rate, as Reorder's
-// is.
+// its records: how many arrive late (earlier than a record read before
+// them, within the window), how late the latest of them is (its reach),
+// and, if one arrives later than the window allows, that record's
+// OrderError. It holds nothing per record: an Ordered replays the file in
+// time order from it, finding the late records again with a look-ahead
+// cursor that runs only the reach ahead of the records it returns, so that
+// its memory follows the late records within the reach (at most the
+// window), not the length of the file; a file in order is read once.
 type Order struct {
 	window time.Duration
-	// late holds the late records in file order; byTime is the order to
-	// emit them in: by time, records of equal times in file order.
-	late   []lateRecord
-	byTime []int32
+	late   int
+	// reach is how much earlier than the latest record before it the
+	// latest-arriving late record is: no record is later than that, so a
+	// cursor whose latest time is t has read every record earlier than
+	// t-reach.
+	reach time.Duration
 	// tooLate ends the stream before the record it names.
 	tooLate *OrderError
 }
 
-// lateRecord is where a late record is, and its fields but its bytes.
-type lateRecord struct {
-	t         time.Time
-	key       stamp
-	number    int
-	offset    int64
-	size      int // len(Data)
-	length    int
-	iface     int
-	link      layers.LinkType
-	comments  []string
-	pcapng    bool
-	dataStart int // bytes from offset to the data
-}
-
 // Late returns the number of records that arrive late.
-func (o *Order) Late() int { return len(o.late) }
+func (o *Order) Late() int { return o.late }
 
 // InOrder reports whether every record is in time order: replaying the
 // file needs no re-ordering at all.
-func (o *Order) InOrder() bool { return len(o.late) == 0 && o.tooLate == nil }
+func (o *Order) InOrder() bool { return o.late == 0 && o.tooLate == nil }
 
 // OrderScanner learns the Order of a file from its records, given in file
 // order. It applies Reorder's rules: a record earlier than the latest one
@@ -63,17 +51,16 @@ type OrderScanner struct {
 	latestNum  int
 	floor      stamp
 	haveLatest bool
-	pcapng     bool
 	done       bool
 }
 
-// NewOrderScanner returns a scanner of the records of rd (whose name and
-// format it takes) with the given window, or DefaultWindow if window <= 0.
+// NewOrderScanner returns a scanner of the records of rd (whose name it
+// takes) with the given window, or DefaultWindow if window <= 0.
 func NewOrderScanner(rd *Reader, window time.Duration) *OrderScanner {
 	if window <= 0 {
 		window = DefaultWindow
 	}
-	return &OrderScanner{o: Order{window: window}, name: rd.name, pcapng: rd.format == PCAPNG}
+	return &OrderScanner{o: Order{window: window}, name: rd.name}
 }
 
 // Add takes the next record of the file. It returns false when rec comes
@@ -97,12 +84,8 @@ func (s *OrderScanner) Add(rec *Record) bool {
 		s.done = true
 		return false
 	default:
-		l := lateRecord{t: rec.Time, key: key, number: rec.Number, offset: rec.Offset, size: len(rec.Data),
-			length: rec.Length, iface: rec.Interface, link: rec.LinkType, comments: rec.Comments, pcapng: s.pcapng, dataStart: pcapRecord}
-		if s.pcapng {
-			l.dataStart = -1 // found from the block's type when read
-		}
-		s.o.late = append(s.o.late, l)
+		s.o.late++
+		s.o.reach = max(s.o.reach, s.latestKey.sub(key))
 	}
 	return true
 }
@@ -148,6 +131,15 @@ func (s *OrderScanner) Scan(rd *Reader, every int, tick func() bool) error {
 	return nil
 }
 
+// sub returns s-o for s not before o, at most math.MaxInt64.
+func (s stamp) sub(o stamp) time.Duration {
+	d := s.sec - o.sec
+	if d < 0 || d >= math.MaxInt64/int64(time.Second)-1 {
+		return math.MaxInt64
+	}
+	return time.Duration(d)*time.Second + time.Duration(s.nsec-o.nsec)
+}
+
 func endOfFile(err error) error {
 	if errors.Is(err, io.EOF) {
 		return nil
@@ -158,20 +150,6 @@ func endOfFile(err error) error {
 // Order returns what the scanner learned.
 func (s *OrderScanner) Order() *Order {
 	o := s.o
-	o.byTime = make([]int32, len(o.late))
-	for i := range o.byTime {
-		o.byTime[i] = int32(i)
-	}
-	slices.SortStableFunc(o.byTime, func(a, b int32) int {
-		ka, kb := o.late[a].key, o.late[b].key
-		switch {
-		case ka.before(kb):
-			return -1
-		case kb.before(ka):
-			return 1
-		}
-		return 0
-	})
 	return &o
 }
 
@@ -211,16 +189,45 @@ func scanOrder(rd *Reader, window time.Duration, visit func(Record)) (*Order, er
 // Ordered yields the records of a Reader in time order, records of equal
 // times in the order they were read, as a Reorder over it with the same
 // window would, from the Order a first pass learned (ScanOrder). The
-// records that arrive in order come straight from the Reader's buffer; a
-// late one is read again, from its offset, when its time comes. The file
-// must not change between the passes: a record that does not match what
-// the first pass saw ends the stream with an error.
+// records that arrive in order come straight from the Reader. When the
+// Order has late records, a second cursor over the same file (the
+// look-ahead) runs ahead of the Reader until its latest time passes the
+// time of the record about to be returned by the Order's reach, and keeps
+// the late records it meets in a heap by time of compact entries (where
+// the record is, 40 bytes); a late record is read again, from its offset,
+// when its time comes, and the Reader skips it. The file must not change
+// between the passes: a record that does not match what the first pass
+// saw ends the stream with an error naming it.
 type Ordered struct {
-	rd   *Reader
-	ra   io.ReaderAt
-	o    *Order
-	skip int // index in o.late of the next late record to skip in the stream
-	emit int // index in o.byTime of the next late record to emit
+	rd *Reader
+	ra io.ReaderAt
+	o  *Order
+
+	// The Reader's own view of the order: the latest time it has read
+	// (a record earlier than that is late, returned from the heap).
+	latest     stamp
+	haveLatest bool
+
+	// The look-ahead, made at the first call when the Order has late
+	// records: a Reader of the same file, its latest time and that less
+	// the reach; aheadDone once it met the end of the file, an error or
+	// the record later than the window.
+	ahead      *Reader
+	aheadKey   stamp
+	aheadFloor stamp
+	aheadHave  bool
+	aheadDone  bool
+	aheadN     int // the number of the last record it read
+	// heap holds the late records the look-ahead met and not yet
+	// returned, a min-heap by (time, number); wide the fields of those
+	// whose entry cannot hold them (pcapng comments, a time with a
+	// location), by number. peak is the most entries it ever held.
+	heap []lateEntry
+	wide map[int]Record
+	peak int
+	// lateN are the numbers of the late records the look-ahead met that
+	// the Reader has not reached yet: it must find the same ones late.
+	lateN queue[int64]
 
 	pending    Record // read from rd, waiting for late records before it
 	hasPending bool
@@ -230,9 +237,34 @@ type Ordered struct {
 
 var _ Source = (*Ordered)(nil)
 
+// lateEntry is a late record the look-ahead met: its time, where it is and
+// what its header said, in 40 bytes with no pointers.
+type lateEntry struct {
+	sec    int64
+	nsec   int32
+	size   uint32 // len(Data)
+	offset int64
+	number int64
+	length uint32
+	iface  uint16 // wideEntry: the fields are in Ordered.wide
+	link   layers.LinkType
+}
+
+// wideEntry marks a lateEntry whose Record is kept whole in Ordered.wide.
+const wideEntry = math.MaxUint16
+
+func (e *lateEntry) key() stamp { return stamp{e.sec, e.nsec} }
+
+func (e *lateEntry) before(o *lateEntry) bool {
+	if e.sec != o.sec || e.nsec != o.nsec {
+		return e.key().before(o.key())
+	}
+	return e.number < o.number
+}
+
 // NewOrdered returns the records of rd in time order, from o, the Order
 // of the same file; ra reads the file at offsets (it is usually the
-// *os.File rd reads).
+// *os.File rd reads; a mapped Reader's mapping is read instead).
 func NewOrdered(rd *Reader, ra io.ReaderAt, o *Order) *Ordered {
 	return &Ordered{rd: rd, ra: ra, o: o}
 }
@@ -258,83 +290,240 @@ func (s *Ordered) Next() (Record, error) {
 			s.err = t
 			break
 		}
-		if s.skip < len(s.o.late) && s.o.late[s.skip].number == rec.Number {
-			if l := &s.o.late[s.skip]; !l.t.Equal(rec.Time) || l.size != len(rec.Data) {
-				s.err = s.changed(l.number, l.offset)
+		key := stampOf(rec.Time)
+		late := s.haveLatest && key.before(s.latest)
+		if !late {
+			s.latest, s.haveLatest = key, true
+		}
+		if s.o.late > 0 {
+			if !s.advance(s.latest, rec.Number, rec.Offset) {
 				break
 			}
-			s.skip++
-			continue // returned in its time
+			if aheadLate := s.lateN.len() > 0 && s.lateN.front() == int64(rec.Number); aheadLate != late {
+				s.err = s.changed(rec.Number, rec.Offset) // the look-ahead read it otherwise
+				break
+			} else if late {
+				s.lateN.pop()
+			}
+		} else if late {
+			s.err = s.changed(rec.Number, rec.Offset) // the first pass found none
+			break
 		}
-		if s.lateBefore(stampOf(rec.Time)) {
+		if late {
+			continue // the look-ahead has it in the heap
+		}
+		if s.lateBefore(key) {
 			s.pending, s.hasPending = rec, true
 			return s.late()
 		}
 		return rec, nil
 	}
-	if s.emit < len(s.o.byTime) {
+	if len(s.heap) > 0 {
 		return s.late()
 	}
 	return Record{}, s.err
 }
 
+// advance runs the look-ahead past record number, and on until every
+// record it has not read is at or after k (its latest time less the reach
+// is not before k), or to where it stops. It returns false, with s.err
+// set, if the file is not what the first pass read, or not what the
+// look-ahead read.
+func (s *Ordered) advance(k stamp, number int, offset int64) bool {
+	if s.ahead == nil {
+		ahead, err := s.rd.again(s.ra)
+		if err != nil {
+			s.err = err
+			return false
+		}
+		s.ahead = ahead
+	}
+	for !s.aheadDone && (s.aheadN < number || !s.aheadHave || s.aheadFloor.before(k)) {
+		rd := s.ahead
+		var rec Record
+		var key stamp
+		if rd.ng == nil {
+			h, data, err := rd.readPCAP()
+			if err != nil {
+				s.aheadDone = true // the end, or an error the Reader meets there too
+				break
+			}
+			s.aheadN = rd.n
+			key = stamp{h.sec, h.nsec}
+			if !s.aheadHave || !key.before(s.aheadKey) {
+				s.inOrderAhead(key)
+				continue
+			}
+			rec = Record{Number: rd.n, Time: key.time(), LinkType: rd.linkType, Data: data, Length: int(h.length), Offset: h.offset}
+		} else {
+			var err error
+			if rec, err = rd.Next(); err != nil {
+				s.aheadDone = true // the end, or an error the Reader meets there too
+				break
+			}
+			s.aheadN = rec.Number
+			key = stampOf(rec.Time)
+			if !s.aheadHave || !key.before(s.aheadKey) {
+				s.inOrderAhead(key)
+				continue
+			}
+		}
+		if t := s.o.tooLate; t != nil && rec.Number == t.Packet {
+			s.aheadN = rec.Number - 1
+			s.aheadDone = true
+			break
+		}
+		if s.o.reach < s.aheadKey.sub(key) {
+			// Later than any late record of the first pass: the records
+			// before it are found, and the Reader stops at it.
+			s.aheadN, s.aheadDone = rec.Number-1, true
+			break
+		}
+		s.push(rec, key)
+		s.lateN.push(int64(rec.Number))
+	}
+	if s.aheadN < number {
+		// The look-ahead stopped before this record, which the Reader
+		// read: the file changed under them.
+		s.err = s.changed(number, offset)
+		return false
+	}
+	return true
+}
+
+func (s *Ordered) inOrderAhead(key stamp) {
+	if !s.aheadHave || s.aheadKey.before(key) {
+		s.aheadKey, s.aheadHave = key, true
+		s.aheadFloor = key.add(-s.o.reach)
+	}
+}
+
+// push keeps a late record the look-ahead met, whose time is key.
+func (s *Ordered) push(rec Record, key stamp) {
+	e := lateEntry{sec: key.sec, nsec: key.nsec, size: uint32(len(rec.Data)), offset: rec.Offset, number: int64(rec.Number),
+		length: uint32(rec.Length), iface: uint16(rec.Interface), link: rec.LinkType}
+	if rec.Comments != nil || rec.Interface < 0 || rec.Interface >= wideEntry || rec.Length < 0 || uint64(rec.Length) > math.MaxUint32 ||
+		rec.Time != key.time() {
+		e.iface = wideEntry
+		if s.wide == nil {
+			s.wide = make(map[int]Record)
+		}
+		rec.Data = nil
+		s.wide[rec.Number] = rec
+	}
+	s.heap = append(s.heap, e)
+	s.peak = max(s.peak, len(s.heap))
+	h := s.heap
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h[i].before(&h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+// pop removes and returns the earliest late entry.
+func (s *Ordered) pop() lateEntry {
+	h := s.heap
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && h[r].before(&h[l]) {
+			m = r
+		}
+		if !h[m].before(&h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	s.heap = h
+	return top
+}
+
+// MostHeld returns the most late records the Ordered has held at once
+// (read by its look-ahead, not yet returned): 0 for a file in order.
+func (s *Ordered) MostHeld() int { return s.peak }
+
 // lateBefore reports whether the next late record is due before a record
 // at k read in order (at equal times the one read first goes first: the
 // in-order one).
 func (s *Ordered) lateBefore(k stamp) bool {
-	return s.emit < len(s.o.byTime) && s.o.late[s.o.byTime[s.emit]].key.before(k)
+	return len(s.heap) > 0 && s.heap[0].key().before(k)
 }
 
 // late reads and returns the next late record.
 func (s *Ordered) late() (Record, error) {
-	l := &s.o.late[s.o.byTime[s.emit]]
-	s.emit++
-	data, err := s.readAt(l)
+	e := s.pop()
+	data, err := s.readAt(&e)
 	if err != nil {
-		s.err, s.emit = err, len(s.o.byTime) // nothing more can be trusted
+		s.err, s.heap = err, nil // nothing more can be trusted
 		s.hasPending = false
 		return Record{}, err
 	}
-	return Record{Number: l.number, Time: l.t, LinkType: l.link, Interface: l.iface, Data: data,
-		Length: l.length, Offset: l.offset, Comments: l.comments}, nil
+	if e.iface == wideEntry {
+		rec := s.wide[int(e.number)]
+		delete(s.wide, int(e.number))
+		rec.Data = data
+		return rec, nil
+	}
+	return Record{Number: int(e.number), Time: e.key().time(), LinkType: e.link, Interface: int(e.iface), Data: data,
+		Length: int(e.length), Offset: e.offset}, nil
 }
 
-// readAt reads a late record's bytes again, at its offset.
-func (s *Ordered) readAt(l *lateRecord) ([]byte, error) {
+// readAt reads a late record's bytes again, at its offset: from the
+// mapping when the Reader is mapped (no copy), else through ra.
+func (s *Ordered) readAt(e *lateEntry) ([]byte, error) {
+	pcapng := s.rd.format == PCAPNG
 	head := 28 // an enhanced or obsolete packet block's data starts 28 bytes in; a pcap record's 16
-	if !l.pcapng {
+	if !pcapng {
 		head = pcapRecord
 	}
-	n := head + l.size
-	if cap(s.buf) < n {
-		s.buf = make([]byte, n)
-	}
-	b := s.buf[:n]
-	if m, err := s.ra.ReadAt(b, l.offset); m < n && !(l.pcapng && m >= 12+l.size) {
-		if err == nil || err == io.EOF {
-			return nil, s.changed(l.number, l.offset)
+	size := int(e.size)
+	n := head + size
+	var b []byte
+	if s.rd.mapped && e.offset >= 0 && e.offset+int64(n) <= int64(len(s.rd.buf)) {
+		b = s.rd.buf[e.offset : e.offset+int64(n)]
+	} else {
+		if cap(s.buf) < n {
+			s.buf = make([]byte, n)
 		}
-		return nil, &Error{File: s.rd.name, Packet: l.number, Offset: l.offset, Err: err}
+		b = s.buf[:n]
+		if m, err := s.ra.ReadAt(b, e.offset); m < n && !(pcapng && m >= 12+size) {
+			if err == nil || err == io.EOF {
+				return nil, s.changed(int(e.number), e.offset)
+			}
+			return nil, &Error{File: s.rd.name, Packet: int(e.number), Offset: e.offset, Err: err}
+		}
 	}
 	start := head
-	if l.pcapng {
+	if pcapng {
 		switch typ := binary.LittleEndian.Uint32(b); typ {
 		case blockSimplePacket, blockSimplePacket << 24:
 			start = 12
 		case blockEnhancedPacket, blockEnhancedPacket << 24, blockPacket, blockPacket << 24:
 		default:
-			return nil, s.changed(l.number, l.offset)
+			return nil, s.changed(int(e.number), e.offset)
 		}
 	} else {
 		caplen := binary.LittleEndian.Uint32(b[8:])
 		if s.rd.big {
 			caplen = binary.BigEndian.Uint32(b[8:])
 		}
-		if int(caplen) != l.size {
-			return nil, s.changed(l.number, l.offset)
+		if int(caplen) != size {
+			return nil, s.changed(int(e.number), e.offset)
 		}
 	}
-	return b[start : start+l.size : start+l.size], nil
+	return b[start : start+size : start+size], nil
 }
 
 func (s *Ordered) changed(number int, offset int64) error {

@@ -118,35 +118,163 @@ func TestOrderedAgreesWithReorder(t *testing.T) {
 			}
 			n := sameStream(t, got, NewReorder(mustReader(t, tt.file), tt.window))
 			t.Logf("%d records, %d late", n, o.Late())
+			// The same over the file mapped (OpenScan), as the replay reads
+			// it: the look-ahead and the late records read from the mapping.
+			path := filepath.Join(t.TempDir(), "f")
+			if err := os.WriteFile(path, tt.file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rd, err := OpenScan(path, "written")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			if rd.format == PCAP && !rd.mapped {
+				t.Fatal("not mapped")
+			}
+			sameStream(t, NewOrdered(rd, rd.ReaderAt(), o), NewReorder(mustReader(t, tt.file), tt.window))
 		})
 	}
 }
 
-// TestOrderedFileChanged: if the file changes between the two passes, a
-// late record read again at its offset is not what the first pass saw, and
-// the stream ends with an error naming it instead of returning other bytes.
+// TestOrderedFileChanged: if the file changes between the two passes, the
+// replay does not return records out of order or lose one: the stream ends
+// with an error naming the record (its packet number and offset) that is
+// not what the first pass saw, after every record before it.
 func TestOrderedFileChanged(t *testing.T) {
-	recs := genRecords(11, 200, time.Microsecond, 20, func(int) int { return 60 })
-	file := pcapNano(recs)
-	o, err := scanOrder(mustReader(t, file), time.Millisecond, nil)
-	if err != nil || o.Late() == 0 {
-		t.Fatalf("first pass: %d late, %v", o.Late(), err)
+	const size = 60
+	offsetOf := func(number int) int64 { return pcapHeader + int64(number-1)*(pcapRecord+size) }
+	setTime := func(file []byte, number int, at time.Time) {
+		binary.LittleEndian.PutUint32(file[offsetOf(number):], uint32(at.Unix()))
+		binary.LittleEndian.PutUint32(file[offsetOf(number)+4:], uint32(at.Nanosecond()))
 	}
-	l := o.late[o.byTime[0]]
-	changed := bytes.Clone(file)
-	binary.LittleEndian.PutUint32(changed[l.offset+8:], 59) // the late record's captured length
-	s := NewOrdered(mustReader(t, file), bytes.NewReader(changed), o)
+	inOrder := genRecords(11, 200, time.Microsecond, 0, func(int) int { return size })
+	late := genRecords(12, 200, time.Microsecond, 5, func(int) int { return size })
+	tests := []struct {
+		name   string
+		recs   []Record
+		change func(file []byte)
+		packet int
+	}{
+		// The first pass found every record in order: the replay finds
+		// packet 100 late (earlier than packet 99).
+		{"late where the first pass saw none", inOrder, func(f []byte) { setTime(f, 100, inOrder[89].Time) }, 100},
+		// The first pass found records at most 5 µs late; packet 150 is
+		// now 40 µs late (within the 1 ms window).
+		{"later than the first pass saw", late, func(f []byte) { setTime(f, 150, t0.Add(109*time.Microsecond)) }, 150},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := pcapNano(tt.recs)
+			o, err := scanOrder(mustReader(t, file), time.Millisecond, nil)
+			if err != nil || o.tooLate != nil {
+				t.Fatalf("first pass: %v, %v", err, o.tooLate)
+			}
+			changed := bytes.Clone(file)
+			tt.change(changed)
+			s := NewOrdered(mustReader(t, changed), bytes.NewReader(changed), o)
+			var got []int
+			for {
+				rec, err := s.Next()
+				if err == nil {
+					got = append(got, rec.Number)
+					continue
+				}
+				var ce *Error
+				if !errors.As(err, &ce) || !errors.Is(err, ErrBadRecord) || ce.Packet != tt.packet || ce.Offset != offsetOf(tt.packet) || ce.File != "written" {
+					t.Fatalf("error = %v, want one naming packet %d at offset %d", err, tt.packet, offsetOf(tt.packet))
+				}
+				t.Log(err)
+				break
+			}
+			// Every record before the changed one was returned, in time
+			// order, once.
+			seen := map[int]bool{}
+			for i, n := range got {
+				if seen[n] || i > 0 && tt.recs[n-1].Time.Before(tt.recs[got[i-1]-1].Time) {
+					t.Fatalf("record %d out of order or twice: %v", n, got)
+				}
+				seen[n] = true
+			}
+			for n := 1; n < tt.packet; n++ {
+				if !seen[n] {
+					t.Fatalf("record %d, before the changed one, was not returned (%d returned)", n, len(got))
+				}
+			}
+		})
+	}
+}
+
+// TestOrderedHoldsOneReach: the late records an Ordered holds at once are
+// at most those the file has within one reach (how late the latest record
+// is, at most the window) ahead of the record being returned, whatever the
+// length of the file: a file four times as long holds no more. The bound
+// is counted here from the records' times alone. A file in order makes no
+// look-ahead: it is read once.
+func TestOrderedHoldsOneReach(t *testing.T) {
+	size := func(i int) int { return 40 + i%30 }
+	// bound is the most late records between a record that is the latest
+	// so far (at time k) and the first record after it whose latest time
+	// reaches k plus the reach, the farthest an Ordered looks ahead.
+	bound := func(recs []Record) (late, most int) {
+		latest := make([]time.Time, len(recs))
+		var reach time.Duration
+		for i, r := range recs {
+			latest[i] = r.Time
+			if i > 0 && r.Time.Before(latest[i-1]) {
+				latest[i] = latest[i-1]
+				reach = max(reach, latest[i-1].Sub(r.Time))
+				late++
+			}
+		}
+		for i, r := range recs {
+			if i > 0 && r.Time.Before(latest[i-1]) {
+				continue
+			}
+			n := 0
+			for j := i + 1; j < len(recs); j++ {
+				if recs[j].Time.Before(latest[j-1]) {
+					n++
+				}
+				if !latest[j].Before(r.Time.Add(reach)) {
+					break
+				}
+			}
+			most = max(most, n)
+		}
+		return late, most
+	}
+	first := -1 // the bound of the shorter file, which the longer one keeps to
+	for _, n := range []int{20_000, 80_000} {
+		// 1 µs apart, each record up to 50 µs early: about 98 % late
+		// (jitter makes most records earlier than one before them).
+		recs := genRecords(21, n, time.Microsecond, 50, size)
+		late, most := bound(recs)
+		if first < 0 {
+			first = most
+		}
+		s, o := orderedOf(t, pcapNano(recs), time.Millisecond)
+		if o.Late() != late {
+			t.Fatalf("%d records: the first pass found %d late, want %d", n, o.Late(), late)
+		}
+		for {
+			if _, err := s.Next(); err != nil {
+				break
+			}
+		}
+		t.Logf("%d records, %d late: held at most %d, bound %d", n, late, s.peak, most)
+		if s.peak > min(most, first) || s.peak == 0 {
+			t.Errorf("%d records, %d late: held %d at once, want 1 to %d", n, late, s.peak, min(most, first))
+		}
+	}
+	s, o := orderedOf(t, pcapNano(genRecords(22, 20_000, time.Microsecond, 0, size)), time.Millisecond)
 	for {
-		_, err := s.Next()
-		if err == nil {
-			continue
+		if _, err := s.Next(); err != nil {
+			break
 		}
-		var ce *Error
-		if !errors.As(err, &ce) || ce.Packet != l.number || ce.Offset != l.offset {
-			t.Fatalf("error = %v, want one naming packet %d at offset %d", err, l.number, l.offset)
-		}
-		t.Log(err)
-		return
+	}
+	if !o.InOrder() || s.ahead != nil || s.peak != 0 {
+		t.Errorf("in order: %v, look-ahead made: %v, held %d", o.InOrder(), s.ahead != nil, s.peak)
 	}
 }
 

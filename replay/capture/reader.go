@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -169,10 +170,12 @@ func OpenAs(path, name string) (*Reader, error) {
 	return r, nil
 }
 
-// OpenScan opens the capture file at path, named name in errors, for one
-// pass that only reads: a classic pcap file is mapped into memory and its
-// records' Data point into the mapping, so that reading copies nothing
-// (a pcapng file is read as by OpenAs). The file must not shrink while it
+// OpenScan opens the capture file at path, named name in errors, for a
+// pass that only reads the records' bytes: a classic pcap file is mapped
+// into memory, read-only, and its records' Data point into the mapping, so
+// that reading copies nothing (a pcapng file, or a file that cannot be
+// mapped, is read as by OpenAs). The Data of such records must not be
+// written to: copy a record to change it. The file must not shrink while it
 // is read: reading a mapped page past its new end faults (see
 // runtime/debug.SetPanicOnFault). Close unmaps it.
 func OpenScan(path, name string) (*Reader, error) {
@@ -189,25 +192,32 @@ func OpenScan(path, name string) (*Reader, error) {
 		return OpenAs(path, name)
 	}
 	r, err := NewReader(name, bytes.NewReader(mapped))
-	if err == nil && r.format == PCAP {
-		// Past the file header the records are read from the mapping.
-		r.buf, r.rd, r.wr, r.rerr = mapped, pcapHeader, len(mapped), io.EOF
-		r.mapped = true
+	if err == nil && r.format != PCAP {
+		// pcapng goes through pcapgo, which copies every block out of
+		// a bufio.Reader anyway, and a mapping read that way would keep
+		// every page it passed resident: read(2) instead.
+		unmapFile(mapped)
+		f.Close()
+		return OpenAs(path, name)
 	}
 	f.Close() // the mapping stays valid
 	if err != nil {
 		unmapFile(mapped)
 		return nil, err
 	}
+	// Past the file header the records are read from the mapping.
+	r.buf, r.rd, r.wr, r.rerr = mapped, pcapHeader, len(mapped), io.EOF
+	r.mapped = true
 	r.closer = unmapper(mapped)
 	return r, nil
 }
 
 // A mapped file's pages are released from resident memory every
-// releaseEvery bytes read; pageSize aligns the cut (a multiple of the
-// page size of every platform Go maps files on).
+// releaseEvery bytes read, so that at most twice that stays resident (it
+// counts in the process's RSS); pageSize aligns the cut (a multiple of
+// the page size of every platform Go maps files on).
 const (
-	releaseEvery = 16 << 20
+	releaseEvery = 8 << 20
 	pageSize     = 64 << 10
 )
 
@@ -762,4 +772,18 @@ func (s *blockScanner) at(pos int64) int64 {
 		return s.brokenAt
 	}
 	return s.next
+}
+
+// again returns a new Reader of the same file from its first record, for a
+// second cursor over it (Ordered's look-ahead): over the same mapping if r
+// is mapped, which copies nothing, else reading ra.
+func (r *Reader) again(ra io.ReaderAt) (*Reader, error) {
+	if r.mapped {
+		return &Reader{name: r.name, src: &source{}, format: PCAP, mapped: true, buf: r.buf, rd: pcapHeader, wr: len(r.buf),
+			off: pcapHeader, rerr: io.EOF, big: r.big, nanos: r.nanos, linkType: r.linkType, snaplen: r.snaplen}, nil
+	}
+	if ra == nil {
+		return nil, &Error{File: r.name, Err: errors.New("the file cannot be read again at an offset")}
+	}
+	return NewReader(r.name, io.NewSectionReader(ra, 0, math.MaxInt64))
 }
