@@ -156,8 +156,11 @@ func TestICMPErrorMovesNoTimer(t *testing.T) {
 				t.Fatalf("ProcessReply(error at T-1ms) = %v, SNAT %v, %v; want translated from SNAT endpoint %v", got, snat, err, v.Tuple.Src)
 			}
 			reply.Time = t0.Add(T)
-			if got, snat, _, _ := e.ProcessReply(reply, nil); got.Action != Dropped || snat.IsValid() {
-				t.Errorf("ProcessReply(error at T) = %v, SNAT %v; want dropped: the error at T-1ms moved no timer", got, snat)
+			// Dropped as unsolicited, naming no instance: the error names no
+			// live flow (the flow's instance would be a guess).
+			if got, snat, _, _ := e.ProcessReply(reply, nil); got.Action != Dropped || got.Reason != DropUnsolicited || got.Instance != -1 || snat.IsValid() {
+				t.Errorf("ProcessReply(error at T) = %v (reason %v, instance %d), SNAT %v; want dropped as unsolicited, instance -1: the error at T-1ms moved no timer",
+					got, got.Reason, got.Instance, snat)
 			}
 		})
 	}
