@@ -27,6 +27,9 @@ func (e *Engine) link(id uint32) {
 		e.flows[head-1].prev = id + 1
 	}
 	e.wheel[b] = id + 1
+	// Equivalent mutant: "++" → "--" leaves wheelN below zero, never zero
+	// again: fire then loads each empty bucket of a long gap in turn
+	// instead of skipping them (slower, the same releases; see unlink).
 	e.wheelN++
 }
 
@@ -90,6 +93,8 @@ func (e *Engine) fire(t int64) {
 		e.due, e.duePos = e.due[:0], 0
 		if e.wheelN == 0 {
 			// Nothing is filed: skip the empty buckets of a long gap.
+			// Equivalent mutant: "+1" → "-1" stops two buckets short; they
+			// are empty too and are loaded for nothing.
 			e.cursor = max(e.cursor, t>>wheelShift+1)
 		}
 		start := e.cursor << wheelShift
@@ -117,7 +122,7 @@ func (e *Engine) load(c int64) {
 		f := &e.flows[id]
 		next = f.next
 		f.prev, f.next = 0, 0
-		e.wheelN--
+		e.wheelN-- // equivalent mutant: "++" (see unlink)
 		if f.deadline>>wheelShift > c {
 			e.link(id)
 			continue
@@ -126,7 +131,7 @@ func (e *Engine) load(c int64) {
 		k := e.outKey(f)
 		e.due = append(e.due, dueEntry{deadline: f.deadline, inst: f.inst, id: id, ka: k.a, kb: k.b})
 	}
-	if len(e.due) > 1 {
+	if len(e.due) > 1 { // equivalent mutant: ">=" sorts a list of one
 		slices.SortFunc(e.due, cmpDue)
 	}
 }
@@ -214,6 +219,9 @@ func (e *Engine) release(id uint32, at int64, reason ReleaseReason, b Behavior) 
 // addTomb remembers, for one idle timeout, a flow ended by B14 or B16 so
 // that its later packets get a RST or are dropped as released.
 func (e *Engine) addTomb(f *flow, at int64, kind tombKind) {
+	// Equivalent mutant: "<=" → "<" keeps a tomb that ends at this very
+	// nanosecond until the next purge; a lookup reads a tomb only while
+	// its until is later than the packet's time, so a kept one is inert.
 	for len(e.tombQ) > 0 && e.tombQ[0].until <= at {
 		q := e.tombQ[0]
 		m := e.tombOut

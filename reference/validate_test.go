@@ -109,3 +109,44 @@ func TestProfileValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestProfileValidationBoundaries: each limit of validate on both sides
+// of its boundary, and the error's numbers and field where they are the
+// point: the highest PortsPerIP a FirstPort allows; MaxInstancePorts of
+// exactly one block; an idle maximum plus the longer hold of exactly
+// maxHold (accepted) or 1 ns more (refused, naming IdleMax); a hold equal
+// to IdleMax names IdleMax, the field to lower first.
+func TestProfileValidationBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mod    func(*Profile)
+		field  string // "" when the profile is valid
+		reason string // a part of the error's reason
+	}{
+		{"ports per IP from 1600", func(p *Profile) { p.FirstPort = 1600 }, "PortsPerIP", "want 1 to 63936, so that the range from port 1600 ends by 65535"},
+		{"max instance ports one block", func(p *Profile) { p.MaxInstancePorts = p.BlockSize }, "", ""},
+		{"idle max plus FIN hold at max hold", func(p *Profile) { p.IdleMax = maxHold - p.FINHold }, "", ""},
+		{"idle max plus FIN hold 1 ns over", func(p *Profile) { p.IdleMax = maxHold - p.FINHold + 1 }, "IdleMax", "less FINHold"},
+		{"FIN hold equal to idle max, too long", func(p *Profile) { p.IdleMax, p.FINHold = maxHold/2+1, maxHold/2+1 }, "IdleMax", "less FINHold"},
+		{"FIN hold above idle max, too long", func(p *Profile) { p.IdleMax, p.FINHold = maxHold/2, maxHold/2+2 }, "FINHold", "less IdleMax"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := AzureLB()
+			tc.mod(&p)
+			c := oneIP("10.0.0.1")
+			c.Profile = p
+			_, err := New(c)
+			var ce *ConfigError
+			switch {
+			case tc.field == "":
+				if err != nil {
+					t.Errorf("New = %v, want accepted", err)
+				}
+			case !errors.As(err, &ce) || ce.Field != "profile "+tc.field:
+				t.Errorf("New = %v, want a *ConfigError on \"profile %s\"", err, tc.field)
+			case !strings.Contains(ce.Reason, tc.reason):
+				t.Errorf("New = %v, want the reason to say %q", err, tc.reason)
+			}
+		})
+	}
+}
