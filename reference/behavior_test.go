@@ -889,6 +889,9 @@ func TestTimeOutOfRangeIsAnError(t *testing.T) {
 		{time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), false},
 		{EarliestTime, true}, {EarliestTime.Add(-time.Nanosecond), false}, {time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), false},
 	} {
+		if got := InRange(tc.at); got != tc.ok { // the check replay makes before it hands a time to an engine
+			t.Errorf("InRange(%v) = %v, want %v", tc.at, got, tc.ok)
+		}
 		h := newHarness(t, oneIP("10.0.0.1"))
 		v, _, err := h.e.Process(Packet{Time: tc.at, Tuple: Tuple{TCP, ap("10.0.0.1:1000"), ap("198.51.100.1:443")}, Flags: SYN}, nil)
 		if tc.ok && (err != nil || v.Action != Translated) {
