@@ -411,42 +411,14 @@ func (s *Ordered) push(rec Record, key stamp) {
 		rec.Data = nil
 		s.wide[rec.Number] = rec
 	}
-	s.heap = append(s.heap, e)
+	s.heap = heapPush(s.heap, e)
 	s.peak = max(s.peak, len(s.heap))
-	h := s.heap
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h[i].before(&h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
 }
 
 // pop removes and returns the earliest late entry.
 func (s *Ordered) pop() lateEntry {
-	h := s.heap
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h = h[:n]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && h[r].before(&h[l]) {
-			m = r
-		}
-		if !h[m].before(&h[i]) {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	s.heap = h
+	var top lateEntry
+	s.heap, top = heapPop(s.heap)
 	return top
 }
 

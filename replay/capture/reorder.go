@@ -438,44 +438,60 @@ func (h *heapRecord) before(o *heapRecord) bool {
 	return h.key.before(o.key)
 }
 
-// push and pop are a binary heap written out, as container/heap would box
-// every record in an interface and allocate.
-func (r *Reorder) push(x heapRecord) {
-	r.heap = append(r.heap, x)
-	i := len(r.heap) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !r.heap[i].before(&r.heap[p]) {
-			break
-		}
-		r.heap[i], r.heap[p] = r.heap[p], r.heap[i]
-		i = p
-	}
-}
+// push and pop keep r.heap a min-heap (heapPush, heapPop).
+func (r *Reorder) push(x heapRecord) { r.heap = heapPush(r.heap, x) }
 
 func (r *Reorder) pop() heapRecord {
-	h := r.heap
+	var top heapRecord
+	r.heap, top = heapPop(r.heap)
+	return top
+}
+
+// ordered is an element of a heap: a pointer to T that orders itself
+// against another.
+type ordered[T any] interface {
+	*T
+	before(*T) bool
+}
+
+// heapPush and heapPop keep h a binary min-heap by before, written out
+// rather than through container/heap, which would box every element in an
+// interface and allocate. heapPop zeroes the slot it frees, so the backing
+// array keeps no reference to what it handed out.
+func heapPush[T any, P ordered[T]](h []T, x T) []T {
+	h = append(h, x)
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !P(&h[i]).before(&h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+	return h
+}
+
+func heapPop[T any, P ordered[T]](h []T) ([]T, T) {
 	top := h[0]
 	n := len(h) - 1
 	h[0] = h[n]
-	h[n] = heapRecord{}
+	var zero T
+	h[n] = zero
 	h = h[:n]
-	i := 0
-	for {
+	for i := 0; ; {
 		l := 2*i + 1
 		if l >= n {
 			break
 		}
 		m := l
-		if rr := l + 1; rr < n && h[rr].before(&h[l]) {
-			m = rr
+		if r := l + 1; r < n && P(&h[r]).before(&h[l]) {
+			m = r
 		}
-		if !h[m].before(&h[i]) {
+		if !P(&h[m]).before(&h[i]) {
 			break
 		}
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-	r.heap = h
-	return top
+	return h, top
 }
