@@ -19,11 +19,18 @@ build:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/natcheck
 
 # All tests: unit tests, randomized model tests, the Ginkgo specs and the
-# fuzz seed corpora.
+# fuzz seed corpora. The live-device suites (real kernels' NAT in network
+# namespaces, judged against wall-clock deadlines) run after the rest and
+# one at a time: with two of them at once on a 2-core machine a timing
+# judgement failed now and then (TestConformance's B14 row read "not
+# checked" once, 2026-12-02, on code that passed before and after).
+LIVE_PKGS = ./device/external ./device/linuxnft ./device/livereplay
 test:
 	mkdir -p $(BUILD)
 	$(GO) vet ./...
-	NATCHECK_JUNIT=$(CURDIR)/$(BUILD)/specs-junit.xml $(GO) test -count=1 -timeout 12m ./...
+	NATCHECK_JUNIT=$(CURDIR)/$(BUILD)/specs-junit.xml $(GO) test -count=1 -timeout 12m \
+		$$($(GO) list ./... | grep -v -x -e '.*/device/external' -e '.*/device/linuxnft' -e '.*/device/livereplay')
+	$(GO) test -count=1 -timeout 12m -p 1 $(LIVE_PKGS)
 
 # Benchmarks, with allocations: the engine on one core, the replay end to
 # end on one and two cores, best case beside issue 11's busy subnet, and
