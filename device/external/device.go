@@ -37,7 +37,7 @@ type Options struct {
 	// device).
 	Scale int
 	// Tolerance is how late a packet may leave against its schedule
-	// (pace.Clock); zero means 5 ms.
+	// (pace.Clock); zero means pace.MinTolerance.
 	Tolerance time.Duration
 }
 
@@ -91,7 +91,7 @@ func Attach(in, out *link.Endpoint, opt Options) (*Device, error) {
 	}
 	opt.Scale = max(opt.Scale, 1)
 	if opt.Tolerance <= 0 {
-		opt.Tolerance = 5 * time.Millisecond
+		opt.Tolerance = pace.MinTolerance
 	}
 	plan, err := planOf(opt.Stated)
 	if err != nil {

@@ -36,7 +36,7 @@ type Options struct {
 	// before it is not the one the check asked for. The packets of a
 	// burst (closer to the packet before) may leave later: the profile
 	// clock is held back by the difference, so that the next instant keeps
-	// its distance from the burst. Zero means 5 ms.
+	// its distance from the burst. Zero means pace.MinTolerance.
 	Tolerance time.Duration
 	// Settle is how long to wait for a sent packet to come out of the NAT
 	// or to be counted by one of its drop counters before the harness
@@ -49,7 +49,7 @@ func (o Options) withDefaults() Options {
 		o.Scale = 1
 	}
 	if o.Tolerance <= 0 {
-		o.Tolerance = 5 * time.Millisecond
+		o.Tolerance = pace.MinTolerance
 	}
 	if o.Settle <= 0 {
 		o.Settle = 250 * time.Millisecond
