@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -13,10 +12,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/natcheck/natcheck/device/link"
 	"github.com/natcheck/natcheck/device/linuxnft"
@@ -47,22 +42,7 @@ func benchConfig() reference.Config {
 // outbound frames (replies go the other way) and returns its packet count.
 func writeBenchCapture(tb testing.TB, path string, src, dst net.HardwareAddr) int {
 	tb.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	w := pcapgo.NewWriterNanos(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		tb.Fatal(err)
-	}
-	type pk struct {
-		at  time.Duration
-		out bool
-		seg link.Segment
-	}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var pkts []pk
+	var pkts []frameAt
 	data, answer := make([]byte, 100), make([]byte, 200)
 	for i := range benchFlows {
 		in := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i%benchInstances + 1)}), uint16(10000+i/benchInstances))
@@ -90,24 +70,13 @@ func writeBenchCapture(tb testing.TB, path string, src, dst net.HardwareAddr) in
 			if !x.out {
 				t = s
 			}
-			pkts = append(pkts, pk{at: time.Duration(i+j*1000) * time.Microsecond, out: x.out,
+			pkts = append(pkts, frameAt{at: time.Duration(i+j*1000) * time.Microsecond, back: !x.out,
 				seg: link.Segment{Tuple: t, Flags: x.flags, Seq: x.seq, Ack: x.ack, ID: uint16(i*8 + j), Payload: x.pl}})
 		}
 	}
 	// In time order (a stable sort keeps each flow's packets in order).
-	sortByTime(pkts, func(p pk) time.Duration { return p.at })
-	buf := make([]byte, 0, 512)
-	for _, p := range pkts {
-		a, b := src, dst
-		if !p.out {
-			a, b = dst, src
-		}
-		buf = link.AppendFrame(buf[:0], a, b, p.seg)
-		ci := gopacket.CaptureInfo{Timestamp: t0.Add(p.at), CaptureLength: len(buf), Length: len(buf)}
-		if err := w.WritePacket(ci, buf); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	sortByTime(pkts, func(p frameAt) time.Duration { return p.at })
+	writeCapture(tb, path, src, dst, pkts)
 	return len(pkts)
 }
 

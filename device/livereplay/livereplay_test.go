@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/vishvananda/netlink"
 
 	"github.com/natcheck/natcheck/device/external"
@@ -130,31 +126,18 @@ func TestHoldBackCollidingKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "collide.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pcapgo.NewWriterNanos(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	srv := netip.MustParseAddrPort("198.51.100.1:53")
+	var frames []frameAt
 	put := func(at time.Duration, port uint16, id uint16, payload string) {
 		seg := link.Segment{Tuple: reference.Tuple{Proto: reference.UDP, Src: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), port), Dst: srv}, ID: id, Payload: []byte(payload)}
-		b := link.AppendFrame(nil, net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}, seg)
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: t0.Add(at), CaptureLength: len(b), Length: len(b)}, b); err != nil {
-			t.Fatal(err)
-		}
+		frames = append(frames, frameAt{at: at, seg: seg})
 	}
 	for i := range 8 {
 		put(time.Duration(i)*time.Millisecond, uint16(1001+i), uint16(1+i), "query")
 	}
 	put(10*time.Millisecond, 1009, 77, "same")
 	put(10*time.Millisecond+100*time.Microsecond, 1001, 77, "same")
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeCapture(t, path, testMACs[0], testMACs[1], frames)
 	engine := reference.Config{Profile: reference.Linux(ct), Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")},
 		Backends: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, PortsPerInstance: 8}
 	for _, tc := range []struct {
@@ -287,28 +270,15 @@ func TestIdleGapShortened(t *testing.T) {
 	}
 	ct.StreamAfter *= 10
 	path := filepath.Join(t.TempDir(), "gap.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pcapgo.NewWriterNanos(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	out := reference.Tuple{Proto: reference.UDP, Src: netip.MustParseAddrPort("10.0.0.1:5000"), Dst: netip.MustParseAddrPort("198.51.100.1:53")}
+	var frames []frameAt
 	for i, p := range []struct {
 		at time.Duration
 		t  reference.Tuple
 	}{{0, out}, {10 * time.Millisecond, out.Reverse()}, {100 * time.Second, out.Reverse()}, {100*time.Second + 10*time.Millisecond, out}, {100*time.Second + 20*time.Millisecond, out.Reverse()}} {
-		b := link.AppendFrame(nil, net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}, link.Segment{Tuple: p.t, ID: uint16(i + 1), Payload: []byte{byte(i)}})
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: t0.Add(p.at), CaptureLength: len(b), Length: len(b)}, b); err != nil {
-			t.Fatal(err)
-		}
+		frames = append(frames, frameAt{at: p.at, seg: link.Segment{Tuple: p.t, ID: uint16(i + 1), Payload: []byte{byte(i)}}})
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeCapture(t, path, testMACs[0], testMACs[1], frames)
 	engine := reference.Config{Profile: reference.Linux(ct), Frontends: []netip.Addr{netip.MustParseAddr("203.0.113.1")},
 		Backends: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, PortsPerInstance: 8}
 	var ev bytes.Buffer
@@ -316,7 +286,7 @@ func TestIdleGapShortened(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []livereplay.Gap{{At: t0.Add(10 * time.Millisecond), Length: 100*time.Second - 10*time.Millisecond, To: 11 * time.Second}}
+	want := []livereplay.Gap{{At: captureT0.Add(10 * time.Millisecond), Length: 100*time.Second - 10*time.Millisecond, To: 11 * time.Second}}
 	if len(res.Shortened) != 1 || res.Shortened[0] != want[0] {
 		t.Errorf("shortened gaps %+v, want %+v", res.Shortened, want)
 	}
