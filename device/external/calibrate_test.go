@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/natcheck/natcheck/device/external"
+	"github.com/natcheck/natcheck/device/external/standin"
 	"github.com/natcheck/natcheck/device/learn"
 	"github.com/natcheck/natcheck/device/linuxnft"
 	"github.com/natcheck/natcheck/device/livecheck"
@@ -29,7 +30,7 @@ import (
 var (
 	oneFrontend = []netip.Addr{netip.MustParseAddr("203.0.113.1")}
 	oneBackend  = []netip.Addr{netip.MustParseAddr("10.0.0.1")}
-	gateway     = netip.MustParseAddr("10.0.0.254")
+	gateway     = standin.Gateway
 )
 
 // linuxProfile is the linux profile of this kernel's conntrack at time
@@ -123,7 +124,7 @@ func TestCalibration(t *testing.T) {
 	}
 
 	t.Run("stock Linux", func(t *testing.T) {
-		topo, _ := standIn(t, stated, profile)
+		topo := standIn(t, stated, profile)
 		cal := attach(t, topo).Calibration()
 		if cal.Fields != (learn.Fields{IPID: true}) {
 			t.Errorf("fields = %+v, want the IP ID kept and no sequence shift", cal.Fields)
@@ -136,7 +137,7 @@ func TestCalibration(t *testing.T) {
 	t.Run("rewrites the IP ID and shifts sequence numbers", func(t *testing.T) {
 		var devs []*external.Device
 		for range 2 {
-			topo, _ := standIn(t, stated, profile)
+			topo := standIn(t, stated, profile)
 			scramble(t, topo)
 			d := attach(t, topo)
 			if cal := d.Calibration(); cal.Fields != (learn.Fields{SeqShift: true}) {
@@ -172,7 +173,7 @@ func TestCalibration(t *testing.T) {
 	})
 
 	t.Run("latency p99 sets the drop deadline", func(t *testing.T) {
-		topo, _ := standIn(t, stated, profile)
+		topo := standIn(t, stated, profile)
 		err := topo.NATHandle.QdiscAdd(&netlink.Tbf{
 			QdiscAttrs: netlink.QdiscAttrs{LinkIndex: topo.NATOutside.Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
 			// 1,000 bytes/s; a bucket of 1,000 bytes (one second of tokens,
@@ -201,20 +202,12 @@ func TestCalibration(t *testing.T) {
 func TestARPAnsweredOnBothSides(t *testing.T) {
 	sandboxtest.Require(t, linuxnft.Preflight)
 	stated := reference.Config{Frontends: oneFrontend, Backends: oneBackend}
-	topo, _ := standIn(t, stated, linuxProfile(t))
+	topo := standIn(t, stated, linuxProfile(t))
 	d, err := external.Attach(topo.In, topo.Out, external.Options{Stated: stated, Gateway: gateway, Scale: scale, Tolerance: pace.Tolerance()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	neigh, err := topo.NATHandle.NeighList(0, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range neigh {
-		if err := topo.NATHandle.NeighDel(&n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	standin.ForgetNeighbours(t, topo)
 	impl := external.Impl("linux-standin", reference.Profile{}, d)
 	ctx := context.Background()
 	nat, err := impl.Open(ctx, stated)
@@ -232,7 +225,7 @@ func TestARPAnsweredOnBothSides(t *testing.T) {
 		t.Fatalf("reply: %+v, %v; want it forwarded to %v (the NAT asks for the instance's address)", back, err, out.Src)
 	}
 	want := map[string]net.HardwareAddr{"203.0.113.254": topo.Out.MAC, "10.0.0.1": topo.In.MAC}
-	neigh, err = topo.NATHandle.NeighList(0, netlink.FAMILY_V4)
+	neigh, err := topo.NATHandle.NeighList(0, netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/natcheck/natcheck/device/external"
+	"github.com/natcheck/natcheck/device/external/standin"
 	"github.com/natcheck/natcheck/device/learn"
 	"github.com/natcheck/natcheck/device/linuxnft"
 	"github.com/natcheck/natcheck/device/livecheck"
@@ -24,30 +25,13 @@ func TestMain(m *testing.M) { sandboxtest.Main(m) }
 
 const scale = 10
 
-// standIn builds a Linux NAT that natcheck meets only through two links:
-// a routed nat namespace (10.0.0.254 inside, 203.0.113.1 outside, default
-// route via 203.0.113.254, neighbours by ARP) configured as linux-nft
-// configures its own for stated under profile, at time scale 10. Nothing
-// of it reaches the driver but frames on in0 and out0.
-func standIn(t *testing.T, stated reference.Config, profile reference.Profile) (*topology.Topology, *linuxnft.Rules) {
+// standIn is the stand-in NAT (package standin) configured for stated
+// under profile, at time scale 10.
+func standIn(t *testing.T, stated reference.Config, profile reference.Profile) *topology.Topology {
 	t.Helper()
-	topo, err := topology.NewRouted(topology.Routed{
-		Inside:  netip.MustParsePrefix("10.0.0.254/24"),
-		Outside: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")},
-		Gateway: netip.MustParseAddr("203.0.113.254"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { topo.Close() })
 	cfg := stated
 	cfg.Profile = profile
-	rules, err := linuxnft.Install(topo.NAT, topo.NATInside.Index, topo.NATOutside.Index, cfg, scale)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rules.Close() })
-	return topo, rules
+	return standin.New(t, cfg, scale)
 }
 
 // TestLinuxStandIn: the linux checks against a Linux NAT reached only
@@ -70,8 +54,8 @@ func TestLinuxStandIn(t *testing.T) {
 	tol := pace.Tolerance()
 	var devs []*external.Device
 	for range 4 {
-		topo, _ := standIn(t, stated, profile)
-		d, err := external.Attach(topo.In, topo.Out, external.Options{Stated: stated, Gateway: netip.MustParseAddr("10.0.0.254"), Scale: scale, Tolerance: tol})
+		topo := standIn(t, stated, profile)
+		d, err := external.Attach(topo.In, topo.Out, external.Options{Stated: stated, Gateway: standin.Gateway, Scale: scale, Tolerance: tol})
 		if err != nil {
 			t.Fatal(err)
 		}

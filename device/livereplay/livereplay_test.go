@@ -12,14 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/natcheck/natcheck/device/external"
+	"github.com/natcheck/natcheck/device/external/standin"
 	"github.com/natcheck/natcheck/device/link"
 	"github.com/natcheck/natcheck/device/linuxnft"
 	"github.com/natcheck/natcheck/device/livereplay"
 	"github.com/natcheck/natcheck/device/sandbox/sandboxtest"
-	"github.com/natcheck/natcheck/device/topology"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/replay"
 	"github.com/natcheck/natcheck/replay/capture"
@@ -174,35 +172,14 @@ func TestHoldBackCollidingKey(t *testing.T) {
 // forgotten: during a replay it asks again, on both links.
 func thirdParty(t *testing.T, engine reference.Config, k int) *external.Device {
 	t.Helper()
-	topo, err := topology.NewRouted(topology.Routed{
-		Inside:  netip.MustParsePrefix("10.0.0.254/24"),
-		Outside: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")},
-		Gateway: netip.MustParseAddr("203.0.113.254"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { topo.Close() })
-	rules, err := linuxnft.Install(topo.NAT, topo.NATInside.Index, topo.NATOutside.Index, engine, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rules.Close() })
+	topo := standin.New(t, engine, k)
 	stated := engine
 	stated.Profile = reference.Profile{}
-	dev, err := external.Attach(topo.In, topo.Out, external.Options{Stated: stated, Gateway: netip.MustParseAddr("10.0.0.254"), Scale: k})
+	dev, err := external.Attach(topo.In, topo.Out, external.Options{Stated: stated, Gateway: standin.Gateway, Scale: k})
 	if err != nil {
 		t.Fatal(err)
 	}
-	neigh, err := topo.NATHandle.NeighList(0, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range neigh {
-		if err := topo.NATHandle.NeighDel(&n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	standin.ForgetNeighbours(t, topo)
 	return dev
 }
 
