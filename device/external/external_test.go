@@ -66,7 +66,7 @@ func TestLinuxStandIn(t *testing.T) {
 		devs = append(devs, d)
 	}
 	impl := external.Impl("linux-standin", profile, devs...)
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
 	start := time.Now()
 	m, err := livecheck.Verify(ctx, impl, specs.LinuxChecks(), nil, livecheck.Options{Parallel: len(devs), Attempts: 3,

@@ -30,10 +30,14 @@ func TestConformance(t *testing.T) {
 // runs 10× faster, and a check whose next wait would end after the budget
 // is not run to its end (ErrBudget): it is skipped, never passed. Within
 // the budget, every linux check and every azure-lb check but B12's
-// 120-minute idle timeout (three hours of profile time) runs.
+// 120-minute idle timeout (three hours of profile time) runs. The longest
+// of them wait 54 s (B14's nine minutes of profile time); the budget leaves
+// room for one to queue behind others and be run again after a harness
+// error: at 150 s, B14's silent-expiry check once ran out of it on a busy
+// machine and its row read "not checked".
 const (
 	scale    = 10
-	budget   = 150 * time.Second
+	budget   = 200 * time.Second
 	parallel = 8 // checks at once, per profile (they mostly sleep)
 	// established is the linux profile's ESTABLISHED timeout in the
 	// test: L5's longest check waits 1.5 times it, twice.
