@@ -176,12 +176,9 @@ func (s *session) Send(ctx context.Context, p reference.Packet) (specs.Delivery,
 			seg.Ack += sh
 		}
 	}
-	if w.Proto == reference.ICMP {
-		seg.ICMPType = 8
-		if p.Dir == reference.Inbound {
-			seg.ICMPType = 0
-		}
-	}
+	// Echoes only: the device lacks specs.CapICMPErrors (learn matches a
+	// translation by its payload, which a NAT rewrites in an error).
+	pace.SetICMP(&seg, reference.Packet{Dir: p.Dir, Tuple: w})
 	var frames [][]byte
 	d.buf, frames = pace.Frames(d.buf, from.MAC, dstMAC, seg, p.Fragment)
 	var first frame.Frame

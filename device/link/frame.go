@@ -17,11 +17,17 @@ type Segment struct {
 	Window   uint16
 	// ID is the IPv4 identification field.
 	ID uint16
-	// ICMPType is the ICMP type (8 echo request, 0 echo reply); the
-	// identifier is the tuple's source port for a request and its
-	// destination port for a reply.
-	ICMPType uint8
-	Payload  []byte
+	// ICMPType is the ICMP type (8 echo request, 0 echo reply, 3
+	// destination unreachable, 11 time exceeded) and ICMPCode its code;
+	// an echo's identifier is the tuple's source port for a request and
+	// its destination port for a reply.
+	ICMPType, ICMPCode uint8
+	// Quote, for an ICMP error, is the packet it quotes: its payload is
+	// then that packet's IPv4 header and the first 8 bytes of its
+	// transport header (RFC 792), built from the tuple with valid
+	// checksums, in place of Payload.
+	Quote   *reference.Tuple
+	Payload []byte
 }
 
 // Header sizes.
@@ -36,6 +42,10 @@ const (
 // AppendFrame appends to b an Ethernet frame from src to dst MAC carrying
 // s, with valid lengths and checksums, and returns the extended slice.
 func AppendFrame(b []byte, src, dst net.HardwareAddr, s Segment) []byte {
+	if s.Quote != nil && s.Tuple.Proto == reference.ICMP {
+		q := AppendFrame(make([]byte, 0, ethLen+ipLen+tcpLen), nil, nil, Segment{Tuple: *s.Quote, ID: s.ID, ICMPType: 8})
+		s.Payload, s.Quote = q[ethLen:ethLen+ipLen+8], nil
+	}
 	l4 := 0
 	switch s.Tuple.Proto {
 	case reference.TCP:
@@ -89,7 +99,7 @@ func AppendFrame(b []byte, src, dst net.HardwareAddr, s Segment) []byte {
 		}
 		binary.BigEndian.PutUint16(t[6:], c)
 	case reference.ICMP:
-		t[0] = s.ICMPType
+		t[0], t[1] = s.ICMPType, s.ICMPCode
 		id := s.Tuple.Src.Port()
 		if s.ICMPType == 0 {
 			id = s.Tuple.Dst.Port()

@@ -9,11 +9,11 @@ import (
 	"github.com/natcheck/natcheck/specs"
 )
 
-// Caps is what the device can do: IP fragments and ICMP are sent for
-// real, strict mode is nf_conntrack_tcp_loose=0, an outbound rule limited
+// Caps is what the device can do: IP fragments, ICMP echoes and ICMP
+// errors quoting a packet are sent for real, strict mode is nf_conntrack_tcp_loose=0, an outbound rule limited
 // to one protocol is rules for that protocol only, 64,000 flows from one
 // instance take a few seconds, and a pool change rewrites the rules.
-const Caps = specs.CapFragments | specs.CapICMP | specs.CapStrict | specs.CapProtocolRule | specs.CapLargeAllocation | specs.CapPoolChange
+const Caps = specs.CapFragments | specs.CapICMP | specs.CapICMPErrors | specs.CapStrict | specs.CapProtocolRule | specs.CapLargeAllocation | specs.CapPoolChange
 
 // KnownAzureLB are the deviations of a Linux SNAT configured per instance
 // from the allocation plan, judged against profile azure-lb: those
@@ -30,7 +30,7 @@ var KnownAzureLB = map[reference.Behavior]string{
 	reference.B12: "L5/L7: the device's own conntrack timers (an established TCP flow lives nf_conntrack_tcp_timeout_established, a UDP flow nf_conntrack_udp_timeout or _stream), not the outbound rule's idle timeout",
 	reference.B13: "L5/L6: a flow's release time is its conntrack timer's, so the B13 boundary the check probes (RST + 15 s, idle 4 minutes) is not where the device releases it",
 	reference.B14: "L5: an established flow lives nf_conntrack_tcp_timeout_established (432,000 s), so it does not expire after 4 idle minutes and its later packets are still translated",
-	reference.B15: "L10: ICMP echo and fragments are translated",
+	reference.B15: "L10: ICMP echo, errors about a live flow and fragments are translated",
 	reference.B16: "L1: a pool change rewrites the SNAT rules, but conntrack keeps translating the flows it already tracks, those on reclaimed ports too; and an instance whose ports come back as two ranges gets the first only (a rule is one address range × one port range)",
 	reference.C3:  "L2: the inside source port is kept when free, otherwise a random free port",
 	reference.C5:  "L9: a FIN or RST with no flow is invalid and dropped",

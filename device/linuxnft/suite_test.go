@@ -130,10 +130,7 @@ func rowStatus(r specs.Row) (specs.Status, bool) {
 	var st specs.Status
 	ran := false
 	for _, res := range r.Cells[0].Results {
-		// The device does not send ICMP errors (it lacks CapICMPErrors):
-		// an L10 or B15 check of them reads not checked, its own status
-		// (the table's entry says so), and is no verdict on the row.
-		if !overBudget(res) && !(res.Status == specs.NotChecked && res.Message == "lacks icmp-errors") {
+		if !overBudget(res) {
 			st, ran = max(st, res.Status), true
 		}
 	}

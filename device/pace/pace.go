@@ -192,6 +192,21 @@ func (c *Clock) SendFrames(e *link.Endpoint, t time.Time, frames [][]byte) (time
 	return first, nil
 }
 
+// SetICMP sets seg's ICMP type and code for p: an echo request outbound,
+// an echo reply inbound, or, for an ICMP error (p.Embedded), destination
+// unreachable (port unreachable) quoting the packet p.Embedded names.
+func SetICMP(seg *link.Segment, p reference.Packet) {
+	switch {
+	case p.Tuple.Proto != reference.ICMP:
+	case p.Embedded != nil:
+		seg.ICMPType, seg.ICMPCode, seg.Quote = 3, 3, p.Embedded
+	case p.Dir == reference.Inbound:
+		seg.ICMPType = 0
+	default:
+		seg.ICMPType = 8
+	}
+}
+
 // Frames builds the frames of p from src to dst MAC as seg says (one, or
 // two IP fragments for a Fragment packet: its header and 8 bytes of a
 // 32-byte payload, then the rest), into buf.
