@@ -60,11 +60,11 @@ func icmpErrorChecks(id reference.Behavior) Check {
 				// keeps it out; another TCP destination port is no
 				// connection. The UDP mapping expires R4's timer after its
 				// last packet.
-				errorsTranslatedBack(p, p.Profile().RFC.UDP, func(s *Session, u Outcome) {
+				errorsTranslatedBack(p, p.Profile().RFC.UDP, func(s *Session, u Outcome, at time.Duration) {
 					// A public port no mapping holds.
 					none := u.Packet.Tuple
 					none.Src = ep(none.Src.Addr(), none.Src.Port()+1)
-					p.G.Expect(s.Send(icmpError(sec, in, router.Addr(), none.Src.Addr(), none))).To(BeDropped())
+					p.G.Expect(s.Send(icmpError(at, in, router.Addr(), none.Src.Addr(), none))).To(BeDropped())
 				})
 			}}
 	case reference.L10:
@@ -74,7 +74,7 @@ func icmpErrorChecks(id reference.Behavior) Check {
 				// is no flow, UDP (whose mapping azure-lb would share) too.
 				// L7: the unanswered UDP flow ends udp_timeout after its
 				// last packet; an error is RELATED and restarts nothing.
-				errorsTranslatedBack(p, p.Profile().Conntrack.UDP, func(*Session, Outcome) {})
+				errorsTranslatedBack(p, p.Profile().Conntrack.UDP, func(*Session, Outcome, time.Duration) {})
 			}}
 	}
 	// B15, G8: ICMP is not translated, errors about a live flow included.
@@ -93,19 +93,22 @@ func icmpErrorChecks(id reference.Behavior) Check {
 // errorsTranslatedBack checks what R6 and L10 share: from one backend, a
 // UDP flow and a TCP connection; an error about either is translated back
 // to its inside endpoint, one quoting another destination port of it is
-// dropped; more runs; then the UDP flow, which the errors did not
+// dropped; more runs (at 4 s); then the UDP flow, which the errors did not
 // refresh, still takes an error just before expiry after its one packet
-// and drops one at expiry (ε after it on a live device).
-func errorsTranslatedBack(p *Probe, expiry time.Duration, more func(s *Session, u Outcome)) {
+// and drops one at expiry (ε after it on a live device). Each error that
+// is to be dropped has an instant of its own: a live device that judges a
+// drop by waiting for nothing to come out would leave the next packet of
+// the same instant late, and hold the profile clock back by as much.
+func errorsTranslatedBack(p *Probe, expiry time.Duration, more func(s *Session, u Outcome, at time.Duration)) {
 	s := p.Open(config(1, 1, 0))
 	a, b := ep(backend(0), 5000), ep(backend(0), 6000)
 	u := s.Out(0, udp, a, server(0, 53), 0)
 	t := s.Out(0, tcp, b, server(1, 443), syn)
 	p.G.Expect(s.Send(errorAbout(sec, u, netip.AddrPort{}))).To(BeErrorTranslatedTo(a))
 	p.G.Expect(s.Send(errorAbout(sec, t, netip.AddrPort{}))).To(BeErrorTranslatedTo(b))
-	p.G.Expect(s.Send(errorAbout(sec, u, server(0, 54)))).To(BeDropped())
-	p.G.Expect(s.Send(errorAbout(sec, t, server(1, 444)))).To(BeDropped())
-	more(s, u)
+	p.G.Expect(s.Send(errorAbout(2*sec, u, server(0, 54)))).To(BeDropped())
+	p.G.Expect(s.Send(errorAbout(3*sec, t, server(1, 444)))).To(BeDropped())
+	more(s, u, 4*sec)
 	// Dropped at expiry on the engine (ε = 1 ms); a live device, whose
 	// resolution is coarser, is given ε past it, as life checks are.
 	p.G.Expect(s.Send(errorAbout(expiry-p.Epsilon(), u, netip.AddrPort{}))).To(BeErrorTranslatedTo(a))

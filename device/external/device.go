@@ -225,22 +225,12 @@ func (d *Device) probe(seg link.Segment) (frame.Frame, time.Duration, error) {
 			if frame.Decode(layers.LinkTypeEthernet, data, &d.dec) != nil || d.dec.Network != frame.IPv4 {
 				continue
 			}
-			if d.dec.Proto == seg.Tuple.Proto && netip.AddrPortFrom(d.dec.Dst, d.dec.DstPort) == seg.Tuple.Dst && learn.Hash(payload(data, &d.dec)) == want && d.dec.Flags == seg.Flags {
+			if d.dec.Proto == seg.Tuple.Proto && netip.AddrPortFrom(d.dec.Dst, d.dec.DstPort) == seg.Tuple.Dst && learn.PayloadKey(reference.Outbound, data, &d.dec) == want && d.dec.Flags == seg.Flags {
 				return d.dec, ts.Sub(sent), nil
 			}
 		}
 	}
 	return frame.Frame{}, 0, fmt.Errorf("external: calibration probe %v did not come out of the device within 1 s: %w", seg.Tuple, ErrNoAnswer)
-}
-
-// payload is the transport payload of a decoded frame (as much of it as
-// the frame holds).
-func payload(data []byte, f *frame.Frame) []byte {
-	start := f.End - f.PayloadLen
-	if !f.Transport || start < f.L4 || start > len(data) || f.End > len(data) {
-		return nil
-	}
-	return data[start:f.End]
 }
 
 // Impl is the device, with more of its like (identical stand-ins, so
@@ -258,7 +248,7 @@ func Impl(name string, profile reference.Profile, devs ...*Device) specs.Impl {
 		Name:       name,
 		RealTime:   true,
 		OneAtATime: true,
-		Caps:       specs.CapFragments | specs.CapICMP | specs.CapLargeAllocation,
+		Caps:       specs.CapFragments | specs.CapICMP | specs.CapICMPErrors | specs.CapLargeAllocation,
 		Resolution: res,
 		Profile:    profile,
 		Open: func(ctx context.Context, cfg reference.Config) (specs.NAT, error) {

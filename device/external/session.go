@@ -129,6 +129,17 @@ func (s *session) wireTuple(t reference.Tuple) reference.Tuple {
 	return t
 }
 
+// checkPacket is p, seen on the wire, in the check's addresses: its tuple
+// and the tuple an ICMP error quotes.
+func (s *session) checkPacket(p reference.Packet) reference.Packet {
+	p.Tuple = s.checkTuple(p.Tuple)
+	if p.Embedded != nil {
+		q := s.checkTuple(*p.Embedded)
+		p.Embedded = &q
+	}
+	return p
+}
+
 func (s *session) checkTuple(t reference.Tuple) reference.Tuple {
 	for _, ap := range []*netip.AddrPort{&t.Src, &t.Dst} {
 		if c, ok := s.fromWire[ap.Addr()]; ok {
@@ -176,9 +187,12 @@ func (s *session) Send(ctx context.Context, p reference.Packet) (specs.Delivery,
 			seg.Ack += sh
 		}
 	}
-	// Echoes only: the device lacks specs.CapICMPErrors (learn matches a
-	// translation by its payload, which a NAT rewrites in an error).
-	pace.SetICMP(&seg, reference.Packet{Dir: p.Dir, Tuple: w})
+	var quote *reference.Tuple
+	if p.Embedded != nil {
+		q := s.wireTuple(*p.Embedded)
+		quote = &q
+	}
+	pace.SetICMP(&seg, reference.Packet{Dir: p.Dir, Tuple: w, Embedded: quote})
 	var frames [][]byte
 	d.buf, frames = pace.Frames(d.buf, from.MAC, dstMAC, seg, p.Fragment)
 	var first frame.Frame
@@ -186,7 +200,7 @@ func (s *session) Send(ctx context.Context, p reference.Packet) (specs.Delivery,
 		return del, fmt.Errorf("external: %w", err)
 	}
 	s.nextID++
-	sent := learn.Sent{ID: s.nextID, Dir: p.Dir, Tuple: w, Flags: seg.Flags, Seq: seg.Seq, IPID: seg.ID, Payload: learn.Hash(payload(frames[0], &first))}
+	sent := learn.Sent{ID: s.nextID, Dir: p.Dir, Tuple: w, Flags: seg.Flags, Seq: seg.Seq, IPID: seg.ID, Payload: learn.PayloadKey(p.Dir, frames[0], &first)}
 	if w.Proto != reference.TCP {
 		sent.Flags = 0
 	}
@@ -255,19 +269,16 @@ func (s *session) read(del *specs.Delivery) ([]reference.Packet, error) {
 				continue
 			}
 			f := &d.dec
-			if m, ok := s.m.Observe(x.dir, f, learn.Hash(payload(data, f)), ts); ok {
+			if m, ok := s.m.Observe(x.dir, f, learn.PayloadKey(x.dir, data, f), ts); ok {
 				if m.Late || del == nil || del.Forwarded {
 					s.late = append(s.late, m)
 					continue
 				}
 				del.Forwarded = true
-				del.Packet = f.Packet(ts, x.dir)
-				del.Packet.Tuple = s.checkTuple(m.Out)
+				del.Packet = s.checkPacket(f.Packet(ts, x.dir))
 				continue
 			}
-			pk := f.Packet(ts, x.dir)
-			pk.Tuple = s.checkTuple(pk.Tuple)
-			own = append(own, pk)
+			own = append(own, s.checkPacket(f.Packet(ts, x.dir)))
 		}
 	}
 	return own, nil

@@ -2,7 +2,8 @@
 // translation of each packet sent into the other, with no marker written
 // into the packets: a packet is known by what a NAT does not change — its
 // protocol, its remote endpoint (the destination of an outbound packet,
-// the source of an inbound one), its TCP flags, a hash of its payload, and,
+// the source of an inbound one), its TCP flags, a hash of its payload (of
+// the quote's unmapped part for an ICMP error: PayloadKey), and,
 // where the NAT keeps them, its IPv4 identification and its TCP sequence
 // number (shifted by a per-flow constant, learnt from the flow's SYN, by a
 // NAT that randomises sequence numbers). Which fields survive is the
@@ -72,6 +73,30 @@ func Hash(payload []byte) uint64 {
 		h *= prime
 	}
 	return h
+}
+
+// PayloadKey is the payload part of the key of a packet travelling in dir
+// (Outbound: from the inside), decoded as f from data: the hash (Hash) of
+// its transport payload; for an ICMP error, of what a NAT keeps of the
+// packet it quotes when it translates the error: its protocol and its
+// remote endpoint (the quoted destination of an error from the outside,
+// the quoted source of one from the inside), not the mapped endpoint, and
+// not its checksums, which the NAT rewrites. The caller keys the packet it
+// sends and the frame it sees with it.
+func PayloadKey(dir reference.Dir, data []byte, f *frame.Frame) uint64 {
+	if f.Quoted {
+		remote := f.QuotedDst
+		if dir == reference.Outbound {
+			remote = f.QuotedSrc
+		}
+		a := remote.Addr().As4()
+		return Hash([]byte{byte(f.QuotedProto), a[0], a[1], a[2], a[3], byte(remote.Port() >> 8), byte(remote.Port())})
+	}
+	start := f.End - f.PayloadLen
+	if !f.Transport || start < f.L4 || start > len(data) || f.End > len(data) {
+		return Hash(nil)
+	}
+	return Hash(data[start:f.End])
 }
 
 // key identifies a packet in flight: what a frame that translates it

@@ -168,3 +168,50 @@ func TestHashIsFNV1a(t *testing.T) {
 		}
 	}
 }
+
+// TestPayloadKeyOfICMPErrors: an ICMP error and its translation share a
+// payload key whichever side it comes from (the NAT rewrites the quote's
+// mapped endpoint and checksums, not its protocol or remote endpoint),
+// and an error quoting another remote port, protocol or remote address
+// does not.
+func TestPayloadKeyOfICMPErrors(t *testing.T) {
+	router := netip.MustParseAddrPort("192.0.2.254:0")
+	key := func(dir reference.Dir, src, dst netip.AddrPort, q reference.Tuple) uint64 {
+		t.Helper()
+		data := link.AppendFrame(nil, macA, macB, link.Segment{Tuple: reference.Tuple{Proto: reference.ICMP, Src: src, Dst: dst}, ICMPType: 3, ICMPCode: 3, Quote: &q})
+		var f frame.Frame
+		if err := frame.Decode(layers.LinkTypeEthernet, data, &f); err != nil || !f.Quoted {
+			t.Fatalf("decode: %v (quoted %v)", err, f.Quoted)
+		}
+		return PayloadKey(dir, data, &f)
+	}
+	udp := func(src, dst netip.AddrPort) reference.Tuple {
+		return reference.Tuple{Proto: reference.UDP, Src: src, Dst: dst}
+	}
+	in := netip.AddrPortFrom(inside.Addr(), 0)
+	pub := netip.AddrPortFrom(public.Addr(), 0)
+	// From the outside, about the packet the NAT sent; seen inside, about
+	// the one the inside host sent.
+	sent := key(reference.Inbound, router, pub, udp(public, srv))
+	if got := key(reference.Inbound, router, in, udp(inside, srv)); got != sent {
+		t.Errorf("inbound error: key %#x sent, %#x translated", sent, got)
+	}
+	for _, other := range []reference.Tuple{
+		udp(public, netip.AddrPortFrom(srv.Addr(), srv.Port()+1)),
+		udp(public, netip.MustParseAddrPort("198.51.100.2:443")),
+		{Proto: reference.TCP, Src: public, Dst: srv},
+	} {
+		if key(reference.Inbound, router, pub, other) == sent {
+			t.Errorf("inbound error quoting %v: same key as quoting %v", other, udp(public, srv))
+		}
+	}
+	// From the inside, about a packet the inside host received: its
+	// destination is the one the NAT maps.
+	out := key(reference.Outbound, in, netip.AddrPortFrom(srv.Addr(), 0), udp(srv, inside))
+	if got := key(reference.Outbound, pub, netip.AddrPortFrom(srv.Addr(), 0), udp(srv, public)); got != out {
+		t.Errorf("outbound error: key %#x sent, %#x translated", out, got)
+	}
+	if key(reference.Outbound, in, netip.AddrPortFrom(srv.Addr(), 0), udp(netip.MustParseAddrPort("198.51.100.2:443"), inside)) == out {
+		t.Error("outbound error quoting another remote: same key")
+	}
+}

@@ -347,7 +347,7 @@ func (r *run) send(ctx context.Context, res *Result, model *reference.Engine) er
 		}
 		s := learn.Sent{ID: uint64(i), Dir: dir, Tuple: tuple, Flags: p.flags, Seq: p.seq, IPID: p.ipid}
 		if frame.Decode(layers.LinkTypeEthernet, buf, &f) == nil {
-			s.Payload = learn.Hash(payload(buf, &f))
+			s.Payload = learn.PayloadKey(dir, buf, &f)
 		}
 		r.waitCollision(s)
 		now := time.Now()
@@ -485,7 +485,7 @@ func (r *run) frame(data []byte, ts time.Time, dir reference.Dir, iface int) {
 	if frame.Decode(layers.LinkTypeEthernet, data, f) != nil || f.Network != frame.IPv4 || (f.Fragment && f.FragOffset != 0) {
 		return
 	}
-	m, ok := r.m.Observe(dir, f, learn.Hash(payload(data, f)), ts)
+	m, ok := r.m.Observe(dir, f, learn.PayloadKey(dir, data, f), ts)
 	pkt := -1
 	switch {
 	case ok && m.Late:
@@ -502,13 +502,4 @@ func (r *run) frame(data []byte, ts time.Time, dir reference.Dir, iface int) {
 	if r.keep {
 		r.frames = append(r.frames, captured{at: ts, iface: iface, data: append([]byte(nil), data...), pkt: pkt})
 	}
-}
-
-// payload is the transport payload of a decoded frame.
-func payload(data []byte, f *frame.Frame) []byte {
-	start := f.End - f.PayloadLen
-	if !f.Transport || start < f.L4 || start > len(data) || f.End > len(data) {
-		return nil
-	}
-	return data[start:f.End]
 }
