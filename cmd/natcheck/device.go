@@ -121,7 +121,7 @@ func verifyDevice(cmd *cobra.Command, scale, parallel, attempts int) error {
 	fmt.Fprintf(out, "device %s against profile %s: time scale %d (profile time %d× the wall clock), resolution %v, %d checks at once\n\n",
 		impl.Name, profile, scale, scale, impl.Resolution, parallel)
 	m, err := livecheck.Verify(cmd.Context(), impl, checks, only, livecheck.Options{
-		Parallel: parallel, Attempts: attempts,
+		Parallel: parallel, Attempts: attempts, LongestFirst: true, Scale: scale,
 		Retry: func(err error) bool { return !errors.Is(err, linuxnft.ErrBudget) },
 	})
 	if err != nil {

@@ -69,7 +69,7 @@ func TestLinuxStandIn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
 	start := time.Now()
-	m, err := livecheck.Verify(ctx, impl, specs.LinuxChecks(), nil, livecheck.Options{Parallel: len(devs), Attempts: 3,
+	m, err := livecheck.Verify(ctx, impl, specs.LinuxChecks(), nil, livecheck.Options{Parallel: len(devs), Attempts: 3, LongestFirst: true, Scale: scale,
 		Retry: func(err error) bool { return !errors.Is(err, pace.ErrBudget) },
 		OnResult: func(r specs.Result) {
 			t.Logf("%v %s: %s", time.Since(start).Round(time.Second), r.Check.Text(), r.Verdict())

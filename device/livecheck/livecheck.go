@@ -9,15 +9,18 @@
 // busy machine should not leave a row unjudged when a second run can
 // judge it.
 //
-// It imports specs and reference only.
+// It imports specs, reference and device/pace (for ErrBudget).
 package livecheck
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
+	"github.com/natcheck/natcheck/device/pace"
 	"github.com/natcheck/natcheck/reference"
 	"github.com/natcheck/natcheck/specs"
 )
@@ -36,6 +39,19 @@ type Options struct {
 	// OnResult, if not nil, is called after each check, from one goroutine
 	// at a time, in completion order.
 	OnResult func(specs.Result)
+	// LongestFirst starts the checks in decreasing specs.Length (checks of
+	// one length in their order), so that a run under a deadline ends
+	// sooner, and what its deadline cuts is the short checks that start
+	// last, not a long one that queued.
+	LongestFirst bool
+	// Scale, when not 0, is the device's time scale K (profile time runs K
+	// times faster than the wall clock): a check whose specs.Length / K
+	// from the moment it would start ends after ctx's deadline is not
+	// started, and reads a harness error matched by pace.ErrBudget, as a
+	// check refused by the device's own clock does. Its waits alone take
+	// that long, so it could not end in time; started, it would hold a
+	// place, and the run, until the deadline refused one of its waits.
+	Scale int
 }
 
 // Verify runs every check of checks whose ID is in only (all when only is
@@ -48,10 +64,24 @@ func Verify(ctx context.Context, impl specs.Impl, checks []specs.Check, only []r
 		}
 	}
 	results := make([]specs.Result, len(selected))
+	order := make([]int, len(selected))
+	for i := range order {
+		order[i] = i
+	}
+	length := make([]time.Duration, len(selected))
+	if opt.LongestFirst || opt.Scale > 0 {
+		for i, c := range selected {
+			length[i] = specs.Length(impl, c)
+		}
+	}
+	if opt.LongestFirst {
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(length[b], length[a]) })
+	}
 	sem := make(chan struct{}, max(opt.Parallel, 1))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for i, c := range selected {
+	for _, i := range order {
+		c := selected[i]
 		if ctx.Err() != nil {
 			break
 		}
@@ -59,7 +89,10 @@ func Verify(ctx context.Context, impl specs.Impl, checks []specs.Check, only []r
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r := run(ctx, impl, c, opt)
+			r, long := tooLong(ctx, impl, c, length[i], opt.Scale)
+			if !long {
+				r = run(ctx, impl, c, opt)
+			}
 			results[i] = r
 			if opt.OnResult != nil {
 				mu.Lock()
@@ -89,6 +122,22 @@ func Verify(ctx context.Context, impl specs.Impl, checks []specs.Check, only []r
 		}
 	}
 	return m, nil
+}
+
+// tooLong reports whether check c, whose waits take length of profile
+// time, would end after ctx's deadline at time scale k (not 0), and if so
+// returns its result: a harness error matched by pace.ErrBudget.
+func tooLong(ctx context.Context, impl specs.Impl, c specs.Check, length time.Duration, k int) (specs.Result, bool) {
+	dl, ok := ctx.Deadline()
+	if k <= 0 || !ok || c.Needs&^impl.Caps != 0 || (c.Convention() && !impl.Reference) {
+		return specs.Result{}, false // not run, or run to a status of its own
+	}
+	wall := length / time.Duration(k)
+	if left := time.Until(dl); wall > left {
+		err := fmt.Errorf("its waits take %v of profile time, %v of wall clock at scale %d, and %v is left: %w", length, wall.Round(time.Second), k, left.Round(time.Second), pace.ErrBudget)
+		return specs.Result{Check: c, Impl: impl.Name, Status: specs.HarnessError, Message: "harness: " + err.Error(), Err: err, Attempts: 1}, true
+	}
+	return specs.Result{}, false
 }
 
 // run runs c until it ends in something other than a harness error worth
