@@ -83,18 +83,32 @@ type Result struct {
 	Err error
 }
 
+// Runs reports whether Run would run check c against impl: c is not an
+// engine convention on an implementation other than the reference, and
+// impl has every capability c needs.
+func (im Impl) Runs(c Check) bool {
+	_, why := im.notRun(c)
+	return why == ""
+}
+
+// notRun is the status of check c on im when it is not run, and why; why
+// is empty when it is run.
+func (im Impl) notRun(c Check) (Status, string) {
+	if c.Convention() && !im.Reference {
+		return NotApplicable, "engine convention: checked on the reference only"
+	}
+	if missing := c.Needs &^ im.Caps; missing != 0 {
+		return NotChecked, "lacks " + missing.String()
+	}
+	return 0, ""
+}
+
 // Run runs check c against impl and returns its result. It never panics on
 // a failing NAT: failures become the result's status and message.
 func Run(ctx context.Context, impl Impl, c Check) (r Result) {
 	r = Result{Check: c, Impl: impl.Name}
-	if c.Convention() && !impl.Reference {
-		r.Status = NotApplicable
-		r.Message = "engine convention: checked on the reference only"
-		return r
-	}
-	if missing := c.Needs &^ impl.Caps; missing != 0 {
-		r.Status = NotChecked
-		r.Message = "lacks " + missing.String()
+	if st, why := impl.notRun(c); why != "" {
+		r.Status, r.Message = st, why
 		return r
 	}
 	p := newProbe(ctx, impl)

@@ -192,7 +192,7 @@ func (s *session) Send(ctx context.Context, p reference.Packet) (specs.Delivery,
 		q := s.wireTuple(*p.Embedded)
 		quote = &q
 	}
-	pace.SetICMP(&seg, reference.Packet{Dir: p.Dir, Tuple: w, Embedded: quote})
+	pace.SetICMP(&seg, p.Dir, quote)
 	var frames [][]byte
 	d.buf, frames = pace.Frames(d.buf, from.MAC, dstMAC, seg, p.Fragment)
 	var first frame.Frame

@@ -269,7 +269,7 @@ func (n *NAT) Send(ctx context.Context, p reference.Packet) (specs.Delivery, err
 	seg := link.Segment{Tuple: p.Tuple, Flags: p.Flags, ID: n.ipID}
 	inside, known := n.insideTuple(p)
 	n.tcp.Fill(&seg, p.Dir, inside, known)
-	pace.SetICMP(&seg, p)
+	pace.SetICMP(&seg, p.Dir, p.Embedded)
 	var frames [][]byte
 	n.buf, frames = pace.Frames(n.buf, from.MAC, dstMAC, seg, p.Fragment)
 	sent, err := n.clock.SendFrames(from, p.Time, frames)

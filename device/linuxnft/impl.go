@@ -10,9 +10,10 @@ import (
 )
 
 // Caps is what the device can do: IP fragments, ICMP echoes and ICMP
-// errors quoting a packet are sent for real, strict mode is nf_conntrack_tcp_loose=0, an outbound rule limited
-// to one protocol is rules for that protocol only, 64,000 flows from one
-// instance take a few seconds, and a pool change rewrites the rules.
+// errors quoting a packet are sent for real, strict mode is
+// nf_conntrack_tcp_loose=0, an outbound rule limited to one protocol is
+// rules for that protocol only, 64,000 flows from one instance take a few
+// seconds, and a pool change rewrites the rules.
 const Caps = specs.CapFragments | specs.CapICMP | specs.CapICMPErrors | specs.CapStrict | specs.CapProtocolRule | specs.CapLargeAllocation | specs.CapPoolChange
 
 // KnownAzureLB are the deviations of a Linux SNAT configured per instance

@@ -192,15 +192,16 @@ func (c *Clock) SendFrames(e *link.Endpoint, t time.Time, frames [][]byte) (time
 	return first, nil
 }
 
-// SetICMP sets seg's ICMP type and code for p: an echo request outbound,
-// an echo reply inbound, or, for an ICMP error (p.Embedded), destination
-// unreachable (port unreachable) quoting the packet p.Embedded names.
-func SetICMP(seg *link.Segment, p reference.Packet) {
+// SetICMP sets the ICMP type and code of seg, an ICMP segment travelling
+// in dir (nothing for another protocol): an echo request outbound, an echo
+// reply inbound, or, when quote is not nil, an error (destination
+// unreachable, port unreachable) quoting the packet quote names.
+func SetICMP(seg *link.Segment, dir reference.Dir, quote *reference.Tuple) {
 	switch {
-	case p.Tuple.Proto != reference.ICMP:
-	case p.Embedded != nil:
-		seg.ICMPType, seg.ICMPCode, seg.Quote = 3, 3, p.Embedded
-	case p.Dir == reference.Inbound:
+	case seg.Tuple.Proto != reference.ICMP:
+	case quote != nil:
+		seg.ICMPType, seg.ICMPCode, seg.Quote = 3, 3, quote
+	case dir == reference.Inbound:
 		seg.ICMPType = 0
 	default:
 		seg.ICMPType = 8
