@@ -10,12 +10,12 @@ import (
 )
 
 // TestSamplesMatchAFullRead checks the plot's samples, whose figures the
-// worker updates at each event of an instance rather than reading every
-// instance at each sample, against an oracle that reads every instance:
-// an engine of its own, fed the same packets, advanced to each sample's
-// time and read in full there (a sample at T holds the packets up to T
-// and the timers due by T). The
-// packets open TCP flows and UDP mappings, close TCP flows with FIN (B10)
+// worker updates at each event that changes an instance's ports in use (a
+// mapping created, a flow released) rather than reading every instance at
+// each sample, against an oracle that reads every instance: an engine of
+// its own, fed the same packets, advanced to each sample's time and read
+// in full there (a sample at T holds the packets up to T and the timers
+// due by T). It fails when either kind is left out. The packets open TCP flows and UDP mappings, close TCP flows with FIN (B10)
 // and RST (B11), let mappings idle out (B12) across gaps of minutes, and
 // run instances out of ports (B9): ports in use go up and down between
 // samples, on one worker and on each of two.

@@ -163,12 +163,16 @@ func newWorker(ec reference.Config, idx, nw, instances int, outside, bothSides, 
 func (w *worker) owns(inst int) bool { return inst%w.nw == w.idx }
 
 func (w *worker) observe(ev reference.Event) {
-	// The engine changes an instance's ports in use (MappingCreated,
-	// MappingReused, Released) only with an event naming it, sent once the
-	// change is made; the Observer receives every event.
-	if i := ev.Instance; i >= 0 && i < len(w.firstEx) && w.owns(i) {
-		tcp, udp := w.e.InUse(i)
-		w.inUse[(i-w.idx)/w.nw] = [2]int32{int32(tcp), int32(udp)}
+	// The engine changes an instance's ports in use only with an event of
+	// these kinds naming it, sent once the change is made (a replay never
+	// changes the pool); a reused mapping takes a port already in use, and
+	// drops, exhaustions, pick-ups, RSTs and hairpins change nothing.
+	switch ev.Kind {
+	case reference.MappingCreated, reference.Released:
+		if i := ev.Instance; i >= 0 && i < len(w.firstEx) && w.owns(i) {
+			tcp, udp := w.e.InUse(i)
+			w.inUse[(i-w.idx)/w.nw] = [2]int32{int32(tcp), int32(udp)}
+		}
 	}
 	if w.cur == nil {
 		w.timerEvent(ev)
